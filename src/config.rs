@@ -1,0 +1,402 @@
+//! Settings and their three layers.
+//!
+//! `config/default.toml` is compiled in and documents every setting; an optional
+//! `--config FILE` is merged on top, and `OUTAGEWATCH_<SECTION>__<KEY>` environment
+//! variables override both. The merged table is deserialized with
+//! `deny_unknown_fields`, so a typo or a value of the wrong type stops start-up
+//! with a message that names the setting.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The built-in defaults; also the list of every setting that exists.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of environment variables that override settings.
+pub const ENV_PREFIX: &str = "OUTAGEWATCH_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration in {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("setting {setting}: {message}")]
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub store: StoreSettings,
+    pub intake: IntakeSettings,
+    pub import: ImportSettings,
+    pub api: ApiSettings,
+    pub admin: AdminSettings,
+    pub log: LogSettings,
+    pub registry: RegistrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Listen address; port 0 picks a free port (tests).
+    pub bind: String,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Body limit of the report endpoint, bytes.
+    pub max_body_bytes: usize,
+    /// Trust the first X-Forwarded-For entry as the client address.
+    pub trust_forwarded_for: bool,
+    /// Grace period for in-flight requests on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Empty means the embedded store.
+    pub redis_url: String,
+    pub connect_timeout_ms: u64,
+    /// Budget of one intake request waiting for its write to be acknowledged.
+    pub write_timeout_ms: u64,
+    pub read_timeout_ms: u64,
+    pub minute_ttl_secs: u64,
+    pub rollup_ttl_secs: u64,
+    pub reporters_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeSettings {
+    pub dedup_window_secs: u64,
+    pub max_client_id_len: usize,
+    pub max_idempotency_key_len: usize,
+    pub idempotency_ttl_secs: u64,
+    /// Key material of the reporter hash; empty means random per process.
+    pub reporter_secret: String,
+    pub queue_capacity: usize,
+    pub max_batch: usize,
+    pub retry_after_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSettings {
+    pub max_body_bytes: u64,
+    pub max_line_bytes: usize,
+    pub max_count: u64,
+    pub flush_lines: usize,
+    pub max_rejections_listed: usize,
+    pub max_future_skew_secs: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    pub max_series_points: usize,
+    pub max_breakdown_window_secs: u64,
+    pub default_page_size: usize,
+    pub max_page_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Bearer token; empty disables admin endpoints.
+    pub token: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// Empty means the registry compiled into the binary.
+    pub path: String,
+}
+
+impl Settings {
+    /// Defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`] with an explicit environment (tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut merged = parse_table(DEFAULT_TOML, "config/default.toml")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            let overlay = parse_table(&text, &path.display().to_string())?;
+            merge(&mut merged, overlay);
+        }
+        apply_env(&mut merged, env)?;
+        let text = toml::to_string(&merged).map_err(|e| ConfigError::Parse {
+            origin: "merged settings".into(),
+            message: e.to_string(),
+        })?;
+        let settings: Settings = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            origin: "merged settings (defaults, --config file, environment)".into(),
+            message: e.to_string(),
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Defaults only, with the environment ignored (tests and benches).
+    pub fn defaults() -> Self {
+        Self::load_from(None, std::iter::empty()).expect("built-in defaults are valid")
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                setting,
+                message: message.into(),
+            }
+        }
+        self.http.bind.parse::<SocketAddr>().map_err(|e| {
+            invalid(
+                "http.bind",
+                format!("{:?} is not host:port ({e})", self.http.bind),
+            )
+        })?;
+        if !self.store.redis_url.is_empty() {
+            redis::Client::open(self.store.redis_url.as_str())
+                .map_err(|e| invalid("store.redis_url", e.to_string()))?;
+        }
+        let positive: [(&'static str, u64); 13] = [
+            ("http.max_body_bytes", self.http.max_body_bytes as u64),
+            ("store.connect_timeout_ms", self.store.connect_timeout_ms),
+            ("store.write_timeout_ms", self.store.write_timeout_ms),
+            ("store.read_timeout_ms", self.store.read_timeout_ms),
+            ("store.minute_ttl_secs", self.store.minute_ttl_secs),
+            ("store.reporters_ttl_secs", self.store.reporters_ttl_secs),
+            ("intake.dedup_window_secs", self.intake.dedup_window_secs),
+            (
+                "intake.idempotency_ttl_secs",
+                self.intake.idempotency_ttl_secs,
+            ),
+            ("intake.queue_capacity", self.intake.queue_capacity as u64),
+            ("intake.max_batch", self.intake.max_batch as u64),
+            ("import.flush_lines", self.import.flush_lines as u64),
+            ("api.max_series_points", self.api.max_series_points as u64),
+            ("api.default_page_size", self.api.default_page_size as u64),
+        ];
+        for (setting, value) in positive {
+            if value == 0 {
+                return Err(invalid(setting, "must be greater than 0"));
+            }
+        }
+        if self.intake.max_batch > 4096 {
+            // One Lua call takes the batch of a service as arguments; Lua's
+            // stack limits how many values one call may unpack.
+            return Err(invalid("intake.max_batch", "must be at most 4096"));
+        }
+        if self.store.rollup_ttl_secs < self.store.minute_ttl_secs {
+            return Err(invalid(
+                "store.rollup_ttl_secs",
+                "must be at least store.minute_ttl_secs",
+            ));
+        }
+        if self.api.max_page_size < self.api.default_page_size {
+            return Err(invalid(
+                "api.max_page_size",
+                "must be at least api.default_page_size",
+            ));
+        }
+        if self.import.max_future_skew_secs < 0 {
+            return Err(invalid(
+                "import.max_future_skew_secs",
+                "must not be negative",
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| invalid("log.level", e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn bind_addr(&self) -> SocketAddr {
+        // Checked by `validate`.
+        self.http
+            .bind
+            .parse()
+            .unwrap_or_else(|_| unreachable!("validated"))
+    }
+}
+
+fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
+        origin: origin.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Deep-merges `overlay` into `base`; unknown keys survive so that
+/// deserialization reports them by name.
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Applies `OUTAGEWATCH_<SECTION>__<KEY>` variables. The value is read with the
+/// type of the default it replaces, so `OUTAGEWATCH_HTTP__WORKERS=4` is a number.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let env_error = |message: String| ConfigError::Env {
+            var: var.clone(),
+            message,
+        };
+        let Some((section, key)) = rest.split_once("__") else {
+            return Err(env_error(
+                "expected OUTAGEWATCH_<SECTION>__<KEY>, e.g. OUTAGEWATCH_HTTP__BIND".into(),
+            ));
+        };
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        let Some(toml::Value::Table(section_table)) = table.get_mut(&section) else {
+            return Err(env_error(format!(
+                "there is no settings section [{section}]"
+            )));
+        };
+        let Some(default) = section_table.get(&key) else {
+            return Err(env_error(format!("there is no setting {section}.{key}")));
+        };
+        let value = match default {
+            toml::Value::String(_) => toml::Value::String(raw.clone()),
+            toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().map_err(|_| {
+                env_error(format!("{section}.{key} must be an integer, got {raw:?}"))
+            })?),
+            toml::Value::Boolean(_) => toml::Value::Boolean(raw.trim().parse().map_err(|_| {
+                env_error(format!(
+                    "{section}.{key} must be true or false, got {raw:?}"
+                ))
+            })?),
+            other => {
+                return Err(env_error(format!(
+                    "{section}.{key} is a {} and cannot be set from the environment",
+                    other.type_str()
+                )));
+            }
+        };
+        section_table.insert(key, value);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_have_the_documented_values() {
+        let s = Settings::defaults();
+        assert_eq!(s.http.bind, "127.0.0.1:8080");
+        assert_eq!(s.store.redis_url, "");
+        assert_eq!(s.admin.token, "");
+        assert_eq!(s.http.max_body_bytes, 4096);
+        assert_eq!(s.intake.dedup_window_secs, 3600);
+    }
+
+    #[test]
+    fn environment_overrides_file_and_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[http]\nbind = \"0.0.0.0:9000\"\nworkers = 3\n").unwrap();
+        let s = Settings::load_from(
+            Some(&path),
+            env(&[
+                ("OUTAGEWATCH_HTTP__BIND", "127.0.0.1:7000"),
+                ("OUTAGEWATCH_STORE__REDIS_URL", "redis://127.0.0.1:1/0"),
+                ("OUTAGEWATCH_ADMIN__TOKEN", "s3cret"),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.http.bind, "127.0.0.1:7000");
+        assert_eq!(s.http.workers, 3);
+        assert_eq!(s.store.redis_url, "redis://127.0.0.1:1/0");
+        assert_eq!(s.admin.token, "s3cret");
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("OUTAGEWATCH_HTTP__BIND", "nonsense")], "http.bind"),
+            (&[("OUTAGEWATCH_HTTP__WORKERS", "four")], "http.workers"),
+            (&[("OUTAGEWATCH_HTTP__NOPE", "1")], "http.nope"),
+            (
+                &[("OUTAGEWATCH_STORE__REDIS_URL", "mysql://x")],
+                "store.redis_url",
+            ),
+            (
+                &[("OUTAGEWATCH_INTAKE__MAX_BATCH", "0")],
+                "intake.max_batch",
+            ),
+        ];
+        for (vars, setting) in cases {
+            let err = Settings::load_from(None, env(vars))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(setting), "{err:?} should name {setting}");
+        }
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[store]\nredis_ulr = \"redis://x\"\n").unwrap();
+        let err = Settings::load_from(Some(&path), std::iter::empty())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("redis_ulr"), "{err}");
+    }
+}

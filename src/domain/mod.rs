@@ -1,0 +1,12 @@
+//! Types that validate: problem types, countries, the service registry and
+//! reports. Nothing here does I/O.
+
+pub mod country;
+pub mod problem;
+pub mod registry;
+pub mod report;
+
+pub use country::Country;
+pub use problem::Problem;
+pub use registry::{Category, Company, Registry, RegistryError, Service};
+pub use report::{RawReport, ReportError, ReporterKey};

@@ -1,0 +1,196 @@
+//! Admin endpoints, behind a bearer token; disabled when `admin.token` is empty.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use serde_json::json;
+
+use super::{ApiError, AppState, Code, content_length};
+use crate::import::LineRules;
+use crate::store::{ImportRow, Store};
+
+/// Constant-time: compares digests, so timing reveals nothing of the token.
+fn authorize(req: &HttpRequest, token: &str) -> Result<(), ApiError> {
+    if token.is_empty() {
+        return Err(ApiError::new(
+            Code::AdminDisabled,
+            "admin endpoints are disabled; set admin.token (OUTAGEWATCH_ADMIN__TOKEN) to enable them",
+        ));
+    }
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if blake3::hash(presented.as_bytes()) == blake3::hash(token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            Code::Unauthorized,
+            "a valid bearer token is required",
+        ))
+    }
+}
+
+/// Accumulates rows and rejections while the body streams in.
+struct Import<'a> {
+    state: &'a AppState,
+    rules: LineRules<'a>,
+    rows: Vec<ImportRow>,
+    accepted: u64,
+    reports: u64,
+    rejected_count: u64,
+    rejected: Vec<serde_json::Value>,
+}
+
+impl Import<'_> {
+    fn line(&mut self, number: u64, line: &[u8]) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let outcome = if line.len() > self.state.settings.import.max_line_bytes {
+            Err(format!(
+                "line longer than {} bytes (import.max_line_bytes)",
+                self.state.settings.import.max_line_bytes
+            ))
+        } else {
+            self.rules.parse(line)
+        };
+        match outcome {
+            Ok(row) => {
+                self.accepted += 1;
+                self.reports += row.count;
+                self.rows.push(row);
+            }
+            Err(reason) => self.reject(number, reason),
+        }
+    }
+
+    fn reject(&mut self, line: u64, reason: String) {
+        self.rejected_count += 1;
+        if self.rejected.len() < self.state.settings.import.max_rejections_listed {
+            self.rejected.push(json!({"line": line, "reason": reason}));
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), ApiError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        self.state
+            .store
+            .import(&self.rows, self.rules.now)
+            .await
+            .map_err(|e| {
+                self.state.metrics.store_error("import", &e);
+                tracing::warn!(error = %e, "import write failed");
+                ApiError::new(
+                    Code::StoreUnavailable,
+                    "the store failed during import; lines before the failure may have been added",
+                )
+                .retry_after(self.state.settings.intake.retry_after_secs)
+                .with(
+                    "accepted_before_failure",
+                    json!(self.accepted - self.rows.len() as u64),
+                )
+            })?;
+        self.state
+            .metrics
+            .reports_imported
+            .inc_by(self.rows.iter().map(|r| r.count).sum());
+        self.rows.clear();
+        Ok(())
+    }
+
+    fn summary(&self) -> serde_json::Value {
+        json!({
+            "accepted": self.accepted,
+            "reports": self.reports,
+            "rejected_count": self.rejected_count,
+            "rejected": self.rejected,
+        })
+    }
+}
+
+/// `POST /api/v1/admin/import`: NDJSON streamed line by line; rows are written
+/// every `import.flush_lines` lines, so memory stays flat for any size.
+pub async fn import(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state.settings.admin.token)?;
+    let settings = &state.settings.import;
+    let too_large = || {
+        ApiError::new(
+            Code::PayloadTooLarge,
+            format!(
+                "the import limit is {} bytes (import.max_body_bytes)",
+                settings.max_body_bytes
+            ),
+        )
+    };
+    if content_length(&req).is_some_and(|n| n > settings.max_body_bytes) {
+        return Err(too_large());
+    }
+    let mut import = Import {
+        state: &state,
+        rules: LineRules {
+            registry: &state.registry,
+            retention: state.retention,
+            now: chrono::Utc::now().timestamp(),
+            max_future_skew_secs: settings.max_future_skew_secs,
+            max_count: settings.max_count,
+        },
+        rows: Vec::with_capacity(settings.flush_lines),
+        accepted: 0,
+        reports: 0,
+        rejected_count: 0,
+        rejected: Vec::new(),
+    };
+    let mut pending: Vec<u8> = Vec::new();
+    let mut line_number = 0u64;
+    let mut received = 0u64;
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::new(Code::MalformedBody, format!("cannot read body: {e}")))?;
+        received += chunk.len() as u64;
+        if received > settings.max_body_bytes {
+            import.flush().await?;
+            return Err(too_large().with("summary", import.summary()));
+        }
+        let mut rest: &[u8] = &chunk;
+        while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
+            line_number += 1;
+            if pending.is_empty() {
+                import.line(line_number, &rest[..newline]);
+            } else {
+                pending.extend_from_slice(&rest[..newline]);
+                import.line(line_number, &pending);
+                pending.clear();
+            }
+            rest = &rest[newline + 1..];
+            if import.rows.len() >= settings.flush_lines {
+                import.flush().await?;
+            }
+        }
+        // Keep at most one byte past the limit: enough to know the line is too long.
+        let room = (settings.max_line_bytes + 1).saturating_sub(pending.len());
+        pending.extend_from_slice(&rest[..rest.len().min(room)]);
+    }
+    if !pending.is_empty() {
+        line_number += 1;
+        let last = std::mem::take(&mut pending);
+        import.line(line_number, &last);
+    }
+    import.flush().await?;
+    tracing::info!(
+        accepted = import.accepted,
+        rejected = import.rejected_count,
+        reports = import.reports,
+        "history imported"
+    );
+    Ok(HttpResponse::Ok().json(import.summary()))
+}

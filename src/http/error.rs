@@ -1,0 +1,217 @@
+//! API errors as RFC 9457 `application/problem+json`, each with a stable
+//! machine-readable `code`. One table maps codes to HTTP statuses; 5xx bodies
+//! stay generic and their cause is logged once where it happened.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{Map, Value, json};
+
+use crate::domain::ReportError;
+use crate::intake::{IntakeError, WriteError};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Every error code the API answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    MalformedBody,
+    InvalidParameter,
+    InvalidIdempotencyKey,
+    Unauthorized,
+    AdminDisabled,
+    NotFound,
+    ServiceNotFound,
+    CompanyNotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    UnknownService,
+    ProblemNotAllowed,
+    InvalidCountry,
+    ClientIdTooLong,
+    Overloaded,
+    StoreUnavailable,
+    Internal,
+}
+
+impl Code {
+    /// The table from code to status and title.
+    fn describe(self) -> (StatusCode, &'static str, &'static str) {
+        use StatusCode as S;
+        match self {
+            Code::MalformedBody => (S::BAD_REQUEST, "malformed_body", "Malformed request body"),
+            Code::InvalidParameter => (
+                S::BAD_REQUEST,
+                "invalid_parameter",
+                "Invalid query parameter",
+            ),
+            Code::InvalidIdempotencyKey => (
+                S::BAD_REQUEST,
+                "invalid_idempotency_key",
+                "Invalid Idempotency-Key header",
+            ),
+            Code::Unauthorized => (
+                S::UNAUTHORIZED,
+                "unauthorized",
+                "Missing or wrong bearer token",
+            ),
+            Code::AdminDisabled => (
+                S::FORBIDDEN,
+                "admin_disabled",
+                "Admin endpoints are disabled",
+            ),
+            Code::NotFound => (S::NOT_FOUND, "not_found", "Not found"),
+            Code::ServiceNotFound => (S::NOT_FOUND, "service_not_found", "No such service"),
+            Code::CompanyNotFound => (S::NOT_FOUND, "company_not_found", "No such company"),
+            Code::MethodNotAllowed => (
+                S::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
+            Code::PayloadTooLarge => (
+                S::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Request body too large",
+            ),
+            Code::UnsupportedMediaType => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported content type",
+            ),
+            Code::UnknownService => (
+                S::UNPROCESSABLE_ENTITY,
+                "unknown_service",
+                "Unknown service",
+            ),
+            Code::ProblemNotAllowed => (
+                S::UNPROCESSABLE_ENTITY,
+                "problem_not_allowed",
+                "Problem type not accepted for this service",
+            ),
+            Code::InvalidCountry => (
+                S::UNPROCESSABLE_ENTITY,
+                "invalid_country",
+                "Invalid country",
+            ),
+            Code::ClientIdTooLong => (
+                S::UNPROCESSABLE_ENTITY,
+                "client_id_too_long",
+                "client_id too long",
+            ),
+            Code::Overloaded => (S::SERVICE_UNAVAILABLE, "overloaded", "Intake is overloaded"),
+            Code::StoreUnavailable => (
+                S::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "Storage is unavailable",
+            ),
+            Code::Internal => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.describe().1
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: Code,
+    pub detail: String,
+    pub extra: Map<String, Value>,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            detail: detail.into(),
+            extra: Map::new(),
+            retry_after_secs: None,
+        }
+    }
+
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.to_string(), value);
+        self
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+
+    pub fn unavailable(code: Code, retry_after_secs: u64) -> Self {
+        let detail = match code {
+            Code::Overloaded => "Too many reports are waiting to be stored; retry shortly.",
+            _ => {
+                "The report was not stored. Retry shortly with the same Idempotency-Key (or client_id): it will count once."
+            }
+        };
+        ApiError::new(code, detail).retry_after(retry_after_secs)
+    }
+
+    pub fn from_intake(e: IntakeError, retry_after_secs: u64) -> Self {
+        match e {
+            IntakeError::Invalid(report) => report.into(),
+            IntakeError::Write(WriteError::QueueFull) => {
+                ApiError::unavailable(Code::Overloaded, retry_after_secs)
+            }
+            IntakeError::Write(_) => {
+                ApiError::unavailable(Code::StoreUnavailable, retry_after_secs)
+            }
+        }
+    }
+}
+
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        let detail = e.to_string();
+        match e {
+            ReportError::UnknownService(_) => ApiError::new(Code::UnknownService, detail),
+            ReportError::ProblemNotAllowed { allowed, .. } => {
+                let allowed: Vec<&str> = allowed.iter().map(|p| p.as_str()).collect();
+                ApiError::new(
+                    Code::ProblemNotAllowed,
+                    format!("{detail}; allowed: {}", allowed.join(", ")),
+                )
+                .with("allowed", json!(allowed))
+            }
+            ReportError::InvalidCountry(_) => ApiError::new(Code::InvalidCountry, detail),
+            ReportError::ClientIdTooLong { .. } => ApiError::new(Code::ClientIdTooLong, detail),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.describe().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, code, title) = self.code.describe();
+        let mut body = Map::new();
+        body.insert("type".into(), json!("about:blank"));
+        body.insert("title".into(), json!(title));
+        body.insert("status".into(), json!(status.as_u16()));
+        body.insert("code".into(), json!(code));
+        body.insert("detail".into(), json!(self.detail));
+        body.extend(self.extra.clone());
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
+        if let Some(secs) = self.retry_after_secs {
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if self.code == Code::Unauthorized {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.body(Value::Object(body).to_string())
+    }
+}

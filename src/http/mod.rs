@@ -1,0 +1,145 @@
+//! The HTTP API: routes by resource, problem+json errors, metrics middleware.
+//! Handlers parse, call one function, and map the result.
+
+pub mod admin;
+pub mod error;
+pub mod ops;
+pub mod reports;
+pub mod services;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+
+pub use self::error::{ApiError, Code};
+use crate::config::Settings;
+use crate::domain::Registry;
+use crate::intake::Intake;
+use crate::store::{AnyStore, Retention};
+use crate::telemetry::Metrics;
+
+/// Shared by every worker.
+pub struct AppState {
+    pub settings: Settings,
+    pub registry: Arc<Registry>,
+    pub store: Arc<AnyStore>,
+    pub retention: Retention,
+    pub intake: Intake,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .service(
+            web::scope("/api/v1")
+                .route("/reports", web::post().to(reports::post_report))
+                .route("/services", web::get().to(services::list))
+                .route("/services/{id}", web::get().to(services::one))
+                .route("/services/{id}/series", web::get().to(services::series))
+                .route(
+                    "/services/{id}/breakdown",
+                    web::get().to(services::breakdown),
+                )
+                .route("/companies", web::get().to(services::companies))
+                .route("/companies/{id}", web::get().to(services::company))
+                .route("/admin/import", web::post().to(admin::import)),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        Code::NotFound,
+        format!("no route for {} {}", req.method(), req.path()),
+    ))
+}
+
+/// Records latency by route template (never the raw path) and logs the request
+/// without the client address.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
+    let response = next.call(req).await?;
+    let status = response.status();
+    let elapsed = started.elapsed();
+    if let Some(metrics) = metrics {
+        metrics
+            .http_duration
+            .with_label_values(&[method.as_str(), route.as_str(), status.as_str()])
+            .observe(elapsed.as_secs_f64());
+    }
+    tracing::debug!(%method, %route, status = status.as_u16(), micros = elapsed.as_micros() as u64, "request");
+    Ok(response)
+}
+
+/// Reads a whole body of at most `limit` bytes; 413 past it, before reading
+/// when Content-Length already says so.
+pub async fn read_body(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            Code::PayloadTooLarge,
+            format!("the body limit is {limit} bytes"),
+        )
+    };
+    if let Some(length) = content_length(req)
+        && length > limit as u64
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::new(Code::MalformedBody, format!("cannot read body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+pub fn content_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The media type without parameters, lower-cased.
+pub fn media_type(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+pub fn json_response(
+    status: actix_web::http::StatusCode,
+    body: &impl serde::Serialize,
+) -> HttpResponse {
+    HttpResponse::build(status).json(body)
+}

@@ -1,0 +1,139 @@
+//! `POST /api/v1/reports`: a JSON body or an HTML form post.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
+
+use super::{ApiError, AppState, Code, json_response, media_type, read_body};
+use crate::domain::RawReport;
+use crate::intake::{Accepted, Origin};
+
+#[derive(Serialize)]
+struct AcceptedBody {
+    id: String,
+    service: String,
+    counted: bool,
+    bucket: String,
+}
+
+impl From<Accepted> for AcceptedBody {
+    fn from(a: Accepted) -> Self {
+        AcceptedBody {
+            id: a.id.to_string(),
+            service: a.service,
+            counted: a.counted,
+            bucket: a.bucket.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }
+    }
+}
+
+enum BodyKind {
+    Json,
+    Form,
+}
+
+pub async fn post_report(
+    req: HttpRequest,
+    mut payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let result = handle(&req, &mut payload, &state).await;
+    if let Err(e) = &result {
+        // Rejections the intake itself did not see (body, type, header).
+        if !matches!(
+            e.code,
+            Code::UnknownService
+                | Code::ProblemNotAllowed
+                | Code::InvalidCountry
+                | Code::ClientIdTooLong
+                | Code::Overloaded
+                | Code::StoreUnavailable
+        ) {
+            state
+                .metrics
+                .reports_rejected
+                .with_label_values(&[e.code.as_str()])
+                .inc();
+        }
+    }
+    result
+}
+
+async fn handle(
+    req: &HttpRequest,
+    payload: &mut web::Payload,
+    state: &AppState,
+) -> Result<HttpResponse, ApiError> {
+    let kind = match media_type(req).as_deref() {
+        Some("application/json") => BodyKind::Json,
+        Some("application/x-www-form-urlencoded") => BodyKind::Form,
+        other => {
+            return Err(ApiError::new(
+                Code::UnsupportedMediaType,
+                format!(
+                    "Content-Type {} is not accepted; send application/json or application/x-www-form-urlencoded",
+                    other.map_or("(none)".to_string(), |t| format!("{t:?}"))
+                ),
+            ));
+        }
+    };
+    let idempotency_key = idempotency_key(req, state.settings.intake.max_idempotency_key_len)?;
+    let body = read_body(req, payload, state.settings.http.max_body_bytes).await?;
+    let raw: RawReport = match kind {
+        BodyKind::Json => serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(Code::MalformedBody, format!("invalid JSON report: {e}")))?,
+        BodyKind::Form => serde_urlencoded::from_bytes(&body)
+            .map_err(|e| ApiError::new(Code::MalformedBody, format!("invalid form report: {e}")))?,
+    };
+    let user_agent = req
+        .headers()
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    let origin = Origin {
+        addr: client_addr(req, state.settings.http.trust_forwarded_for),
+        user_agent: &user_agent,
+        at: chrono::Utc::now().timestamp(),
+        idempotency_key,
+    };
+    let accepted = state
+        .intake
+        .submit(raw, origin)
+        .await
+        .map_err(|e| ApiError::from_intake(e, state.settings.intake.retry_after_secs))?;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        &AcceptedBody::from(accepted),
+    ))
+}
+
+/// Visible ASCII, 1 to `max` bytes.
+fn idempotency_key(req: &HttpRequest, max: usize) -> Result<Option<String>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > max || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
+        return Err(ApiError::new(
+            Code::InvalidIdempotencyKey,
+            format!("Idempotency-Key must be 1 to {max} visible ASCII characters"),
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// The peer address, or the first X-Forwarded-For entry when configured to
+/// trust a proxy. Used only as hash input, never stored or logged.
+fn client_addr(req: &HttpRequest, trust_forwarded_for: bool) -> IpAddr {
+    let forwarded = trust_forwarded_for
+        .then(|| req.headers().get("x-forwarded-for"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse().ok());
+    forwarded
+        .or_else(|| req.peer_addr().map(|a| a.ip()))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}

@@ -1,0 +1,427 @@
+//! Services and companies: the registry joined with recent counts, report
+//! series for charts, and problem/country breakdowns.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{ApiError, AppState, Code};
+use crate::domain::{Company, Service};
+use crate::intake::minute_start;
+use crate::store::Store;
+
+type Query = web::Query<HashMap<String, String>>;
+
+const MINUTES_PER_DAY: usize = 1440;
+const RECENT_MINUTES: usize = 15;
+
+/// A service as the API shows it.
+#[derive(Serialize)]
+pub struct ServiceView<'a> {
+    id: &'a str,
+    name: &'a str,
+    company: &'a str,
+    category: String,
+    aliases: &'a [String],
+    problems: Vec<&'static str>,
+    /// `ok`, `possible` or `problem`; `ok` until detection reports otherwise.
+    status: &'static str,
+    /// Counted reports in the last 15 minutes; null when the store is unreachable.
+    reports_15m: Option<u64>,
+    reports_24h: Option<u64>,
+}
+
+impl<'a> ServiceView<'a> {
+    fn new(s: &'a Service, recent: Option<(u64, u64)>) -> Self {
+        ServiceView {
+            id: &s.id,
+            name: &s.name,
+            company: &s.company,
+            category: s.category.to_string(),
+            aliases: &s.aliases,
+            problems: s.problems.iter().map(|p| p.as_str()).collect(),
+            status: "ok",
+            reports_15m: recent.map(|r| r.0),
+            reports_24h: recent.map(|r| r.1),
+        }
+    }
+}
+
+fn now_minute() -> i64 {
+    Utc::now().timestamp().div_euclid(60)
+}
+
+/// Reports in the last 15 minutes and 24 hours of each service, in one round
+/// trip; `None` for all when the store cannot answer (the list still serves).
+async fn recent_counts(state: &AppState, services: &[&Service]) -> Vec<Option<(u64, u64)>> {
+    let ids: Vec<&str> = services.iter().map(|s| s.id.as_str()).collect();
+    let from = now_minute() - MINUTES_PER_DAY as i64 + 1;
+    match state.store.minute_totals(&ids, from, MINUTES_PER_DAY).await {
+        Ok(series) => series
+            .iter()
+            .map(|m| {
+                Some((
+                    m[MINUTES_PER_DAY - RECENT_MINUTES..].iter().sum(),
+                    m.iter().sum(),
+                ))
+            })
+            .collect(),
+        Err(e) => {
+            state.metrics.store_error("minute_totals", &e);
+            tracing::warn!(error = %e, "recent counts unavailable");
+            vec![None; services.len()]
+        }
+    }
+}
+
+fn find_service<'a>(state: &'a AppState, id: &str) -> Result<&'a Service, ApiError> {
+    state
+        .registry
+        .find(id)
+        .ok_or_else(|| ApiError::new(Code::ServiceNotFound, format!("no service {id:?}")))
+}
+
+/// `GET /api/v1/services?category&limit&cursor`, sorted by id.
+pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
+    let limit = page_limit(&state, &query)?;
+    let after = query.get("cursor").map(String::as_str).unwrap_or("");
+    let category = query.get("category").map(|c| c.to_ascii_lowercase());
+    let mut matching = state
+        .registry
+        .services()
+        .iter()
+        .filter(|s| {
+            category
+                .as_deref()
+                .is_none_or(|c| s.category.to_string() == c)
+        })
+        .filter(|s| s.id.as_str() > after);
+    let page: Vec<&Service> = matching.by_ref().take(limit).collect();
+    let next_cursor = match (matching.next(), page.last()) {
+        (Some(_), Some(last)) => Some(last.id.clone()),
+        _ => None,
+    };
+    let counts = recent_counts(&state, &page).await;
+    let items: Vec<ServiceView> = page
+        .iter()
+        .zip(counts)
+        .map(|(s, c)| ServiceView::new(s, c))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+}
+
+/// `GET /api/v1/services/{id}`; ids and aliases in any case.
+pub async fn one(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let service = find_service(&state, &path)?;
+    let counts = recent_counts(&state, &[service]).await;
+    let mut body = serde_json::to_value(ServiceView::new(service, counts[0]))
+        .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+    body["open_incident"] = serde_json::Value::Null;
+    Ok(HttpResponse::Ok().json(body))
+}
+
+#[derive(Serialize)]
+struct Point {
+    t: String,
+    reports: u64,
+    /// Expected count; null until the detector fills it.
+    baseline: Option<f64>,
+    /// Alert threshold; null until the detector fills it.
+    upper: Option<f64>,
+}
+
+/// `GET /api/v1/services/{id}/series?window=24h&step=15m`: one point per step,
+/// the last one being the current, partial step. Minute buckets serve windows
+/// inside their retention; older windows use the 15-minute rollups.
+pub async fn series(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let service = find_service(&state, &path)?;
+    let window = duration_param(&query, "window", 24 * 60)?;
+    let step = match query.get("step") {
+        Some(_) => duration_param(&query, "step", 0)?,
+        None => default_step(window),
+    };
+    if step > window {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            "step must not exceed window",
+        ));
+    }
+    let retention_minutes = state.retention.rollup_ttl_secs / 60;
+    if window > retention_minutes {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            format!(
+                "window exceeds the retention of {} days",
+                retention_minutes / 1440
+            ),
+        ));
+    }
+    let points = (window + step - 1) / step;
+    let points = points as usize;
+    if points > state.settings.api.max_series_points {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            format!(
+                "window / step gives {points} points; the limit is {} (api.max_series_points)",
+                state.settings.api.max_series_points
+            ),
+        ));
+    }
+    let now = Utc::now().timestamp();
+    let end = (now.div_euclid(60).div_euclid(step) + 1) * step;
+    let start = end - points as i64 * step;
+    let counts: Vec<u64> = if state.retention.minute_expiry(start) > now {
+        let minutes = state
+            .store
+            .minute_totals(&[service.id.as_str()], start, points * step as usize)
+            .await
+            .map_err(|e| store_error(&state, "minute_totals", e))?;
+        minutes[0]
+            .chunks(step as usize)
+            .map(|c| c.iter().sum())
+            .collect()
+    } else if step % 15 == 0 {
+        let quarters = state
+            .store
+            .quarter_totals(&service.id, start / 15, points * (step / 15) as usize)
+            .await
+            .map_err(|e| store_error(&state, "quarter_totals", e))?;
+        quarters
+            .chunks((step / 15) as usize)
+            .map(|c| c.iter().sum())
+            .collect()
+    } else {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            format!(
+                "minute buckets are kept {} h; a window reaching further back needs a step that is a multiple of 15m",
+                state.retention.minute_ttl_secs / 3600
+            ),
+        ));
+    };
+    let points: Vec<Point> = counts
+        .into_iter()
+        .enumerate()
+        .map(|(i, reports)| Point {
+            t: rfc3339_minute(start + i as i64 * step),
+            reports,
+            baseline: None,
+            upper: None,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "service": service.id,
+        "window_secs": window * 60,
+        "step_secs": step * 60,
+        "points": points,
+    })))
+}
+
+/// `GET /api/v1/services/{id}/breakdown?window=1h`: problems and countries
+/// of the counted reports, with shares of the total. Resolution is 5 minutes.
+pub async fn breakdown(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let service = find_service(&state, &path)?;
+    let window = duration_param(&query, "window", 60)?;
+    let max = state.settings.api.max_breakdown_window_secs as i64 / 60;
+    if window > max || state.retention.minute_ttl_secs / 60 < window {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            format!(
+                "window must be at most {max}m (api.max_breakdown_window_secs) and within minute retention"
+            ),
+        ));
+    }
+    let count = window as usize;
+    let from = now_minute() - window + 1;
+    let ids = [service.id.as_str()];
+    let (totals, breakdown, reporters) = tokio::join!(
+        state.store.minute_totals(&ids, from, count),
+        state.store.breakdown(&service.id, from, count),
+        state.store.distinct_reporters(&service.id, from, count),
+    );
+    let totals = totals.map_err(|e| store_error(&state, "minute_totals", e))?;
+    let breakdown = breakdown.map_err(|e| store_error(&state, "breakdown", e))?;
+    let reporters = reporters.map_err(|e| store_error(&state, "distinct_reporters", e))?;
+    let reports: u64 = totals[0].iter().sum();
+    let shares = |map: &std::collections::BTreeMap<String, u64>, key: &str| {
+        let mut rows: Vec<(&String, &u64)> = map.iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        rows.into_iter()
+            .map(|(name, &n)| {
+                let total = map.values().sum::<u64>().max(reports).max(1);
+                json!({ key: name, "count": n, "share": round4(n as f64 / total as f64) })
+            })
+            .collect::<Vec<_>>()
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "service": service.id,
+        "window_secs": window * 60,
+        "reports": reports,
+        "distinct_reporters": reporters,
+        "problems": shares(&breakdown.problems, "problem"),
+        "countries": shares(&breakdown.countries, "country"),
+    })))
+}
+
+/// `GET /api/v1/companies`.
+pub async fn companies(state: web::Data<AppState>) -> HttpResponse {
+    let items: Vec<serde_json::Value> = state
+        .registry
+        .companies()
+        .iter()
+        .map(|c| {
+            let services: Vec<&str> = state
+                .registry
+                .services_of(&c.id)
+                .map(|s| s.id.as_str())
+                .collect();
+            json!({"id": c.id, "name": c.name, "services": services})
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({"items": items, "next_cursor": null}))
+}
+
+/// `GET /api/v1/companies/{id}`: the company's services side by side.
+pub async fn company(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let company: &Company = state.registry.company(&path).ok_or_else(|| {
+        ApiError::new(
+            Code::CompanyNotFound,
+            format!("no company {:?}", path.as_str()),
+        )
+    })?;
+    let services: Vec<&Service> = state.registry.services_of(&company.id).collect();
+    let counts = recent_counts(&state, &services).await;
+    let views: Vec<ServiceView> = services
+        .iter()
+        .zip(counts)
+        .map(|(s, c)| ServiceView::new(s, c))
+        .collect();
+    let status = views
+        .iter()
+        .map(|v| v.status)
+        .max_by_key(|s| match *s {
+            "problem" => 2,
+            "possible" => 1,
+            _ => 0,
+        })
+        .unwrap_or("ok");
+    Ok(HttpResponse::Ok().json(json!({
+        "id": company.id,
+        "name": company.name,
+        "status": status,
+        "services": views,
+    })))
+}
+
+fn store_error(state: &AppState, op: &str, e: crate::store::StoreError) -> ApiError {
+    state.metrics.store_error(op, &e);
+    tracing::warn!(error = %e, op, "store read failed");
+    ApiError::new(
+        Code::StoreUnavailable,
+        "The store cannot answer right now; retry shortly.",
+    )
+    .retry_after(state.settings.intake.retry_after_secs)
+}
+
+fn page_limit(state: &AppState, query: &Query) -> Result<usize, ApiError> {
+    let api = &state.settings.api;
+    match query.get("limit") {
+        None => Ok(api.default_page_size),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=api.max_page_size).contains(n))
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::InvalidParameter,
+                    format!(
+                        "limit must be a whole number from 1 to {}",
+                        api.max_page_size
+                    ),
+                )
+            }),
+    }
+}
+
+/// A duration like `90m`, `24h` or `7d`, in whole minutes.
+fn duration_param(query: &Query, name: &str, default_minutes: i64) -> Result<i64, ApiError> {
+    let Some(text) = query.get(name) else {
+        return Ok(default_minutes);
+    };
+    parse_minutes(text).ok_or_else(|| {
+        ApiError::new(
+            Code::InvalidParameter,
+            format!(
+                "{name} must be a positive duration in m, h or d, like 15m, 24h or 7d; got {text:?}"
+            ),
+        )
+    })
+}
+
+pub fn parse_minutes(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: i64 = number.parse().ok().filter(|n| *n > 0 && *n <= 10_000_000)?;
+    let factor = match unit {
+        "m" => 1,
+        "h" => 60,
+        "d" => 1440,
+        _ => return None,
+    };
+    Some(n * factor)
+}
+
+/// About 100 to 300 points for any window.
+fn default_step(window: i64) -> i64 {
+    [1, 5, 15, 60, 360, 1440]
+        .into_iter()
+        .find(|step| window / step <= 300)
+        .unwrap_or(1440)
+}
+
+fn rfc3339_minute(minute: i64) -> String {
+    minute_start(minute).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_minutes() {
+        assert_eq!(parse_minutes("15m"), Some(15));
+        assert_eq!(parse_minutes("24h"), Some(1440));
+        assert_eq!(parse_minutes("7d"), Some(10080));
+        for bad in ["", "m", "0m", "-5m", "5s", "1.5h", "h1"] {
+            assert_eq!(parse_minutes(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn default_step_keeps_charts_readable() {
+        assert_eq!(default_step(60), 1);
+        assert_eq!(default_step(1440), 5);
+        assert_eq!(default_step(10080), 60);
+    }
+}

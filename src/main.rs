@@ -1,0 +1,70 @@
+//! The `outagewatch` binary: parse the command line, load settings, start
+//! logging, run a subcommand.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use outagewatch::app::Application;
+use outagewatch::config::Settings;
+use outagewatch::telemetry;
+
+#[derive(Parser)]
+#[command(
+    name = "outagewatch",
+    version,
+    about = "Open, crowdsourced outage-report aggregator"
+)]
+struct Cli {
+    /// A settings file layered over the built-in defaults (see config/default.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API (the default).
+    Serve,
+    /// Print the effective settings as TOML and exit.
+    Config,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("outagewatch: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Config => {
+            println!("{settings:#?}");
+            ExitCode::SUCCESS
+        }
+        Command::Serve => {
+            telemetry::init_tracing(&settings.log);
+            match actix_web::rt::System::new().block_on(serve(settings)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "outagewatch stopped with an error"
+                    );
+                    eprintln!("outagewatch: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    Application::build(settings)
+        .await?
+        .run_until_stopped()
+        .await
+}

@@ -1,0 +1,267 @@
+//! Storage of report counts behind one trait, with two implementations that
+//! pass one conformance suite (`tests/api/conformance.rs`):
+//!
+//! - [`RedisStore`], the production store: minute buckets, 15-minute rollups and
+//!   HyperLogLogs under hash-tagged keys (see [`keys`]); a batch of reports is
+//!   one pipeline with one atomic script call per service and minute.
+//! - [`EmbeddedStore`], in-process, the default when no Redis URL is configured
+//!   so that `cargo run` works on a fresh machine; not durable.
+//!
+//! Only this module knows Redis commands and key names.
+
+pub mod embedded;
+pub mod keys;
+pub mod redis;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use uuid::Uuid;
+
+pub use self::embedded::EmbeddedStore;
+pub use self::redis::RedisStore;
+use crate::config::{IntakeSettings, StoreSettings};
+use crate::domain::{Country, Problem, ReporterKey};
+
+/// One report on its way into the store.
+#[derive(Debug, Clone)]
+pub struct ReportWrite {
+    pub id: Uuid,
+    /// Canonical service id.
+    pub service: String,
+    /// When it was received, Unix seconds; its bucket is `at / 60`.
+    pub at: i64,
+    pub problem: Problem,
+    pub country: Option<Country>,
+    pub reporter: ReporterKey,
+    /// A retry carrying the same key gets the stored answer, not a new count.
+    pub idempotency_key: Option<String>,
+}
+
+impl ReportWrite {
+    pub fn minute(&self) -> i64 {
+        self.at.div_euclid(60)
+    }
+}
+
+/// The store's answer for one report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub id: Uuid,
+    /// False when the reporter already has a counted report for the service
+    /// within the dedup window.
+    pub counted: bool,
+    /// Unix minute of the bucket the report went into.
+    pub minute: i64,
+}
+
+/// A validated line of a history import: `count` reports in `minute`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRow {
+    pub service: String,
+    pub minute: i64,
+    pub count: u64,
+    pub problem: Option<Problem>,
+    pub country: Option<Country>,
+}
+
+/// Counts by problem type and by country over a window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Breakdown {
+    pub problems: BTreeMap<String, u64>,
+    pub countries: BTreeMap<String, u64>,
+}
+
+/// How long each kind of data is kept; from `[store]` and `[intake]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub minute_ttl_secs: i64,
+    pub rollup_ttl_secs: i64,
+    pub reporters_ttl_secs: i64,
+    pub dedup_window_secs: i64,
+    pub idempotency_ttl_secs: i64,
+}
+
+impl Retention {
+    pub fn new(store: &StoreSettings, intake: &IntakeSettings) -> Self {
+        let secs = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        Retention {
+            minute_ttl_secs: secs(store.minute_ttl_secs),
+            rollup_ttl_secs: secs(store.rollup_ttl_secs),
+            reporters_ttl_secs: secs(store.reporters_ttl_secs),
+            dedup_window_secs: secs(intake.dedup_window_secs),
+            idempotency_ttl_secs: secs(intake.idempotency_ttl_secs),
+        }
+    }
+
+    /// When the hourly minute-bucket hashes holding `minute` expire (Unix secs).
+    pub fn minute_expiry(&self, minute: i64) -> i64 {
+        minute.div_euclid(keys::MINUTES_PER_HOUR) * 3600 + self.minute_ttl_secs
+    }
+
+    /// When the daily rollup hash holding `minute` expires (Unix secs).
+    pub fn rollup_expiry(&self, minute: i64) -> i64 {
+        minute.div_euclid(keys::MINUTES_PER_DAY) * 86_400 + self.rollup_ttl_secs
+    }
+
+    /// When the distinct-reporter estimate of `minute` expires (Unix secs).
+    pub fn reporters_expiry(&self, minute: i64) -> i64 {
+        minute * 60 + self.reporters_ttl_secs
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store timed out")]
+    Timeout,
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("unexpected answer from the store: {0}")]
+    Protocol(String),
+}
+
+impl From<::redis::RedisError> for StoreError {
+    fn from(e: ::redis::RedisError) -> Self {
+        if e.is_timeout() {
+            StoreError::Timeout
+        } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Protocol(e.to_string())
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What intake, the read API and (later) the detector need from storage.
+/// Minutes are Unix minutes; ranges are `[from, from + count)`.
+pub trait Store: Send + Sync + 'static {
+    /// Dedups and counts a batch atomically per service; one answer per report,
+    /// in order. Nothing is acknowledged that the store has not taken.
+    fn record(
+        &self,
+        batch: &[ReportWrite],
+    ) -> impl Future<Output = StoreResult<Vec<Receipt>>> + Send;
+
+    /// Adds imported counts into the buckets of their minutes.
+    fn import(&self, rows: &[ImportRow], now: i64) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// Counted reports per minute for each service, in one round trip.
+    fn minute_totals(
+        &self,
+        services: &[&str],
+        from_minute: i64,
+        count: usize,
+    ) -> impl Future<Output = StoreResult<Vec<Vec<u64>>>> + Send;
+
+    /// Counted reports per 15 minutes; `from_quarter` is a Unix minute / 15.
+    fn quarter_totals(
+        &self,
+        service: &str,
+        from_quarter: i64,
+        count: usize,
+    ) -> impl Future<Output = StoreResult<Vec<u64>>> + Send;
+
+    /// Problems and countries of the 5-minute slots overlapping the range.
+    fn breakdown(
+        &self,
+        service: &str,
+        from_minute: i64,
+        count: usize,
+    ) -> impl Future<Output = StoreResult<Breakdown>> + Send;
+
+    /// Estimated distinct reporters over the range.
+    fn distinct_reporters(
+        &self,
+        service: &str,
+        from_minute: i64,
+        count: usize,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Succeeds when the store can serve requests.
+    fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// The configured store, chosen at start-up.
+pub enum AnyStore {
+    Redis(RedisStore),
+    Embedded(EmbeddedStore),
+}
+
+impl AnyStore {
+    pub fn from_settings(store: &StoreSettings, intake: &IntakeSettings) -> StoreResult<Self> {
+        let retention = Retention::new(store, intake);
+        if store.redis_url.is_empty() {
+            Ok(AnyStore::Embedded(EmbeddedStore::new(retention)))
+        } else {
+            Ok(AnyStore::Redis(RedisStore::new(store, retention)?))
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyStore::Redis(_) => "redis",
+            AnyStore::Embedded(_) => "embedded",
+        }
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyStore::Redis($s) => $call.await,
+            AnyStore::Embedded($s) => $call.await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn record(&self, batch: &[ReportWrite]) -> StoreResult<Vec<Receipt>> {
+        dispatch!(self, s => s.record(batch))
+    }
+
+    async fn import(&self, rows: &[ImportRow], now: i64) -> StoreResult<()> {
+        dispatch!(self, s => s.import(rows, now))
+    }
+
+    async fn minute_totals(
+        &self,
+        services: &[&str],
+        from_minute: i64,
+        count: usize,
+    ) -> StoreResult<Vec<Vec<u64>>> {
+        dispatch!(self, s => s.minute_totals(services, from_minute, count))
+    }
+
+    async fn quarter_totals(
+        &self,
+        service: &str,
+        from_quarter: i64,
+        count: usize,
+    ) -> StoreResult<Vec<u64>> {
+        dispatch!(self, s => s.quarter_totals(service, from_quarter, count))
+    }
+
+    async fn breakdown(
+        &self,
+        service: &str,
+        from_minute: i64,
+        count: usize,
+    ) -> StoreResult<Breakdown> {
+        dispatch!(self, s => s.breakdown(service, from_minute, count))
+    }
+
+    async fn distinct_reporters(
+        &self,
+        service: &str,
+        from_minute: i64,
+        count: usize,
+    ) -> StoreResult<u64> {
+        dispatch!(self, s => s.distinct_reporters(service, from_minute, count))
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        dispatch!(self, s => s.ping())
+    }
+}

@@ -1,0 +1,146 @@
+//! Logging (tracing, human or JSON) and the Prometheus metrics of one app.
+//!
+//! Metrics live on the app's own [`prometheus::Registry`], not the global one,
+//! so tests can run several apps in one process. Labels are bounded: route
+//! templates, rejection reasons and store operations, never raw paths or ids.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
+};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, LogSettings};
+
+/// Installs the global subscriber; RUST_LOG, when set, overrides `log.level`.
+pub fn init_tracing(settings: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&settings.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match settings.format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+    // A second initialisation (tests) keeps the first subscriber.
+    let _ = result;
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub reports_accepted: IntCounter,
+    pub reports_counted: IntCounter,
+    pub reports_rejected: IntCounterVec,
+    pub reports_imported: IntCounter,
+    pub http_duration: HistogramVec,
+    pub write_batch_size: Histogram,
+    pub write_batch_seconds: Histogram,
+    pub store_errors: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
+            c
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid metric");
+            registry
+                .register(Box::new(h.clone()))
+                .expect("unique metric");
+            h
+        };
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "outagewatch_http_request_duration_seconds",
+                "HTTP request latency by method, route template and status",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(http_duration.clone()))
+            .expect("unique metric");
+        Metrics {
+            reports_accepted: counter("outagewatch_reports_accepted_total", "Reports answered 202"),
+            reports_counted: counter(
+                "outagewatch_reports_counted_total",
+                "Accepted reports that were counted (first from their reporter in the dedup window)",
+            ),
+            reports_rejected: counter_vec(
+                "outagewatch_reports_rejected_total",
+                "Reports not accepted, by reason code",
+                &["reason"],
+            ),
+            reports_imported: counter(
+                "outagewatch_reports_imported_total",
+                "Reports added by history import",
+            ),
+            http_duration,
+            write_batch_size: histogram(
+                "outagewatch_write_batch_size",
+                "Reports per group commit",
+                vec![
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0,
+                    4096.0,
+                ],
+            ),
+            write_batch_seconds: histogram(
+                "outagewatch_write_batch_duration_seconds",
+                "Latency of one group commit to the store",
+                vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.5, 1.0,
+                ],
+            ),
+            store_errors: counter_vec(
+                "outagewatch_store_errors_total",
+                "Failed store operations, by operation and kind",
+                &["op", "kind"],
+            ),
+            registry,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        // Encoding our own well-formed families into a Vec cannot fail.
+        let _ = encoder.encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    pub fn store_error(&self, op: &str, err: &crate::store::StoreError) {
+        let kind = match err {
+            crate::store::StoreError::Timeout => "timeout",
+            crate::store::StoreError::Unavailable(_) => "unavailable",
+            crate::store::StoreError::Protocol(_) => "protocol",
+        };
+        self.store_errors.with_label_values(&[op, kind]).inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
