@@ -1,0 +1,325 @@
+//! One suite, both stores: every check runs against the embedded store and
+//! against a real redis-server started for the test.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use outagewatch::config::Settings;
+use outagewatch::domain::{Country, Problem, ReporterKey};
+use outagewatch::store::{AnyStore, ImportRow, ReportWrite, Store};
+use uuid::Uuid;
+
+use crate::helpers::{RedisServer, eventually};
+
+fn settings(redis_url: Option<&str>) -> Settings {
+    let mut s = Settings::defaults();
+    s.store.redis_url = redis_url.unwrap_or("").into();
+    s
+}
+
+fn store(settings: &Settings) -> AnyStore {
+    AnyStore::from_settings(&settings.store, &settings.intake).expect("store")
+}
+
+fn now() -> i64 {
+    Utc::now().timestamp()
+}
+
+/// One receive time for every report of the test binary, so a batch never
+/// straddles a minute boundary.
+static AT: std::sync::LazyLock<i64> = std::sync::LazyLock::new(now);
+
+fn report(service: &str, reporter: &str, problem: Problem, country: Option<&str>) -> ReportWrite {
+    ReportWrite {
+        id: Uuid::now_v7(),
+        service: service.into(),
+        at: *AT,
+        problem,
+        country: country.and_then(Country::parse),
+        reporter: ReporterKey(reporter.into()),
+        idempotency_key: None,
+    }
+}
+
+async fn totals(store: &AnyStore, service: &str, from: i64, count: usize) -> Vec<u64> {
+    store
+        .minute_totals(&[service], from, count)
+        .await
+        .expect("totals")
+        .remove(0)
+}
+
+async fn first_report_per_reporter_counts_and_repeats_do_not(store: AnyStore) {
+    let batch = vec![
+        report("whatsapp", "r1", Problem::Login, Some("BR")),
+        report("whatsapp", "r1", Problem::App, None),
+        report("whatsapp", "r2", Problem::Login, None),
+        report("facebook", "r1", Problem::Login, None),
+    ];
+    let receipts = store.record(&batch).await.expect("record");
+    let counted: Vec<bool> = receipts.iter().map(|r| r.counted).collect();
+    assert_eq!(counted, [true, false, true, true]);
+    assert!(
+        receipts
+            .iter()
+            .zip(&batch)
+            .all(|(r, b)| r.id == b.id && r.minute == b.minute())
+    );
+    let again = store
+        .record(&[report("whatsapp", "r2", Problem::Login, None)])
+        .await
+        .expect("record");
+    assert!(
+        !again[0].counted,
+        "repeat within the window in a later batch"
+    );
+    let minute = batch[0].minute();
+    assert_eq!(totals(&store, "whatsapp", minute, 1).await, [2]);
+    assert_eq!(totals(&store, "facebook", minute, 1).await, [1]);
+}
+
+async fn idempotent_retry_gets_the_first_answer_and_counts_once(store: AnyStore) {
+    let mut first = report("signal", "r1", Problem::Messaging, None);
+    first.idempotency_key = Some("key-1".into());
+    let a = store
+        .record(std::slice::from_ref(&first))
+        .await
+        .expect("record");
+    let mut retry = first.clone();
+    retry.id = Uuid::now_v7();
+    let b = store.record(&[retry]).await.expect("record");
+    assert_eq!(a, b, "the retry replays the stored receipt");
+    assert!(b[0].counted);
+    assert_eq!(totals(&store, "signal", first.minute(), 1).await, [1]);
+}
+
+async fn series_of_several_services_come_back_minute_by_minute(store: AnyStore) {
+    let batch: Vec<ReportWrite> = (0..30)
+        .map(|i| {
+            report(
+                if i % 3 == 0 { "x" } else { "reddit" },
+                &format!("r{i}"),
+                Problem::Feed,
+                None,
+            )
+        })
+        .collect();
+    store.record(&batch).await.expect("record");
+    let minute = batch[0].minute();
+    let both = store
+        .minute_totals(&["reddit", "x", "threads"], minute - 100, 101)
+        .await
+        .expect("totals");
+    let sums: Vec<u64> = both.iter().map(|s| s.iter().sum()).collect();
+    assert_eq!(sums, [20, 10, 0]);
+    assert_eq!(both[0].len(), 101);
+    assert_eq!(both[0][100], 20, "the last minute holds the reports");
+}
+
+async fn breakdown_and_distinct_reporters_follow_counted_reports(store: AnyStore) {
+    let batch = vec![
+        report("discord", "a", Problem::Login, Some("DE")),
+        report("discord", "b", Problem::Login, Some("DE")),
+        report("discord", "c", Problem::App, Some("FR")),
+        report("discord", "a", Problem::App, Some("FR")),
+    ];
+    store.record(&batch).await.expect("record");
+    let minute = batch[0].minute();
+    let b = store
+        .breakdown("discord", minute - 10, 11)
+        .await
+        .expect("breakdown");
+    assert_eq!(b.problems.get("login"), Some(&2));
+    assert_eq!(b.problems.get("app"), Some(&1), "the repeat is not counted");
+    assert_eq!(b.countries.get("DE"), Some(&2));
+    assert_eq!(b.countries.get("FR"), Some(&1));
+    let distinct = store
+        .distinct_reporters("discord", minute - 10, 11)
+        .await
+        .expect("pfcount");
+    assert_eq!(distinct, 3);
+}
+
+async fn import_fills_minutes_and_rollups_within_retention(store: AnyStore) {
+    let now = now();
+    let minute = now / 60;
+    let week_ago = minute - 7 * 1440;
+    let rows = vec![
+        ImportRow {
+            service: "netflix".into(),
+            minute: minute - 30,
+            count: 40,
+            problem: Some(Problem::Connection),
+            country: Country::parse("US"),
+        },
+        ImportRow {
+            service: "netflix".into(),
+            minute: minute - 30,
+            count: 2,
+            problem: None,
+            country: None,
+        },
+        ImportRow {
+            service: "netflix".into(),
+            minute: week_ago,
+            count: 500,
+            problem: None,
+            country: None,
+        },
+    ];
+    store.import(&rows, now).await.expect("import");
+    assert_eq!(totals(&store, "netflix", minute - 30, 1).await, [42]);
+    assert_eq!(
+        totals(&store, "netflix", week_ago, 1).await,
+        [0],
+        "older than minute retention: rollups only"
+    );
+    let quarter = store
+        .quarter_totals("netflix", week_ago / 15, 1)
+        .await
+        .expect("quarters");
+    assert_eq!(quarter, [500]);
+    let recent_quarter = store
+        .quarter_totals("netflix", (minute - 30) / 15, 1)
+        .await
+        .expect("quarters");
+    assert_eq!(recent_quarter, [42]);
+    let b = store
+        .breakdown("netflix", minute - 30, 1)
+        .await
+        .expect("breakdown");
+    assert_eq!(b.problems.get("connection"), Some(&40));
+    assert_eq!(b.countries.get("US"), Some(&40));
+}
+
+async fn reports_count_into_rollups_too(store: AnyStore) {
+    let batch: Vec<ReportWrite> = (0..5)
+        .map(|i| report("steam", &format!("r{i}"), Problem::Connection, None))
+        .collect();
+    store.record(&batch).await.expect("record");
+    let q = batch[0].minute() / 15;
+    assert_eq!(
+        store
+            .quarter_totals("steam", q - 1, 2)
+            .await
+            .expect("quarters"),
+        [0, 5]
+    );
+}
+
+async fn dedup_ends_with_its_window(mut settings: Settings) {
+    settings.intake.dedup_window_secs = 1;
+    let store = store(&settings);
+    let fresh = || ReportWrite {
+        at: now(),
+        ..report("spotify", "r", Problem::App, None)
+    };
+    assert!(store.record(&[fresh()]).await.expect("record")[0].counted);
+    eventually(
+        "the dedup window to pass",
+        Duration::from_secs(5),
+        || async {
+            // Each try carries its own receive time, so both stores see time pass.
+            let r = store.record(&[fresh()]).await.expect("record");
+            r[0].counted.then_some(())
+        },
+    )
+    .await;
+}
+
+async fn ping_answers(store: AnyStore) {
+    store.ping().await.expect("ping");
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::store(&super::settings(None))).await;
+                }
+            )*
+
+            #[tokio::test]
+            async fn dedup_ends_with_its_window() {
+                super::dedup_ends_with_its_window(super::settings(None)).await;
+            }
+        }
+
+        mod redis {
+            use crate::helpers::RedisServer;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let redis = RedisServer::start().await;
+                    super::$name(super::store(&super::settings(Some(&redis.url())))).await;
+                }
+            )*
+
+            #[tokio::test]
+            async fn dedup_ends_with_its_window() {
+                let redis = RedisServer::start().await;
+                super::dedup_ends_with_its_window(super::settings(Some(&redis.url()))).await;
+            }
+        }
+    };
+}
+
+conformance!(
+    first_report_per_reporter_counts_and_repeats_do_not,
+    idempotent_retry_gets_the_first_answer_and_counts_once,
+    series_of_several_services_come_back_minute_by_minute,
+    breakdown_and_distinct_reporters_follow_counted_reports,
+    import_fills_minutes_and_rollups_within_retention,
+    reports_count_into_rollups_too,
+    ping_answers,
+);
+
+#[tokio::test]
+async fn every_key_the_redis_store_writes_carries_its_service_tag() {
+    let redis = RedisServer::start().await;
+    let store = store(&settings(Some(&redis.url())));
+    let mut with_key = report("whatsapp", "r1", Problem::Login, Some("BR"));
+    with_key.idempotency_key = Some("k".into());
+    store
+        .record(&[
+            with_key,
+            report("instagram", "r1", Problem::Feed, Some("US")),
+        ])
+        .await
+        .expect("record");
+    let now = now();
+    store
+        .import(
+            &[ImportRow {
+                service: "gmail".into(),
+                minute: now / 60 - 3 * 1440,
+                count: 3,
+                problem: Some(Problem::Login),
+                country: None,
+            }],
+            now,
+        )
+        .await
+        .expect("import");
+    let mut conn = redis.connection().await;
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .expect("keys");
+    assert!(keys.len() >= 10, "{keys:?}");
+    for key in &keys {
+        let tagged = ["whatsapp", "instagram", "gmail"]
+            .iter()
+            .any(|s| key.starts_with(&format!("ow:{{{s}}}:")));
+        assert!(tagged, "{key} lacks a {{service}} tag");
+        let ttl: i64 = ::redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("ttl");
+        assert!(ttl > 0, "{key} has no expiry");
+    }
+}

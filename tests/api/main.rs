@@ -1,0 +1,6 @@
+//! One integration test binary: helpers start a real redis-server per test and
+//! the app on a free port; tests talk HTTP to it.
+
+mod conformance;
+mod helpers;
+mod intake;
