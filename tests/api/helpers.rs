@@ -39,37 +39,26 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub async fn start() -> RedisServer {
-        let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
         let dir = tempfile::Builder::new()
             .prefix("ow-redis-")
             .tempdir()
             .expect("temp dir");
         let socket = dir.path().join("redis.sock");
-        let log = dir.path().join("redis.log");
-        let process = Command::new(&binary)
-            .args(["--port", "0", "--save", "", "--appendonly", "no"])
-            .arg("--unixsocket")
-            .arg(&socket)
-            .arg("--dir")
-            .arg(dir.path())
-            .arg("--logfile")
-            .arg(&log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {binary:?} ({e}); install redis-server (the README's test command does) or set REDIS_SERVER")
-            });
+        let process = spawn_redis(dir.path(), &socket);
         let server = RedisServer {
             process,
             dir,
             socket,
             stopped: false,
         };
-        let url = server.url();
+        server.wait_until_answering().await;
+        server
+    }
+
+    async fn wait_until_answering(&self) {
+        let url = self.url();
         eventually(
-            &format!("redis-server to answer\n{}", server.log()),
+            &format!("redis-server to answer\n{}", self.log()),
             Duration::from_secs(10),
             || {
                 let url = url.clone();
@@ -84,7 +73,28 @@ impl RedisServer {
             },
         )
         .await;
-        server
+    }
+
+    /// Kills the server (its data is gone: no persistence) and starts a new
+    /// one on the same socket.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.socket);
+        self.process = spawn_redis(self.dir.path(), &self.socket);
+        self.wait_until_answering().await;
+    }
+
+    pub fn kill(&mut self) {
+        if self.stopped {
+            // A stopped process must run again to die cleanly; ignore failure
+            // here, this also runs from Drop.
+            let _ = Command::new("kill")
+                .args(["-CONT", &self.process.id().to_string()])
+                .status();
+            self.stopped = false;
+        }
+        let _ = self.process.kill();
+        let _ = self.process.wait();
     }
 
     pub fn url(&self) -> String {
@@ -125,12 +135,27 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        if self.stopped {
-            self.signal("-CONT");
-        }
-        let _ = self.process.kill();
-        let _ = self.process.wait();
+        self.kill();
     }
+}
+
+fn spawn_redis(dir: &std::path::Path, socket: &std::path::Path) -> Child {
+    let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    Command::new(&binary)
+        .args(["--port", "0", "--save", "", "--appendonly", "no"])
+        .arg("--unixsocket")
+        .arg(socket)
+        .arg("--dir")
+        .arg(dir)
+        .arg("--logfile")
+        .arg(dir.join("redis.log"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {binary:?} ({e}); install redis-server (the README's test command does) or set REDIS_SERVER")
+        })
 }
 
 pub struct TestApp {

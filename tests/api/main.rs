@@ -2,5 +2,6 @@
 //! the app on a free port; tests talk HTTP to it.
 
 mod conformance;
+mod faults;
 mod helpers;
 mod intake;
