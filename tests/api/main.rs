@@ -1,7 +1,9 @@
 //! One integration test binary: helpers start a real redis-server per test and
 //! the app on a free port; tests talk HTTP to it.
 
+mod admin;
 mod conformance;
 mod faults;
 mod helpers;
 mod intake;
+mod reads;
