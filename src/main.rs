@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Run the HTTP API (the default).
     Serve,
-    /// Print the effective settings as TOML and exit.
+    /// Print the effective settings (defaults, file, environment) and exit.
     Config,
 }
 
