@@ -42,6 +42,12 @@ impl Application {
             ),
             kind => tracing::info!(store = kind, "store configured"),
         }
+        if settings.intake.reporter_secret.is_empty() && store.kind() == "redis" {
+            tracing::warn!(
+                "intake.reporter_secret is empty: reporters without a client_id are identified under a random \
+                 per-process key, so after a restart or on another replica they can count again; set it"
+            );
+        }
         let metrics = Arc::new(Metrics::new());
         let (writer, writer_task) = Writer::spawn(
             store.clone(),

@@ -194,13 +194,15 @@ impl Settings {
             redis::Client::open(self.store.redis_url.as_str())
                 .map_err(|e| invalid("store.redis_url", e.to_string()))?;
         }
-        let positive: [(&'static str, u64); 13] = [
+        let positive: [(&'static str, u64); 12] = [
             ("http.max_body_bytes", self.http.max_body_bytes as u64),
             ("store.connect_timeout_ms", self.store.connect_timeout_ms),
             ("store.write_timeout_ms", self.store.write_timeout_ms),
             ("store.read_timeout_ms", self.store.read_timeout_ms),
-            ("store.minute_ttl_secs", self.store.minute_ttl_secs),
-            ("store.reporters_ttl_secs", self.store.reporters_ttl_secs),
+            (
+                "api.max_breakdown_window_secs",
+                self.api.max_breakdown_window_secs,
+            ),
             ("intake.dedup_window_secs", self.intake.dedup_window_secs),
             (
                 "intake.idempotency_ttl_secs",
@@ -222,10 +224,25 @@ impl Settings {
             // stack limits how many values one call may unpack.
             return Err(invalid("intake.max_batch", "must be at most 4096"));
         }
-        if self.store.rollup_ttl_secs < self.store.minute_ttl_secs {
+        // Buckets expire a whole hour (minutes) or day (rollups) at a time;
+        // these floors keep every window the API serves inside retention.
+        let breakdown = self.api.max_breakdown_window_secs;
+        if self.store.minute_ttl_secs < 90_000 || self.store.minute_ttl_secs < breakdown + 3600 {
+            return Err(invalid(
+                "store.minute_ttl_secs",
+                "must be at least 90000 (25 h: 24 h counts plus the hour being written) and api.max_breakdown_window_secs + 3600",
+            ));
+        }
+        if self.store.rollup_ttl_secs < self.store.minute_ttl_secs + 86_400 {
             return Err(invalid(
                 "store.rollup_ttl_secs",
-                "must be at least store.minute_ttl_secs",
+                "must be at least store.minute_ttl_secs + 86400",
+            ));
+        }
+        if self.store.reporters_ttl_secs < breakdown + 60 {
+            return Err(invalid(
+                "store.reporters_ttl_secs",
+                "must be at least api.max_breakdown_window_secs + 60",
             ));
         }
         if self.api.max_page_size < self.api.default_page_size {

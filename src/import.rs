@@ -9,6 +9,56 @@ use serde_json::Value;
 use crate::domain::{Country, Problem, Registry};
 use crate::store::{ImportRow, Retention};
 
+/// Cuts a streamed body into numbered lines (from 1), whatever the chunk
+/// boundaries. A trailing `\r` is dropped. Only `max_line + 1` bytes of an
+/// over-long line are kept: enough for the caller to see it is too long.
+pub struct LineSplitter {
+    pending: Vec<u8>,
+    max_line: usize,
+    number: u64,
+}
+
+impl LineSplitter {
+    pub fn new(max_line: usize) -> Self {
+        LineSplitter {
+            pending: Vec::new(),
+            max_line,
+            number: 0,
+        }
+    }
+
+    /// Calls `each` for every line the chunk completes.
+    pub fn push(&mut self, chunk: &[u8], mut each: impl FnMut(u64, &[u8])) {
+        let mut rest = chunk;
+        while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
+            self.keep(&rest[..newline]);
+            self.emit(&mut each);
+            rest = &rest[newline + 1..];
+        }
+        self.keep(rest);
+    }
+
+    /// Calls `each` for a last line without a final newline.
+    pub fn finish(&mut self, mut each: impl FnMut(u64, &[u8])) {
+        if !self.pending.is_empty() {
+            self.emit(&mut each);
+        }
+    }
+
+    fn keep(&mut self, bytes: &[u8]) {
+        let room = (self.max_line + 1).saturating_sub(self.pending.len());
+        self.pending
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    fn emit(&mut self, each: &mut impl FnMut(u64, &[u8])) {
+        self.number += 1;
+        let line = self.pending.strip_suffix(b"\r").unwrap_or(&self.pending);
+        each(self.number, line);
+        self.pending.clear();
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Line {
@@ -48,11 +98,13 @@ impl LineRules<'_> {
                 .ok_or_else(|| "at: Unix seconds must be a whole number".to_string())?,
             _ => return Err("at: must be an RFC 3339 time or Unix seconds".into()),
         };
-        if at > self.now + self.max_future_skew_secs {
+        if at > self.now.saturating_add(self.max_future_skew_secs) {
             return Err("at: in the future".into());
         }
+        // Checked before any bucket arithmetic, which must not see absurd times.
+        let too_old = at < self.now - self.retention.rollup_ttl_secs - 86_400;
         let minute = at.div_euclid(60);
-        if self.retention.rollup_expiry(minute) <= self.now {
+        if too_old || self.retention.rollup_expiry(minute) <= self.now {
             return Err(format!(
                 "at: older than the retention of {} days (store.rollup_ttl_secs)",
                 self.retention.rollup_ttl_secs / 86_400
@@ -94,6 +146,30 @@ impl LineRules<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn split(body: &[u8], cut: usize, max_line: usize) -> Vec<(u64, Vec<u8>)> {
+        let mut lines = Vec::new();
+        let mut splitter = LineSplitter::new(max_line);
+        let mut each = |n: u64, line: &[u8]| lines.push((n, line.to_vec()));
+        splitter.push(&body[..cut], &mut each);
+        splitter.push(&body[cut..], &mut each);
+        splitter.finish(&mut each);
+        lines
+    }
+
+    #[test]
+    fn lines_come_out_the_same_wherever_the_chunks_are_cut() {
+        let body = b"{\"a\":1}\r\n\n0123456789abc\nlast";
+        let expected: Vec<(u64, Vec<u8>)> = vec![
+            (1, b"{\"a\":1}".to_vec()),
+            (2, b"".to_vec()),
+            (3, b"012345678".to_vec()),
+            (4, b"last".to_vec()),
+        ];
+        for cut in 0..=body.len() {
+            assert_eq!(split(body, cut, 8), expected, "cut at {cut}");
+        }
+    }
 
     fn rules(registry: &Registry) -> LineRules<'_> {
         LineRules {
@@ -138,6 +214,14 @@ mod tests {
             (
                 r#"{"service":"whatsapp","at":"2026-01-01T00:00:00Z","count":1}"#,
                 "older than",
+            ),
+            (
+                r#"{"service":"whatsapp","at":-9223372036854775808,"count":1}"#,
+                "older than",
+            ),
+            (
+                r#"{"service":"whatsapp","at":9223372036854775807,"count":1}"#,
+                "future",
             ),
             (
                 r#"{"service":"nope","at":1789999000,"count":1}"#,

@@ -6,7 +6,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use super::{ApiError, AppState, Code, content_length};
-use crate::import::LineRules;
+use crate::import::{LineRules, LineSplitter};
 use crate::store::{ImportRow, Store};
 
 /// Constant-time: compares digests, so timing reveals nothing of the token.
@@ -46,7 +46,6 @@ struct Import<'a> {
 
 impl Import<'_> {
     fn line(&mut self, number: u64, line: &[u8]) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
@@ -150,8 +149,7 @@ pub async fn import(
         rejected_count: 0,
         rejected: Vec::new(),
     };
-    let mut pending: Vec<u8> = Vec::new();
-    let mut line_number = 0u64;
+    let mut lines = LineSplitter::new(settings.max_line_bytes);
     let mut received = 0u64;
     while let Some(chunk) = payload.next().await {
         let chunk = chunk
@@ -161,30 +159,12 @@ pub async fn import(
             import.flush().await?;
             return Err(too_large().with("summary", import.summary()));
         }
-        let mut rest: &[u8] = &chunk;
-        while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
-            line_number += 1;
-            if pending.is_empty() {
-                import.line(line_number, &rest[..newline]);
-            } else {
-                pending.extend_from_slice(&rest[..newline]);
-                import.line(line_number, &pending);
-                pending.clear();
-            }
-            rest = &rest[newline + 1..];
-            if import.rows.len() >= settings.flush_lines {
-                import.flush().await?;
-            }
+        lines.push(&chunk, |number, line| import.line(number, line));
+        if import.rows.len() >= settings.flush_lines {
+            import.flush().await?;
         }
-        // Keep at most one byte past the limit: enough to know the line is too long.
-        let room = (settings.max_line_bytes + 1).saturating_sub(pending.len());
-        pending.extend_from_slice(&rest[..rest.len().min(room)]);
     }
-    if !pending.is_empty() {
-        line_number += 1;
-        let last = std::mem::take(&mut pending);
-        import.line(line_number, &last);
-    }
+    lines.finish(|number, line| import.line(number, line));
     import.flush().await?;
     tracing::info!(
         accepted = import.accepted,

@@ -23,7 +23,6 @@ pub enum Code {
     NotFound,
     ServiceNotFound,
     CompanyNotFound,
-    MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
     UnknownService,
@@ -64,11 +63,6 @@ impl Code {
             Code::NotFound => (S::NOT_FOUND, "not_found", "Not found"),
             Code::ServiceNotFound => (S::NOT_FOUND, "service_not_found", "No such service"),
             Code::CompanyNotFound => (S::NOT_FOUND, "company_not_found", "No such company"),
-            Code::MethodNotAllowed => (
-                S::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "Method not allowed",
-            ),
             Code::PayloadTooLarge => (
                 S::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -146,7 +140,7 @@ impl ApiError {
         let detail = match code {
             Code::Overloaded => "Too many reports are waiting to be stored; retry shortly.",
             _ => {
-                "The report was not stored. Retry shortly with the same Idempotency-Key (or client_id): it will count once."
+                "The store did not confirm the report in time; it may still land. Retry shortly with the same Idempotency-Key and client_id: it will count once."
             }
         };
         ApiError::new(code, detail).retry_after(retry_after_secs)

@@ -120,8 +120,10 @@ pub async fn one(
 ) -> Result<HttpResponse, ApiError> {
     let service = find_service(&state, &path)?;
     let counts = recent_counts(&state, &[service]).await;
-    let mut body = serde_json::to_value(ServiceView::new(service, counts[0]))
-        .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?;
+    let mut body = serde_json::to_value(ServiceView::new(service, counts[0])).map_err(|e| {
+        tracing::error!(error = %e, "serializing a service");
+        ApiError::new(Code::Internal, "internal error")
+    })?;
     body["open_incident"] = serde_json::Value::Null;
     Ok(HttpResponse::Ok().json(body))
 }
@@ -180,7 +182,10 @@ pub async fn series(
     let now = Utc::now().timestamp();
     let end = (now.div_euclid(60).div_euclid(step) + 1) * step;
     let start = end - points as i64 * step;
-    let counts: Vec<u64> = if state.retention.minute_expiry(start) > now {
+    // Minute buckets expire a whole hour at a time, so they cover the last
+    // minute_ttl minus one hour whatever the clock; further back, rollups.
+    let minute_span = state.retention.minute_ttl_secs / 60 - 60;
+    let counts: Vec<u64> = if end - start <= minute_span {
         let minutes = state
             .store
             .minute_totals(&[service.id.as_str()], start, points * step as usize)
@@ -204,8 +209,8 @@ pub async fn series(
         return Err(ApiError::new(
             Code::InvalidParameter,
             format!(
-                "minute buckets are kept {} h; a window reaching further back needs a step that is a multiple of 15m",
-                state.retention.minute_ttl_secs / 3600
+                "windows longer than {} h are served from 15-minute rollups and need a step that is a multiple of 15m",
+                minute_span / 60
             ),
         ));
     };
@@ -237,16 +242,17 @@ pub async fn breakdown(
     let service = find_service(&state, &path)?;
     let window = duration_param(&query, "window", 60)?;
     let max = state.settings.api.max_breakdown_window_secs as i64 / 60;
-    if window > max || state.retention.minute_ttl_secs / 60 < window {
+    if window > max {
         return Err(ApiError::new(
             Code::InvalidParameter,
-            format!(
-                "window must be at most {max}m (api.max_breakdown_window_secs) and within minute retention"
-            ),
+            format!("window must be at most {max}m (api.max_breakdown_window_secs)"),
         ));
     }
-    let count = window as usize;
-    let from = now_minute() - window + 1;
+    // Problems and countries are kept per 5-minute slot: widen the window to
+    // whole slots so that totals, breakdown and reporters cover the same span.
+    let now = now_minute();
+    let from = (now - window + 1).div_euclid(5) * 5;
+    let count = (now - from + 1) as usize;
     let ids = [service.id.as_str()];
     let (totals, breakdown, reporters) = tokio::join!(
         state.store.minute_totals(&ids, from, count),
@@ -261,15 +267,13 @@ pub async fn breakdown(
         let mut rows: Vec<(&String, &u64)> = map.iter().collect();
         rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         rows.into_iter()
-            .map(|(name, &n)| {
-                let total = map.values().sum::<u64>().max(reports).max(1);
-                json!({ key: name, "count": n, "share": round4(n as f64 / total as f64) })
-            })
+            .map(|(name, &n)| json!({ key: name, "count": n, "share": round4(n as f64 / reports.max(1) as f64) }))
             .collect::<Vec<_>>()
     };
     Ok(HttpResponse::Ok().json(json!({
         "service": service.id,
         "window_secs": window * 60,
+        "from": rfc3339_minute(from),
         "reports": reports,
         "distinct_reporters": reporters,
         "problems": shares(&breakdown.problems, "problem"),
@@ -377,14 +381,13 @@ fn duration_param(query: &Query, name: &str, default_minutes: i64) -> Result<i64
 
 pub fn parse_minutes(text: &str) -> Option<i64> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    let (number, factor) = [("m", 1), ("h", 60), ("d", 1440)]
+        .into_iter()
+        .find_map(|(unit, factor)| text.strip_suffix(unit).map(|n| (n, factor)))?;
+    if !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let n: i64 = number.parse().ok().filter(|n| *n > 0 && *n <= 10_000_000)?;
-    let factor = match unit {
-        "m" => 1,
-        "h" => 60,
-        "d" => 1440,
-        _ => return None,
-    };
     Some(n * factor)
 }
 
@@ -413,7 +416,9 @@ mod tests {
         assert_eq!(parse_minutes("15m"), Some(15));
         assert_eq!(parse_minutes("24h"), Some(1440));
         assert_eq!(parse_minutes("7d"), Some(10080));
-        for bad in ["", "m", "0m", "-5m", "5s", "1.5h", "h1"] {
+        for bad in [
+            "", "m", "0m", "-5m", "+5m", "5s", "1.5h", "h1", "1é", "é", "5 m",
+        ] {
             assert_eq!(parse_minutes(bad), None, "{bad}");
         }
     }

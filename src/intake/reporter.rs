@@ -1,10 +1,12 @@
 //! Who reported: a keyed hash, never the raw address or client id.
 //!
-//! With a `client_id` (set by the page in a cookie) the reporter is a keyed
-//! hash of it. Without one, it is a keyed hash of client address and
+//! With a `client_id` (a random id the page keeps in a cookie) the reporter is
+//! a hash of it under a fixed key, so it is the same on every replica and
+//! across restarts. Without one, it is a keyed hash of client address and
 //! User-Agent under a key derived per UTC day from `intake.reporter_secret`, so
 //! the stored value cannot be linked to an address, nor across days. A reporter
-//! identified by address may be counted twice across midnight UTC.
+//! identified by address may be counted twice across midnight UTC, and on
+//! different replicas or after a restart when no secret is configured.
 
 use std::net::IpAddr;
 
@@ -24,7 +26,7 @@ impl ReporterHasher {
             blake3::derive_key("outagewatch 2026 reporter secret", secret.as_bytes())
         };
         ReporterHasher {
-            client_key: blake3::derive_key("outagewatch 2026 client id", &secret),
+            client_key: blake3::derive_key("outagewatch 2026 client id", b""),
             secret,
         }
     }
@@ -73,11 +75,14 @@ mod tests {
         assert!(!a.0.contains("203"));
         assert_eq!(
             h.for_client_id("abc"),
-            ReporterHasher::new("secret").for_client_id("abc")
+            ReporterHasher::new("").for_client_id("abc"),
+            "client ids dedup the same on every replica, secret or not"
         );
+        assert_ne!(h.for_client_id("abc"), h.for_client_id("abd"));
+        let random = ReporterHasher::new("");
         assert_ne!(
-            h.for_client_id("abc"),
-            ReporterHasher::new("other").for_client_id("abc")
+            random.for_address(ip, "Firefox", 1),
+            ReporterHasher::new("").for_address(ip, "Firefox", 1)
         );
     }
 }

@@ -9,8 +9,10 @@
 //!
 //! Every report carries a deadline. A report whose requester already gave up
 //! (and answered 503) is dropped before it is sent, so it cannot land late.
-//! [`WriterTask::finish`] closes the queue, writes what is in it and waits:
-//! that is the flush on graceful shutdown, after the HTTP server has drained.
+//! On shutdown the HTTP server first lets in-flight requests finish, each
+//! waiting for its own write; [`WriterTask::finish`] then closes the queue,
+//! writes whatever a still-waiting requester queued, and ends the task. A
+//! request cut off by the shutdown timeout was never acknowledged.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -140,23 +142,24 @@ async fn run(
         metrics
             .write_batch_seconds
             .observe(started.elapsed().as_secs_f64());
-        match result {
-            Ok(receipts) => {
-                for (job, receipt) in jobs.drain(..).zip(receipts) {
-                    let _ = job.reply.send(Ok(receipt));
+        let outcome = match result {
+            Ok(receipts) => receipts,
+            Err(err) => vec![Err(err); jobs.len()],
+        };
+        let mut failures = 0;
+        for (job, receipt) in jobs.drain(..).zip(outcome) {
+            let answer = receipt.map_err(|err| {
+                failures += 1;
+                if failures == 1 {
+                    metrics.store_error("record", &err);
+                    tracing::warn!(error = %err, reports = batch.len(), "group commit failed");
                 }
-            }
-            Err(err) => {
-                metrics.store_error("record", &err);
-                tracing::warn!(error = %err, reports = batch.len(), "group commit failed");
-                let answer = match err {
+                match err {
                     StoreError::Timeout => WriteError::TimedOut,
                     _ => WriteError::Unavailable,
-                };
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(answer));
                 }
-            }
+            });
+            let _ = job.reply.send(answer);
         }
         jobs.clear();
     }

@@ -115,7 +115,7 @@ fn wall_clock() -> i64 {
 }
 
 impl Store for EmbeddedStore {
-    async fn record(&self, batch: &[ReportWrite]) -> StoreResult<Vec<Receipt>> {
+    async fn record(&self, batch: &[ReportWrite]) -> StoreResult<Vec<StoreResult<Receipt>>> {
         let r = self.retention;
         let mut state = self.lock();
         if let Some(last) = batch.last() {
@@ -132,7 +132,7 @@ impl Store for EmbeddedStore {
                     .map(|(receipt, _)| receipt.clone())
             });
             if let Some(receipt) = replay {
-                receipts.push(receipt);
+                receipts.push(Ok(receipt));
                 continue;
             }
             let minute = report.minute();
@@ -159,7 +159,7 @@ impl Store for EmbeddedStore {
                 data.idempotency
                     .insert(key.clone(), (receipt.clone(), now + r.idempotency_ttl_secs));
             }
-            receipts.push(receipt);
+            receipts.push(Ok(receipt));
         }
         Ok(receipts)
     }

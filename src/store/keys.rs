@@ -101,11 +101,14 @@ mod tests {
 
     #[test]
     fn fields_locate_a_minute() {
-        let minute = 29_000_000 + 17; // some minute, 17 past an hour boundary? computed below
-        assert_eq!(minute_field(minute), (minute % 60).to_string());
-        assert_eq!(slot_of(minute), (minute % 60) / 5);
+        // 2026-11-22T14:37:00Z
+        let minute = 1_795_358_220 / 60;
+        assert_eq!(minute_field(minute), "37");
+        assert_eq!(slot_of(minute), 7);
+        assert_eq!(quarter_field(minute), (14 * 4 + 2).to_string());
         assert_eq!(parse_breakdown_field("3:p:login"), Some((3, 'p', "login")));
         assert_eq!(parse_breakdown_field("11:c:DE"), Some((11, 'c', "DE")));
         assert_eq!(parse_breakdown_field("x"), None);
+        assert_eq!(parse_breakdown_field("1:z:x"), None);
     }
 }

@@ -110,7 +110,7 @@ impl Retention {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("store timed out")]
     Timeout,
@@ -137,12 +137,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// What intake, the read API and (later) the detector need from storage.
 /// Minutes are Unix minutes; ranges are `[from, from + count)`.
 pub trait Store: Send + Sync + 'static {
-    /// Dedups and counts a batch atomically per service; one answer per report,
-    /// in order. Nothing is acknowledged that the store has not taken.
+    /// Dedups and counts a batch atomically per service and minute; one answer
+    /// per report, in order. The outer error fails the whole batch; an inner
+    /// one only that report's group. Nothing is acknowledged that the store
+    /// has not taken.
     fn record(
         &self,
         batch: &[ReportWrite],
-    ) -> impl Future<Output = StoreResult<Vec<Receipt>>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<StoreResult<Receipt>>>> + Send;
 
     /// Adds imported counts into the buckets of their minutes.
     fn import(&self, rows: &[ImportRow], now: i64) -> impl Future<Output = StoreResult<()>> + Send;
@@ -217,7 +219,7 @@ macro_rules! dispatch {
 }
 
 impl Store for AnyStore {
-    async fn record(&self, batch: &[ReportWrite]) -> StoreResult<Vec<Receipt>> {
+    async fn record(&self, batch: &[ReportWrite]) -> StoreResult<Vec<StoreResult<Receipt>>> {
         dispatch!(self, s => s.record(batch))
     }
 

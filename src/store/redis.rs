@@ -42,6 +42,9 @@ impl RedisStore {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
+            // Our own timeouts bound every call (write, read, import); the
+            // driver's default of 500 ms would silently cut them all shorter.
+            .set_response_timeout(None)
             .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(2);
         let conn = ConnectionManager::new_lazy_with_config(client, config)
@@ -84,9 +87,17 @@ impl RedisStore {
         self.query(&pipe, self.read_timeout).await
     }
 
-    fn record_pipeline(&self, batch: &[ReportWrite], groups: &[Vec<usize>]) -> Pipeline {
+    /// One script call per group in `which`; per-call errors are returned
+    /// in place so that one failing group does not hide the others' answers.
+    fn record_pipeline(
+        &self,
+        batch: &[ReportWrite],
+        groups: &[Vec<usize>],
+        which: &[usize],
+    ) -> Pipeline {
         let mut pipe = redis::pipe();
-        for group in groups {
+        pipe.ignore_errors();
+        for group in which.iter().map(|&g| &groups[g]) {
             let first = &batch[group[0]];
             let (service, minute) = (first.service.as_str(), first.minute());
             let hour = minute.div_euclid(MINUTES_PER_HOUR);
@@ -178,42 +189,60 @@ fn spanned(from: i64, count: usize, per_unit: i64) -> std::ops::RangeInclusive<i
 }
 
 impl Store for RedisStore {
-    async fn record(&self, batch: &[ReportWrite]) -> StoreResult<Vec<Receipt>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
+    async fn record(&self, batch: &[ReportWrite]) -> StoreResult<Vec<StoreResult<Receipt>>> {
         let groups = group_by_bucket(batch);
-        let pipe = self.record_pipeline(batch, &groups);
-        let mut conn = self.conn.clone();
-        let first = tokio::time::timeout(self.write_timeout, pipe.query_async(&mut conn))
-            .await
-            .map_err(|_| StoreError::Timeout)?;
-        let answers: Vec<Vec<String>> = match first {
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                // Redis restarted or flushed its script cache. Every EVALSHA of
-                // the pipeline failed alike, so nothing was applied: load and retry.
+        let mut receipts: Vec<StoreResult<Receipt>> = (0..batch.len())
+            .map(|_| Err(StoreError::Protocol("no answer".into())))
+            .collect();
+        let mut pending: Vec<usize> = (0..groups.len()).collect();
+        for attempt in 0..2 {
+            if pending.is_empty() {
+                break;
+            }
+            let pipe = self.record_pipeline(batch, &groups, &pending);
+            let answers: Vec<redis::RedisResult<Vec<String>>> =
+                self.query(&pipe, self.write_timeout).await?;
+            if answers.len() != pending.len() {
+                return Err(StoreError::Protocol("pipeline answer count".into()));
+            }
+            let mut unknown_script = Vec::new();
+            for (&g, answer) in pending.iter().zip(answers) {
+                let group = &groups[g];
+                match answer {
+                    Ok(texts) if texts.len() == group.len() => {
+                        for (&i, text) in group.iter().zip(texts) {
+                            receipts[i] = parse_receipt(&text);
+                        }
+                    }
+                    Ok(_) => {
+                        for &i in group {
+                            receipts[i] = Err(StoreError::Protocol("script answer count".into()));
+                        }
+                    }
+                    // Redis restarted or flushed its script cache: that call
+                    // applied nothing, so load the script and run it again.
+                    Err(e)
+                        if attempt == 0
+                            && e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) =>
+                    {
+                        unknown_script.push(g);
+                    }
+                    Err(e) => {
+                        let e = StoreError::from(e);
+                        for &i in group {
+                            receipts[i] = Err(e.clone());
+                        }
+                    }
+                }
+            }
+            if !unknown_script.is_empty() {
+                let mut conn = self.conn.clone();
                 self.bounded(self.write_timeout, self.record_script.load_async(&mut conn))
                     .await?;
-                self.query(&pipe, self.write_timeout).await?
             }
-            other => other?,
-        };
-        if answers.len() != groups.len() {
-            return Err(StoreError::Protocol("pipeline answer count".into()));
+            pending = unknown_script;
         }
-        let mut receipts: Vec<Option<Receipt>> = vec![None; batch.len()];
-        for (group, answer) in groups.iter().zip(answers) {
-            if answer.len() != group.len() {
-                return Err(StoreError::Protocol("script answer count".into()));
-            }
-            for (&i, text) in group.iter().zip(answer) {
-                receipts[i] = Some(parse_receipt(&text)?);
-            }
-        }
-        receipts
-            .into_iter()
-            .map(|r| r.ok_or_else(|| StoreError::Protocol("missing receipt".into())))
-            .collect()
+        Ok(receipts)
     }
 
     async fn import(&self, rows: &[ImportRow], now: i64) -> StoreResult<()> {
@@ -273,14 +302,15 @@ impl Store for RedisStore {
             }
             Ok(())
         };
+        let mut last_key: Option<&String> = None;
         for ((key, field), count) in &increments {
             pipe.hincr(key, field, *count).ignore();
-            if pipe.len() >= IMPORT_PIPELINE_COMMANDS {
-                flush(&mut pipe).await?;
+            if last_key != Some(key) {
+                // In the same pipeline as the key's first increment, so no
+                // imported key is ever left without an expiry.
+                pipe.expire_at(key, expiries[key]).ignore();
+                last_key = Some(key);
             }
-        }
-        for (key, at) in &expiries {
-            pipe.expire_at(key, *at).ignore();
             if pipe.len() >= IMPORT_PIPELINE_COMMANDS {
                 flush(&mut pipe).await?;
             }

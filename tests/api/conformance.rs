@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::Utc;
 use outagewatch::config::Settings;
 use outagewatch::domain::{Country, Problem, ReporterKey};
-use outagewatch::store::{AnyStore, ImportRow, ReportWrite, Store};
+use outagewatch::store::{AnyStore, ImportRow, Receipt, ReportWrite, Store};
 use uuid::Uuid;
 
 use crate::helpers::{RedisServer, eventually};
@@ -41,6 +41,17 @@ fn report(service: &str, reporter: &str, problem: Problem, country: Option<&str>
     }
 }
 
+/// Records a batch that must be stored whole.
+async fn record(store: &AnyStore, batch: &[ReportWrite]) -> Vec<Receipt> {
+    store
+        .record(batch)
+        .await
+        .expect("batch stored")
+        .into_iter()
+        .map(|r| r.expect("report stored"))
+        .collect()
+}
+
 async fn totals(store: &AnyStore, service: &str, from: i64, count: usize) -> Vec<u64> {
     store
         .minute_totals(&[service], from, count)
@@ -56,7 +67,7 @@ async fn first_report_per_reporter_counts_and_repeats_do_not(store: AnyStore) {
         report("whatsapp", "r2", Problem::Login, None),
         report("facebook", "r1", Problem::Login, None),
     ];
-    let receipts = store.record(&batch).await.expect("record");
+    let receipts = record(&store, &batch).await;
     let counted: Vec<bool> = receipts.iter().map(|r| r.counted).collect();
     assert_eq!(counted, [true, false, true, true]);
     assert!(
@@ -65,10 +76,7 @@ async fn first_report_per_reporter_counts_and_repeats_do_not(store: AnyStore) {
             .zip(&batch)
             .all(|(r, b)| r.id == b.id && r.minute == b.minute())
     );
-    let again = store
-        .record(&[report("whatsapp", "r2", Problem::Login, None)])
-        .await
-        .expect("record");
+    let again = record(&store, &[report("whatsapp", "r2", Problem::Login, None)]).await;
     assert!(
         !again[0].counted,
         "repeat within the window in a later batch"
@@ -81,13 +89,10 @@ async fn first_report_per_reporter_counts_and_repeats_do_not(store: AnyStore) {
 async fn idempotent_retry_gets_the_first_answer_and_counts_once(store: AnyStore) {
     let mut first = report("signal", "r1", Problem::Messaging, None);
     first.idempotency_key = Some("key-1".into());
-    let a = store
-        .record(std::slice::from_ref(&first))
-        .await
-        .expect("record");
+    let a = record(&store, std::slice::from_ref(&first)).await;
     let mut retry = first.clone();
     retry.id = Uuid::now_v7();
-    let b = store.record(&[retry]).await.expect("record");
+    let b = record(&store, &[retry]).await;
     assert_eq!(a, b, "the retry replays the stored receipt");
     assert!(b[0].counted);
     assert_eq!(totals(&store, "signal", first.minute(), 1).await, [1]);
@@ -104,7 +109,7 @@ async fn series_of_several_services_come_back_minute_by_minute(store: AnyStore) 
             )
         })
         .collect();
-    store.record(&batch).await.expect("record");
+    record(&store, &batch).await;
     let minute = batch[0].minute();
     let both = store
         .minute_totals(&["reddit", "x", "threads"], minute - 100, 101)
@@ -123,7 +128,7 @@ async fn breakdown_and_distinct_reporters_follow_counted_reports(store: AnyStore
         report("discord", "c", Problem::App, Some("FR")),
         report("discord", "a", Problem::App, Some("FR")),
     ];
-    store.record(&batch).await.expect("record");
+    record(&store, &batch).await;
     let minute = batch[0].minute();
     let b = store
         .breakdown("discord", minute - 10, 11)
@@ -196,7 +201,7 @@ async fn reports_count_into_rollups_too(store: AnyStore) {
     let batch: Vec<ReportWrite> = (0..5)
         .map(|i| report("steam", &format!("r{i}"), Problem::Connection, None))
         .collect();
-    store.record(&batch).await.expect("record");
+    record(&store, &batch).await;
     let q = batch[0].minute() / 15;
     assert_eq!(
         store
@@ -214,13 +219,13 @@ async fn dedup_ends_with_its_window(mut settings: Settings) {
         at: now(),
         ..report("spotify", "r", Problem::App, None)
     };
-    assert!(store.record(&[fresh()]).await.expect("record")[0].counted);
+    assert!(record(&store, &[fresh()]).await[0].counted);
     eventually(
         "the dedup window to pass",
         Duration::from_secs(5),
         || async {
             // Each try carries its own receive time, so both stores see time pass.
-            let r = store.record(&[fresh()]).await.expect("record");
+            let r = record(&store, &[fresh()]).await;
             r[0].counted.then_some(())
         },
     )
@@ -282,13 +287,14 @@ async fn every_key_the_redis_store_writes_carries_its_service_tag() {
     let store = store(&settings(Some(&redis.url())));
     let mut with_key = report("whatsapp", "r1", Problem::Login, Some("BR"));
     with_key.idempotency_key = Some("k".into());
-    store
-        .record(&[
+    record(
+        &store,
+        &[
             with_key,
             report("instagram", "r1", Problem::Feed, Some("US")),
-        ])
-        .await
-        .expect("record");
+        ],
+    )
+    .await;
     let now = now();
     store
         .import(

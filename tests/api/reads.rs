@@ -96,6 +96,21 @@ async fn unknown_ids_and_bad_parameters_get_problem_json() {
             "invalid_parameter",
         ),
         (
+            "/api/v1/services/x/series?window=1%C3%A9",
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/api/v1/services/x/breakdown?window=%C3%A9",
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/api/v1/services/x/series?window=48h&step=5m",
+            400,
+            "invalid_parameter",
+        ),
+        (
             "/api/v1/services/x/series?window=1h&step=2h",
             400,
             "invalid_parameter",
