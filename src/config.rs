@@ -68,46 +68,68 @@ pub struct HttpSettings {
 pub struct StoreSettings {
     /// Empty means the embedded store.
     pub redis_url: String,
+    /// Limit of one connection attempt to Redis.
     pub connect_timeout_ms: u64,
     /// Budget of one intake request waiting for its write to be acknowledged.
     pub write_timeout_ms: u64,
+    /// Limit of one read (series, breakdown, readiness ping).
     pub read_timeout_ms: u64,
+    /// Retention of minute buckets (totals, problems, countries).
     pub minute_ttl_secs: u64,
+    /// Retention of 15-minute rollups, the baseline history.
     pub rollup_ttl_secs: u64,
+    /// Retention of per-minute distinct-reporter estimates.
     pub reporters_ttl_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntakeSettings {
+    /// One counted report per reporter and service within this window.
     pub dedup_window_secs: u64,
+    /// Longest accepted client_id, bytes.
     pub max_client_id_len: usize,
+    /// Longest accepted Idempotency-Key header, bytes.
     pub max_idempotency_key_len: usize,
+    /// How long a stored answer is replayed to retries with the same key.
     pub idempotency_ttl_secs: u64,
     /// Key material of the reporter hash; empty means random per process.
     pub reporter_secret: String,
+    /// Reports waiting for the group-commit writer before intake answers 503.
     pub queue_capacity: usize,
+    /// Most reports in one group commit.
     pub max_batch: usize,
+    /// Retry-After of 503 answers.
     pub retry_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportSettings {
+    /// Largest import body, bytes.
     pub max_body_bytes: u64,
+    /// Longest NDJSON line, bytes; longer lines are rejected.
     pub max_line_bytes: usize,
+    /// Largest `count` on one line.
     pub max_count: u64,
+    /// Lines buffered between writes to the store.
     pub flush_lines: usize,
+    /// Rejected lines listed in the answer (all are counted).
     pub max_rejections_listed: usize,
+    /// Tolerated clock skew of `at` into the future.
     pub max_future_skew_secs: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSettings {
+    /// Most points of one /series answer.
     pub max_series_points: usize,
+    /// Largest /breakdown window.
     pub max_breakdown_window_secs: u64,
+    /// Page size of list endpoints without `limit`.
     pub default_page_size: usize,
+    /// Largest accepted `limit`.
     pub max_page_size: usize,
 }
 
@@ -128,7 +150,9 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
+    /// Human-readable or JSON lines.
     pub format: LogFormat,
+    /// Default filter; RUST_LOG overrides it.
     pub level: String,
 }
 
@@ -392,6 +416,14 @@ mod tests {
             (
                 &[("OUTAGEWATCH_STORE__REDIS_URL", "mysql://x")],
                 "store.redis_url",
+            ),
+            (
+                &[("OUTAGEWATCH_STORE__MINUTE_TTL_SECS", "3600")],
+                "store.minute_ttl_secs",
+            ),
+            (
+                &[("OUTAGEWATCH_STORE__ROLLUP_TTL_SECS", "172800")],
+                "store.rollup_ttl_secs",
             ),
             (
                 &[("OUTAGEWATCH_INTAKE__MAX_BATCH", "0")],
