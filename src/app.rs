@@ -14,7 +14,7 @@ use anyhow::Context;
 use crate::config::Settings;
 use crate::domain::Registry;
 use crate::http::{self, ApiError, AppState, Code};
-use crate::intake::{Intake, Writer, WriterTask};
+use crate::intake::{Intake, RateLimiter, Writer, WriterTask};
 use crate::store::{AnyStore, Retention};
 use crate::telemetry::Metrics;
 
@@ -59,6 +59,10 @@ impl Application {
         let state = web::Data::new(AppState {
             retention: Retention::new(&settings.store, &settings.intake),
             intake: Intake::new(registry.clone(), writer, metrics.clone(), &settings.intake),
+            limiter: RateLimiter::new(
+                settings.intake.rate_limit_per_minute,
+                settings.intake.rate_limit_burst,
+            ),
             settings: settings.clone(),
             registry,
             store,

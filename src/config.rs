@@ -101,6 +101,11 @@ pub struct IntakeSettings {
     pub max_batch: usize,
     /// Retry-After of 503 answers.
     pub retry_after_secs: u64,
+    /// Reports one client address (IPv6: one /64) may send per minute,
+    /// sustained; 0 disables the limit.
+    pub rate_limit_per_minute: u64,
+    /// Reports one address may send at once before the per-minute rate applies.
+    pub rate_limit_burst: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

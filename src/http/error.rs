@@ -29,6 +29,7 @@ pub enum Code {
     ProblemNotAllowed,
     InvalidCountry,
     ClientIdTooLong,
+    RateLimited,
     Overloaded,
     StoreUnavailable,
     Internal,
@@ -93,6 +94,11 @@ impl Code {
                 "client_id_too_long",
                 "client_id too long",
             ),
+            Code::RateLimited => (
+                S::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many reports from this address",
+            ),
             Code::Overloaded => (S::SERVICE_UNAVAILABLE, "overloaded", "Intake is overloaded"),
             Code::StoreUnavailable => (
                 S::SERVICE_UNAVAILABLE,
@@ -114,6 +120,8 @@ pub struct ApiError {
     pub detail: String,
     pub extra: Map<String, Value>,
     pub retry_after_secs: Option<u64>,
+    /// Further headers of the answer (rate-limit state).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl ApiError {
@@ -123,6 +131,7 @@ impl ApiError {
             detail: detail.into(),
             extra: Map::new(),
             retry_after_secs: None,
+            headers: Vec::new(),
         }
     }
 
@@ -202,6 +211,9 @@ impl ResponseError for ApiError {
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         if let Some(secs) = self.retry_after_secs {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        for (name, value) in &self.headers {
+            response.insert_header((*name, value.as_str()));
         }
         if self.code == Code::Unauthorized {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

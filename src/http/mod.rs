@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 pub use self::error::{ApiError, Code};
 use crate::config::Settings;
 use crate::domain::Registry;
-use crate::intake::Intake;
+use crate::intake::{Intake, RateLimiter};
 use crate::store::{AnyStore, Retention};
 use crate::telemetry::Metrics;
 
@@ -31,6 +31,8 @@ pub struct AppState {
     pub store: Arc<AnyStore>,
     pub retention: Retention,
     pub intake: Intake,
+    /// Per-address limit of report posts; `None` when disabled.
+    pub limiter: Option<RateLimiter>,
     pub metrics: Arc<Metrics>,
 }
 

@@ -1,6 +1,7 @@
 //! `POST /api/v1/reports`: a JSON body or an HTML form post.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -8,7 +9,7 @@ use serde::Serialize;
 
 use super::{ApiError, AppState, Code, json_response, media_type, read_body};
 use crate::domain::RawReport;
-use crate::intake::{Accepted, Origin};
+use crate::intake::{Accepted, Allowance, Origin};
 
 #[derive(Serialize)]
 struct AcceptedBody {
@@ -39,9 +40,24 @@ pub async fn post_report(
     mut payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let result = handle(&req, &mut payload, &state).await;
+    let addr = client_addr(&req, state.settings.http.trust_forwarded_for);
+    let allowance = state
+        .limiter
+        .as_ref()
+        .map(|limiter| limiter.check(addr, Instant::now()));
+    let result = match allowance {
+        Some(Err(refused)) => Err(ApiError::new(
+            Code::RateLimited,
+            format!(
+                "this address sent more than {} reports per minute (burst {}); retry in {} s",
+                state.settings.intake.rate_limit_per_minute, refused.limit, refused.reset_secs
+            ),
+        )
+        .retry_after(refused.reset_secs)),
+        _ => handle(&req, &mut payload, &state, addr).await,
+    };
     if let Err(e) = &result {
-        // Rejections the intake itself did not see (body, type, header).
+        // Rejections the intake itself did not see (limit, body, type, header).
         if !matches!(
             e.code,
             Code::UnknownService
@@ -58,13 +74,43 @@ pub async fn post_report(
                 .inc();
         }
     }
-    result
+    let Some(Ok(allowance) | Err(allowance)) = allowance else {
+        return result;
+    };
+    let headers = rate_limit_headers(allowance);
+    match result {
+        Ok(mut response) => {
+            for (name, value) in headers {
+                if let Ok(value) = header::HeaderValue::from_str(&value) {
+                    response
+                        .headers_mut()
+                        .insert(header::HeaderName::from_static(name), value);
+                }
+            }
+            Ok(response)
+        }
+        Err(mut e) => {
+            e.headers.extend(headers);
+            Err(e)
+        }
+    }
+}
+
+/// `RateLimit-*` headers (draft-ietf-httpapi-ratelimit-headers, the widely
+/// implemented three-header form).
+fn rate_limit_headers(a: Allowance) -> Vec<(&'static str, String)> {
+    vec![
+        ("ratelimit-limit", a.limit.to_string()),
+        ("ratelimit-remaining", a.remaining.to_string()),
+        ("ratelimit-reset", a.reset_secs.to_string()),
+    ]
 }
 
 async fn handle(
     req: &HttpRequest,
     payload: &mut web::Payload,
     state: &AppState,
+    addr: IpAddr,
 ) -> Result<HttpResponse, ApiError> {
     let kind = match media_type(req).as_deref() {
         Some("application/json") => BodyKind::Json,
@@ -93,7 +139,7 @@ async fn handle(
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default();
     let origin = Origin {
-        addr: client_addr(req, state.settings.http.trust_forwarded_for),
+        addr,
         user_agent: &user_agent,
         at: chrono::Utc::now().timestamp(),
         idempotency_key,

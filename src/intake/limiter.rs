@@ -7,7 +7,7 @@
 //! sharded to keep lock contention low, and idle full buckets are dropped.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -58,15 +58,13 @@ impl RateLimiter {
     /// Takes one token for `addr` at `now`; `Err` when none is left.
     pub fn check(&self, addr: IpAddr, now: Instant) -> Result<Allowance, Allowance> {
         let key = bucket_key(addr);
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        let shard = &self.shards[(h.finish() as usize) % SHARDS];
+        let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
         let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
         if shard.buckets.len() >= shard.sweep_at.max(SWEEP_AT) {
             let (per_sec, burst) = (self.per_sec, self.burst);
-            shard
-                .buckets
-                .retain(|_, b| b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_sec < burst);
+            shard.buckets.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * per_sec < burst
+            });
             shard.sweep_at = shard.buckets.len() * 2;
         }
         let bucket = shard.buckets.entry(key).or_insert(Bucket {
@@ -124,9 +122,15 @@ mod tests {
         }
         let refused = limiter.check(ip, t0).unwrap_err();
         assert_eq!(refused.reset_secs, 1);
-        assert!(limiter.check(ip, t0 + Duration::from_millis(1001)).is_ok(), "one token per second");
+        assert!(
+            limiter.check(ip, t0 + Duration::from_millis(1001)).is_ok(),
+            "one token per second"
+        );
         let other: IpAddr = "198.51.100.2".parse().unwrap();
-        assert!(limiter.check(other, t0).is_ok(), "addresses have their own buckets");
+        assert!(
+            limiter.check(other, t0).is_ok(),
+            "addresses have their own buckets"
+        );
     }
 
     #[test]
@@ -135,7 +139,11 @@ mod tests {
         let t0 = Instant::now();
         assert!(limiter.check("2001:db8::1".parse().unwrap(), t0).is_ok());
         assert!(limiter.check("2001:db8::2".parse().unwrap(), t0).is_err());
-        assert!(limiter.check("2001:db8:0:1::1".parse().unwrap(), t0).is_ok());
+        assert!(
+            limiter
+                .check("2001:db8:0:1::1".parse().unwrap(), t0)
+                .is_ok()
+        );
         assert!(RateLimiter::new(0, 10).is_none(), "0 disables");
     }
 }

@@ -1,6 +1,7 @@
 //! Report intake: validate and normalise a report, identify its reporter, and
 //! hand it to the group-commit writer. The HTTP layer only parses and maps.
 
+pub mod limiter;
 pub mod reporter;
 pub mod writer;
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
 
+pub use self::limiter::{Allowance, RateLimiter};
 pub use self::reporter::ReporterHasher;
 pub use self::writer::{WriteError, Writer, WriterTask};
 use crate::config::IntakeSettings;

@@ -302,3 +302,68 @@ async fn ten_thousand_distinct_reports_sum_to_the_counted_answers_in_redis() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn one_address_past_its_burst_gets_429_with_retry_after_and_others_are_unaffected() {
+    let mut settings = crate::helpers::test_settings(None);
+    settings.intake.rate_limit_per_minute = 60;
+    settings.intake.rate_limit_burst = 3;
+    // Lets the test speak for two client addresses.
+    settings.http.trust_forwarded_for = true;
+    let app = TestApp::spawn(settings).await;
+    let post = |from: &'static str, n: usize| {
+        app.client
+            .post(app.url("/api/v1/reports"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"service": "whatsapp", "problem": "login", "client_id": format!("{from}-{n}")}))
+            .send()
+    };
+    for (n, left) in ["2", "1", "0"].into_iter().enumerate() {
+        let response = post("198.51.100.7", n).await.unwrap();
+        assert_eq!(response.status().as_u16(), 202);
+        assert_eq!(response.headers()["ratelimit-limit"], "3");
+        assert_eq!(response.headers()["ratelimit-remaining"], left);
+    }
+    let refused = post("198.51.100.7", 3).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(refused.headers()["ratelimit-remaining"], "0");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    assert_eq!(body["status"], 429);
+
+    let other = post("203.0.113.9", 0).await.unwrap();
+    assert_eq!(
+        other.status().as_u16(),
+        202,
+        "another address has its own bucket"
+    );
+    assert_eq!(
+        app.series_total("whatsapp", "10m").await,
+        4,
+        "the refused report is not counted"
+    );
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"outagewatch_reports_rejected_total{reason="rate_limited"} 1"#),
+        "{metrics}"
+    );
+    app.stop().await;
+}
