@@ -43,6 +43,7 @@ pub struct Settings {
     pub intake: IntakeSettings,
     pub import: ImportSettings,
     pub api: ApiSettings,
+    pub detect: DetectSettings,
     pub admin: AdminSettings,
     pub log: LogSettings,
     pub registry: RegistrySettings,
@@ -136,6 +137,63 @@ pub struct ApiSettings {
     pub default_page_size: usize,
     /// Largest accepted `limit`.
     pub max_page_size: usize,
+}
+
+/// The detector's rules; `outagewatch backtest` and the worker use the same
+/// values. The README's methodology section explains each.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectSettings {
+    /// Judging windows, shortest first: a service is judged on the shortest
+    /// whose expected count reaches `min_expected`.
+    pub window_short_mins: u32,
+    pub window_mid_mins: u32,
+    pub window_long_mins: u32,
+    /// Expected reports a judging window needs before it is used.
+    pub min_expected: f64,
+    /// Same-time-of-week samples looked at (weeks back).
+    pub season_weeks: u32,
+    /// Same-time-of-day samples looked at when weeks are missing (days back).
+    pub season_days: u32,
+    /// Fewest unmasked samples a seasonal median needs.
+    pub min_season_samples: u32,
+    /// Recent hours that set the current level against the seasonal shape.
+    pub level_hours: u32,
+    /// The level correction is bounded to [1/x, x] of the seasonal value.
+    pub level_clamp: f64,
+    /// Hours of history needed before a series is judged at all.
+    pub min_history_hours: u32,
+    /// Negative-binomial dispersion (variance = mean + dispersion * mean^2)
+    /// assumed before a series has its own estimate, and its weight in
+    /// pseudo-observations when the two are blended.
+    pub dispersion_prior: f64,
+    pub dispersion_prior_weight: f64,
+    /// Half-life of the dispersion and calibration estimates.
+    pub memory_hours: f64,
+    /// Below this dispersion the Poisson tail is used.
+    pub poisson_below: f64,
+    /// Tail quantile of a series' own surprise used for calibration.
+    pub calibration_quantile: f64,
+    /// A window is a hit when its calibrated p-value is below this...
+    pub alert_p: f64,
+    /// ...and it has at least this ratio to the expected count...
+    pub min_ratio: f64,
+    /// ...and this many reports above it...
+    pub min_excess: f64,
+    /// ...and this many distinct reporters (where they are known).
+    pub min_reporters: u64,
+    /// False-discovery rate across all services judged in one tick.
+    pub fdr_q: f64,
+    /// `problem` when `confirm_hits` of the last `confirm_ticks` ticks hit.
+    pub confirm_hits: u32,
+    pub confirm_ticks: u32,
+    /// Minutes without a hit before an incident is resolved.
+    pub quiet_mins: u32,
+    /// A hit this soon after a resolution reopens the same incident.
+    pub reopen_mins: u32,
+    /// Incident time is kept out of the baseline for at most this long; a
+    /// longer rise becomes the new normal.
+    pub mask_max_hours: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -352,6 +410,9 @@ fn apply_env(
             toml::Value::String(_) => toml::Value::String(raw.clone()),
             toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().map_err(|_| {
                 env_error(format!("{section}.{key} must be an integer, got {raw:?}"))
+            })?),
+            toml::Value::Float(_) => toml::Value::Float(raw.trim().parse().map_err(|_| {
+                env_error(format!("{section}.{key} must be a number, got {raw:?}"))
             })?),
             toml::Value::Boolean(_) => toml::Value::Boolean(raw.trim().parse().map_err(|_| {
                 env_error(format!(

@@ -9,7 +9,9 @@
 //! weeks of baseline that detection needs. [`app`] wires it together.
 
 pub mod app;
+pub mod backtest;
 pub mod config;
+pub mod detect;
 pub mod domain;
 pub mod http;
 pub mod import;

@@ -29,6 +29,20 @@ enum Command {
     Serve,
     /// Print the effective settings (defaults, file, environment) and exit.
     Config,
+    /// Run the detector over CSV files (`timestamp,value`) and write
+    /// `OUT/<file name>` with `timestamp,value,anomaly_score`.
+    Backtest {
+        /// Directory for the scored files.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Add the detector's reasoning to every row (deciding window,
+        /// observed, expected, dispersion, p-values, lifecycle event).
+        #[arg(long)]
+        explain: bool,
+        /// Input CSV files.
+        #[arg(required = true, value_name = "FILE.csv")]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +59,17 @@ fn main() -> ExitCode {
             println!("{settings:#?}");
             ExitCode::SUCCESS
         }
+        Command::Backtest {
+            out,
+            files,
+            explain,
+        } => match outagewatch::backtest::run(&out, &files, &settings.detect, explain) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("outagewatch backtest: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve => {
             telemetry::init_tracing(&settings.log);
             match actix_web::rt::System::new().block_on(serve(settings)) {

@@ -1,0 +1,137 @@
+//! The expected count of a judging window: seasonal, robust, level-corrected.
+//!
+//! The seasonal value is the median of the same window at the same time of
+//! week over past weeks (a median, so one past outage cannot lift it), or of
+//! the same time of day over past days for a series younger than a few weeks.
+//! Windows that overlap a past incident are left out. Because audiences grow
+//! and shrink, the seasonal value is scaled by how the last few hours compare
+//! with the same hours in those samples, within bounds. A series with no
+//! usable seasonal samples is judged on its recent level alone.
+
+use crate::config::DetectSettings;
+
+pub const DAY: i64 = 86_400;
+pub const WEEK: i64 = 7 * DAY;
+
+/// Counts of one series over `[end - len, end)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowSum {
+    /// All counts in the window.
+    pub total: f64,
+    /// Counts outside incidents.
+    pub clean: f64,
+    /// Seconds of the window covered by buckets (`len` rounded to buckets).
+    pub secs: i64,
+    /// Seconds of the window outside incidents.
+    pub clean_secs: i64,
+}
+
+/// What a detector may read of a series' past. Implemented over an in-memory
+/// array by the backtest and over stored buckets by the worker.
+pub trait History {
+    /// Sums over the buckets starting in `[end - len, end)`, or `None` when
+    /// any of that is before the series began.
+    fn window(&self, end: i64, len: i64) -> Option<WindowSum>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaselineKind {
+    Weekly,
+    Daily,
+    Recent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Baseline {
+    /// Expected count of the window.
+    pub expected: f64,
+    pub kind: BaselineKind,
+}
+
+/// The expected count of `[end - len, end)`, or `None` for a series with too
+/// little clean history.
+pub fn expected(h: &impl History, end: i64, len: i64, s: &DetectSettings) -> Option<Baseline> {
+    let level_len = i64::from(s.level_hours) * 3600;
+    let level_end = end - len;
+    let seasonal = seasonal_samples(h, end, len, level_end, level_len, WEEK, s.season_weeks, s)
+        .map(|v| (v, BaselineKind::Weekly))
+        .or_else(|| {
+            seasonal_samples(h, end, len, level_end, level_len, DAY, s.season_days, s)
+                .map(|v| (v, BaselineKind::Daily))
+        });
+    let recent = h.window(level_end, level_len);
+    let recent_rate = recent
+        .filter(|r| r.clean_secs > 0 && r.clean_secs * 2 >= r.secs)
+        .map(|r| r.clean / r.clean_secs as f64);
+    match (seasonal, recent_rate) {
+        (Some(((window, level), kind)), rate) => {
+            let factor = match rate {
+                Some(rate) if level > 0.0 => {
+                    (rate * level_len as f64 / level).clamp(1.0 / s.level_clamp, s.level_clamp)
+                }
+                _ => 1.0,
+            };
+            Some(Baseline {
+                expected: window * factor,
+                kind,
+            })
+        }
+        (None, Some(rate)) => {
+            let history = h.window(end - len, i64::from(s.min_history_hours) * 3600)?;
+            (history.clean_secs > 0).then_some(Baseline {
+                expected: rate * len as f64,
+                kind: BaselineKind::Recent,
+            })
+        }
+        (None, None) => None,
+    }
+}
+
+/// Medians of the window and of the level hours before it, over the clean
+/// samples `period` apart; `None` with too few samples.
+#[allow(clippy::too_many_arguments)]
+fn seasonal_samples(
+    h: &impl History,
+    end: i64,
+    len: i64,
+    level_end: i64,
+    level_len: i64,
+    period: i64,
+    count: u32,
+    s: &DetectSettings,
+) -> Option<(f64, f64)> {
+    let mut windows = Vec::with_capacity(count as usize);
+    let mut levels = Vec::with_capacity(count as usize);
+    for k in 1..=i64::from(count) {
+        let Some(w) = h.window(end - k * period, len) else {
+            break;
+        };
+        if w.clean_secs == w.secs {
+            windows.push(w.total);
+        }
+        if let Some(l) = h.window(level_end - k * period, level_len)
+            && l.clean_secs > 0
+            && l.clean_secs * 2 >= l.secs
+        {
+            levels.push(l.clean * level_len as f64 / l.clean_secs as f64);
+        }
+    }
+    if windows.len() < s.min_season_samples as usize {
+        return None;
+    }
+    Some((median(&mut windows), median(&mut levels)))
+}
+
+/// Median (mean of the middle two for an even count); 0 for no values.
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}

@@ -1,0 +1,141 @@
+//! One series at one tick: the expected count of each judging window, the
+//! window to judge on, its p-value under the series' own dispersion, and the
+//! calibrated surprise that makes one threshold fit every series.
+
+use serde::{Deserialize, Serialize};
+
+use super::baseline::{self, Baseline, History};
+use super::estimate::{Dispersion, SurpriseTail, decay};
+use super::lifecycle::Lifecycle;
+use super::tail;
+use crate::config::DetectSettings;
+
+/// Everything the detector remembers of one series between ticks.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesState {
+    pub dispersion: [Dispersion; 3],
+    pub tail: [SurpriseTail; 3],
+    pub lifecycle: Lifecycle,
+}
+
+/// The judgement of one window ending at the tick.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowJudgement {
+    pub len_secs: i64,
+    pub observed: f64,
+    pub baseline: Baseline,
+    pub dispersion: f64,
+    /// Upper-tail p-value under the model.
+    pub p_value: f64,
+    /// The p-value after the series' calibration (never smaller than `p_value`).
+    pub p_calibrated: f64,
+    /// `-ln p_calibrated`.
+    pub surprise: f64,
+    /// `-ln p_value`, what calibration learns from.
+    raw_surprise: f64,
+}
+
+impl WindowJudgement {
+    pub fn ratio(&self) -> f64 {
+        self.observed / self.baseline.expected.max(1e-9)
+    }
+
+    pub fn excess(&self) -> f64 {
+        self.observed - self.baseline.expected
+    }
+
+    /// Ratio and excess floors (the caller checks distinct reporters).
+    pub fn floors_met(&self, s: &DetectSettings) -> bool {
+        self.ratio() >= s.min_ratio && self.excess() >= s.min_excess
+    }
+
+    /// The count at which this window would reach the alert threshold.
+    pub fn upper(&self, s: &DetectSettings, calibration: f64) -> f64 {
+        // Calibrated surprise = raw * factor, so the raw p at the alert is
+        // alert_p^(1 / factor).
+        let p = s.alert_p.powf(1.0 / calibration.max(1e-6));
+        tail::threshold_count(p, self.baseline.expected, self.dispersion, s.poisson_below)
+    }
+}
+
+/// The tick's judgement: every window that has a baseline, and which one
+/// decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    pub windows: [Option<WindowJudgement>; 3],
+    pub chosen: Option<usize>,
+}
+
+impl Judgement {
+    pub fn decisive(&self) -> Option<&WindowJudgement> {
+        self.chosen.and_then(|i| self.windows[i].as_ref())
+    }
+}
+
+/// Judging window lengths in seconds, each a whole number of steps.
+pub fn window_lengths(step_secs: i64, s: &DetectSettings) -> [i64; 3] {
+    [s.window_short_mins, s.window_mid_mins, s.window_long_mins].map(|m| {
+        let steps = ((i64::from(m) * 60) as f64 / step_secs as f64)
+            .round()
+            .max(1.0) as i64;
+        steps * step_secs
+    })
+}
+
+/// Judges the windows ending at `end` (exclusive) from what `h` holds.
+pub fn judge(
+    h: &impl History,
+    state: &SeriesState,
+    end: i64,
+    step_secs: i64,
+    s: &DetectSettings,
+) -> Judgement {
+    let lengths = window_lengths(step_secs, s);
+    let windows = std::array::from_fn(|i| {
+        let len = lengths[i];
+        let baseline = baseline::expected(h, end, len, s)?;
+        let observed = h.window(end, len)?.total;
+        let dispersion = state.dispersion[i].value(s.dispersion_prior, s.dispersion_prior_weight);
+        let p_value = tail::upper_tail(observed, baseline.expected, dispersion, s.poisson_below);
+        let raw_surprise = tail::surprise(p_value);
+        let surprise = raw_surprise * state.tail[i].factor(s.calibration_quantile);
+        Some(WindowJudgement {
+            len_secs: len,
+            observed,
+            baseline,
+            dispersion,
+            p_value,
+            p_calibrated: (-surprise).exp(),
+            surprise,
+            raw_surprise,
+        })
+    });
+    // Every window with a baseline is judged; the most surprising decides.
+    let chosen = (0..3).filter(|&i| windows[i].is_some()).max_by(|&a, &b| {
+        let surprise = |i: usize| {
+            windows[i]
+                .as_ref()
+                .map_or(0.0, |w: &WindowJudgement| w.surprise)
+        };
+        surprise(a).total_cmp(&surprise(b))
+    });
+    Judgement { windows, chosen }
+}
+
+/// Learns from a tick outside incidents: spread around the baseline and the
+/// tail of surprise, per window.
+pub fn learn(state: &mut SeriesState, judgement: &Judgement, step_secs: i64, s: &DetectSettings) {
+    let decay = decay(step_secs, s.memory_hours);
+    for (i, w) in judgement.windows.iter().enumerate() {
+        let Some(w) = w else { continue };
+        state.dispersion[i].observe(w.observed, w.baseline.expected, decay);
+        state.tail[i].observe(w.raw_surprise, decay);
+    }
+}
+
+/// The calibration factor of the chosen window (1 when none).
+pub fn calibration(state: &SeriesState, judgement: &Judgement, s: &DetectSettings) -> f64 {
+    judgement
+        .chosen
+        .map_or(1.0, |i| state.tail[i].factor(s.calibration_quantile))
+}

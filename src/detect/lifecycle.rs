@@ -1,0 +1,171 @@
+//! The life of an incident, one tick at a time.
+//!
+//! `possible` on the first hit, `problem` once `confirm_hits` of the last
+//! `confirm_ticks` ticks hit, resolved after `quiet_mins` without a hit; a
+//! hit within `reopen_mins` of the resolution reopens the same incident
+//! rather than starting a new one. The state is a small serializable value:
+//! the worker keeps it in the store, so a restarted worker carries on.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::DetectSettings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Possible,
+    Problem,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    Opened,
+    Confirmed,
+    Reopened,
+    Resolved,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Lifecycle {
+    /// The open incident, if any.
+    pub open: Option<OpenIncident>,
+    /// When the last incident was resolved, and its start (for reopening).
+    pub last_resolved: Option<(i64, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenIncident {
+    pub started_at: i64,
+    pub severity: Severity,
+    pub last_hit_at: i64,
+    /// Hits of the last ticks, newest in the lowest bit.
+    pub recent_hits: u32,
+    /// Greatest calibrated surprise so far.
+    pub peak_surprise: f64,
+}
+
+impl Lifecycle {
+    /// Advances by one tick at `now`; `surprise` is the tick's calibrated
+    /// surprise, used to track the peak.
+    pub fn tick(
+        &mut self,
+        now: i64,
+        hit: bool,
+        surprise: f64,
+        s: &DetectSettings,
+    ) -> Option<Event> {
+        let window_mask = if s.confirm_ticks >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << s.confirm_ticks.max(1)) - 1
+        };
+        match &mut self.open {
+            None => {
+                if !hit {
+                    return None;
+                }
+                let reopen = self
+                    .last_resolved
+                    .filter(|(at, _)| now - at <= i64::from(s.reopen_mins) * 60);
+                self.open = Some(OpenIncident {
+                    started_at: reopen.map_or(now, |(_, started)| started),
+                    severity: Severity::Possible,
+                    last_hit_at: now,
+                    recent_hits: 1,
+                    peak_surprise: surprise,
+                });
+                self.last_resolved = None;
+                if reopen.is_some() {
+                    Some(Event::Reopened)
+                } else if s.confirm_hits <= 1 {
+                    self.confirm()
+                } else {
+                    Some(Event::Opened)
+                }
+            }
+            Some(open) => {
+                open.recent_hits = ((open.recent_hits << 1) | u32::from(hit)) & window_mask;
+                open.peak_surprise = open.peak_surprise.max(surprise);
+                if hit {
+                    open.last_hit_at = now;
+                }
+                if open.severity == Severity::Possible
+                    && open.recent_hits.count_ones() >= s.confirm_hits
+                {
+                    return self.confirm();
+                }
+                if now - open.last_hit_at >= i64::from(s.quiet_mins) * 60 {
+                    self.last_resolved = Some((now, open.started_at));
+                    self.open = None;
+                    return Some(Event::Resolved);
+                }
+                None
+            }
+        }
+    }
+
+    fn confirm(&mut self) -> Option<Event> {
+        let open = self.open.as_mut()?;
+        open.severity = Severity::Problem;
+        Some(Event::Confirmed)
+    }
+
+    /// Whether time `now` belongs to an incident younger than the masking limit.
+    pub fn masks(&self, now: i64, s: &DetectSettings) -> bool {
+        self.open
+            .as_ref()
+            .is_some_and(|o| now - o.started_at < i64::from(s.mask_max_hours) * 3600)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    fn settings() -> DetectSettings {
+        Settings::defaults().detect
+    }
+
+    #[test]
+    fn possible_then_problem_then_resolved_after_the_quiet_period() {
+        let s = settings();
+        let mut l = Lifecycle::default();
+        assert_eq!(l.tick(0, false, 0.0, &s), None);
+        assert_eq!(l.tick(60, true, 20.0, &s), Some(Event::Opened));
+        assert_eq!(l.open.as_ref().unwrap().severity, Severity::Possible);
+        assert_eq!(l.tick(120, true, 30.0, &s), Some(Event::Confirmed));
+        let mut t = 120;
+        let mut events = vec![];
+        while l.open.is_some() {
+            t += 60;
+            events.extend(l.tick(t, false, 0.0, &s));
+        }
+        assert_eq!(events, vec![Event::Resolved]);
+        assert_eq!(t - 120, i64::from(s.quiet_mins) * 60);
+    }
+
+    #[test]
+    fn a_relapse_soon_after_reopens_the_same_incident() {
+        let s = settings();
+        let mut l = Lifecycle::default();
+        l.tick(0, true, 20.0, &s);
+        let mut t = 0;
+        while l.open.is_some() {
+            t += 60;
+            l.tick(t, false, 0.0, &s);
+        }
+        assert_eq!(l.tick(t + 60, true, 20.0, &s), Some(Event::Reopened));
+        assert_eq!(l.open.as_ref().unwrap().started_at, 0);
+        // Long after a resolution, a hit is a new incident.
+        let mut l2 = Lifecycle::default();
+        l2.tick(0, true, 20.0, &s);
+        let mut t = 0;
+        while l2.open.is_some() {
+            t += 60;
+            l2.tick(t, false, 0.0, &s);
+        }
+        let later = t + i64::from(s.reopen_mins) * 60 + 60;
+        assert_eq!(l2.tick(later, true, 20.0, &s), Some(Event::Opened));
+    }
+}

@@ -1,0 +1,154 @@
+//! The detector over one in-memory series, row by row: what `outagewatch
+//! backtest` runs, and what tests use to check the detector end to end. It is
+//! causal by construction: a row's verdict is computed before later rows exist.
+
+use super::baseline::{History, WindowSum};
+use super::judge::{self, Judgement, SeriesState};
+use super::lifecycle::Event;
+use crate::config::DetectSettings;
+
+/// Counts at a regular step, with prefix sums so any window is O(1).
+#[derive(Debug, Clone)]
+pub struct ArrayHistory {
+    start: i64,
+    step: i64,
+    /// Prefix sums of all counts, of counts outside incidents, and of the
+    /// number of buckets outside incidents; one longer than the series.
+    total: Vec<f64>,
+    clean: Vec<f64>,
+    clean_n: Vec<i64>,
+}
+
+impl ArrayHistory {
+    pub fn new(start: i64, step: i64) -> Self {
+        ArrayHistory {
+            start,
+            step,
+            total: vec![0.0],
+            clean: vec![0.0],
+            clean_n: vec![0],
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.total.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Start of the bucket after the last one.
+    pub fn end(&self) -> i64 {
+        self.start + self.len() as i64 * self.step
+    }
+
+    /// Appends a bucket; `masked` keeps it out of baselines (incident time,
+    /// or a gap in the data).
+    pub fn push(&mut self, count: f64, masked: bool) {
+        let n = self.len();
+        self.total.push(self.total[n] + count);
+        let (c, k) = if masked { (0.0, 0) } else { (count, 1) };
+        self.clean.push(self.clean[n] + c);
+        self.clean_n.push(self.clean_n[n] + k);
+    }
+
+    /// Changes whether the last bucket is masked.
+    pub fn mask_last(&mut self, masked: bool) {
+        let n = self.len();
+        if n == 0 {
+            return;
+        }
+        let count = self.total[n] - self.total[n - 1];
+        self.total.pop();
+        self.clean.pop();
+        self.clean_n.pop();
+        self.push(count, masked);
+    }
+
+    /// Index of the first bucket starting at or after `t`.
+    fn index(&self, t: i64) -> i64 {
+        (t - self.start + self.step - 1).div_euclid(self.step)
+    }
+}
+
+impl History for ArrayHistory {
+    fn window(&self, end: i64, len: i64) -> Option<WindowSum> {
+        let (i0, i1) = (self.index(end - len), self.index(end));
+        if i0 < 0 || i1 > self.len() as i64 || i1 <= i0 {
+            return None;
+        }
+        let (i0, i1) = (i0 as usize, i1 as usize);
+        Some(WindowSum {
+            total: self.total[i1] - self.total[i0],
+            clean: self.clean[i1] - self.clean[i0],
+            secs: (i1 - i0) as i64 * self.step,
+            clean_secs: (self.clean_n[i1] - self.clean_n[i0]) * self.step,
+        })
+    }
+}
+
+/// What the detector says of one row.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub judgement: Judgement,
+    pub hit: bool,
+    pub event: Option<Event>,
+    /// In [0, 1]: 0.5 at the alert threshold, higher for stronger evidence;
+    /// rows of an incident already known score half, unless they escalate it.
+    pub score: f64,
+}
+
+pub struct SeriesDetector<'a> {
+    history: ArrayHistory,
+    state: SeriesState,
+    settings: &'a DetectSettings,
+}
+
+impl<'a> SeriesDetector<'a> {
+    pub fn new(start: i64, step: i64, settings: &'a DetectSettings) -> Self {
+        SeriesDetector {
+            history: ArrayHistory::new(start, step),
+            state: SeriesState::default(),
+            settings,
+        }
+    }
+
+    /// A missing bucket: it counts as nothing and is kept out of baselines.
+    pub fn push_gap(&mut self) {
+        self.history.push(0.0, true);
+    }
+
+    /// The next row's count; judges the windows that end with it.
+    pub fn push(&mut self, count: f64) -> Verdict {
+        let s = self.settings;
+        let at = self.history.end();
+        let step = self.history.step;
+        self.history.push(count, false);
+        let judgement = judge::judge(&self.history, &self.state, at + step, step, s);
+        let decisive = judgement.decisive().copied();
+        let hit = decisive.is_some_and(|w| w.p_calibrated < s.alert_p && w.floors_met(s));
+        let surprise = decisive.map_or(0.0, |w| w.surprise);
+        let peak_before = self.state.lifecycle.open.as_ref().map(|o| o.peak_surprise);
+        if !self.state.lifecycle.masks(at, s) {
+            judge::learn(&mut self.state, &judgement, step, s);
+        }
+        let event = self.state.lifecycle.tick(at, hit, surprise, s);
+        self.history.mask_last(self.state.lifecycle.masks(at, s));
+
+        let alert = -s.alert_p.ln();
+        let mut score = surprise / (surprise + alert);
+        let opened = matches!(event, Some(Event::Opened | Event::Reopened));
+        let escalates = peak_before.is_some_and(|peak| surprise > 2.0 * peak);
+        let floors = decisive.is_some_and(|w| w.floors_met(s));
+        if (!opened && peak_before.is_some() && !escalates) || !floors {
+            score *= 0.5;
+        }
+        Verdict {
+            judgement,
+            hit,
+            event,
+            score,
+        }
+    }
+}
