@@ -44,7 +44,8 @@ pub fn run(
         let mut csv = String::from("timestamp,value,anomaly_score");
         if explain {
             csv.push_str(
-                ",window_mins,observed,expected,baseline,dispersion,p_value,p_calibrated,event",
+                ",window_mins,observed,expected,baseline,dispersion,p_value,p_calibrated,event,\
+                 surprise_short,surprise_mid,surprise_long",
             );
         }
         csv.push('\n');
@@ -72,6 +73,9 @@ pub fn run(
                     ",{}",
                     v.event.map_or(String::new(), |e| format!("{e:?}"))
                 );
+                for w in &v.judgement.windows {
+                    let _ = write!(csv, ",{:.3}", w.map_or(0.0, |w| w.surprise));
+                }
             }
             csv.push('\n');
         }

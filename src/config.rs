@@ -161,6 +161,9 @@ pub struct DetectSettings {
     pub level_hours: u32,
     /// The level correction is bounded to [1/x, x] of the seasonal value.
     pub level_clamp: f64,
+    /// The expected count is at least this fraction of the series' mean
+    /// over the last week (sparse series have seasonal medians of zero).
+    pub mean_floor: f64,
     /// Hours of history needed before a series is judged at all.
     pub min_history_hours: u32,
     /// Negative-binomial dispersion (variance = mean + dispersion * mean^2)
@@ -224,6 +227,81 @@ pub struct LogSettings {
 pub struct RegistrySettings {
     /// Empty means the registry compiled into the binary.
     pub path: String,
+}
+
+impl DetectSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |setting: &'static str, message: &str| {
+            Err(ConfigError::Invalid {
+                setting,
+                message: message.into(),
+            })
+        };
+        if self.window_short_mins == 0
+            || self.window_mid_mins < self.window_short_mins
+            || self.window_long_mins < self.window_mid_mins
+        {
+            return invalid(
+                "detect.window_short_mins",
+                "windows must be positive and short <= mid <= long",
+            );
+        }
+        let unit_open = |v: f64| v > 0.0 && v < 1.0;
+        if !unit_open(self.calibration_quantile) {
+            return invalid("detect.calibration_quantile", "must be between 0 and 1");
+        }
+        if !unit_open(self.alert_p) {
+            return invalid("detect.alert_p", "must be between 0 and 1");
+        }
+        if !(self.fdr_q > 0.0 && self.fdr_q <= 1.0) {
+            return invalid("detect.fdr_q", "must be in (0, 1]");
+        }
+        if self.confirm_hits == 0
+            || self.confirm_hits > self.confirm_ticks
+            || self.confirm_ticks > 32
+        {
+            return invalid(
+                "detect.confirm_hits",
+                "must be at least 1 and at most detect.confirm_ticks, which is at most 32",
+            );
+        }
+        if self.memory_hours.is_nan() || self.memory_hours <= 0.0 {
+            return invalid("detect.memory_hours", "must be greater than 0");
+        }
+        if self.level_clamp.is_nan() || self.level_clamp < 1.0 {
+            return invalid("detect.level_clamp", "must be at least 1");
+        }
+        let non_negative = [
+            ("detect.min_expected", self.min_expected),
+            ("detect.mean_floor", self.mean_floor),
+            ("detect.dispersion_prior", self.dispersion_prior),
+            (
+                "detect.dispersion_prior_weight",
+                self.dispersion_prior_weight,
+            ),
+            ("detect.poisson_below", self.poisson_below),
+            ("detect.min_ratio", self.min_ratio),
+            ("detect.min_excess", self.min_excess),
+        ];
+        for (setting, value) in non_negative {
+            if !(value >= 0.0 && value.is_finite()) {
+                return invalid(setting, "must be a number of at least 0");
+            }
+        }
+        if self.season_weeks == 0 && self.season_days == 0 {
+            return invalid(
+                "detect.season_weeks",
+                "season_weeks and season_days cannot both be 0",
+            );
+        }
+        if self.level_hours == 0 || self.min_history_hours == 0 {
+            return invalid(
+                "detect.level_hours",
+                "level_hours and min_history_hours must be at least 1",
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Settings {
@@ -306,6 +384,7 @@ impl Settings {
                 return Err(invalid(setting, "must be greater than 0"));
             }
         }
+        self.detect.validate()?;
         if self.intake.max_batch > 4096 {
             // One Lua call takes the batch of a service as arguments; Lua's
             // stack limits how many values one call may unpack.

@@ -63,7 +63,16 @@ pub fn expected(h: &impl History, end: i64, len: i64, s: &DetectSettings) -> Opt
     let recent_rate = recent
         .filter(|r| r.clean_secs > 0 && r.clean_secs * 2 >= r.secs)
         .map(|r| r.clean / r.clean_secs as f64);
-    match (seasonal, recent_rate) {
+    // A floor from the series' mean over the last week, so a sparse series
+    // whose seasonal median is zero still expects a little.
+    let mean_floor = h
+        .window(level_end, WEEK)
+        .or_else(|| h.window(level_end, i64::from(s.min_history_hours) * 3600))
+        .filter(|w| w.clean_secs > 0)
+        .map_or(0.0, |w| {
+            s.mean_floor * w.clean / w.clean_secs as f64 * len as f64
+        });
+    let baseline = match (seasonal, recent_rate) {
         (Some(((window, level), kind)), rate) => {
             let factor = match rate {
                 Some(rate) if level > 0.0 => {
@@ -84,7 +93,11 @@ pub fn expected(h: &impl History, end: i64, len: i64, s: &DetectSettings) -> Opt
             })
         }
         (None, None) => None,
-    }
+    }?;
+    Some(Baseline {
+        expected: baseline.expected.max(mean_floor),
+        ..baseline
+    })
 }
 
 /// Medians of the window and of the level hours before it, over the clean

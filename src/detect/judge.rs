@@ -110,7 +110,9 @@ pub fn judge(
             raw_surprise,
         })
     });
-    // Every window with a baseline is judged; the most surprising decides.
+    // Every window with a baseline is judged; the most surprising decides
+    // (a sharp burst shows in the short window, a slow rise on a quiet
+    // service in the long one).
     let chosen = (0..3).filter(|&i| windows[i].is_some()).max_by(|&a, &b| {
         let surprise = |i: usize| {
             windows[i]

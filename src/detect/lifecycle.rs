@@ -31,6 +31,9 @@ pub struct Lifecycle {
     pub open: Option<OpenIncident>,
     /// When the last incident was resolved, and its start (for reopening).
     pub last_resolved: Option<(i64, i64)>,
+    /// The peak surprise of the last incident while it may still reopen.
+    #[serde(default)]
+    pub last_peak: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,20 +64,33 @@ impl Lifecycle {
         };
         match &mut self.open {
             None => {
+                if self
+                    .last_resolved
+                    .is_some_and(|(at, _)| now - at > i64::from(s.reopen_mins) * 60)
+                {
+                    self.last_resolved = None;
+                    self.last_peak = None;
+                }
                 if !hit {
                     return None;
                 }
                 let reopen = self
                     .last_resolved
                     .filter(|(at, _)| now - at <= i64::from(s.reopen_mins) * 60);
+                let peak = if reopen.is_some() {
+                    self.last_peak.unwrap_or(0.0).max(surprise)
+                } else {
+                    surprise
+                };
                 self.open = Some(OpenIncident {
                     started_at: reopen.map_or(now, |(_, started)| started),
                     severity: Severity::Possible,
                     last_hit_at: now,
                     recent_hits: 1,
-                    peak_surprise: surprise,
+                    peak_surprise: peak,
                 });
                 self.last_resolved = None;
+                self.last_peak = None;
                 if reopen.is_some() {
                     Some(Event::Reopened)
                 } else if s.confirm_hits <= 1 {
@@ -96,6 +112,7 @@ impl Lifecycle {
                 }
                 if now - open.last_hit_at >= i64::from(s.quiet_mins) * 60 {
                     self.last_resolved = Some((now, open.started_at));
+                    self.last_peak = Some(open.peak_surprise);
                     self.open = None;
                     return Some(Event::Resolved);
                 }

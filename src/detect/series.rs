@@ -138,7 +138,7 @@ impl<'a> SeriesDetector<'a> {
 
         let alert = -s.alert_p.ln();
         let mut score = surprise / (surprise + alert);
-        let opened = matches!(event, Some(Event::Opened | Event::Reopened));
+        let opened = matches!(event, Some(Event::Opened));
         let escalates = peak_before.is_some_and(|peak| surprise > 2.0 * peak);
         let floors = decisive.is_some_and(|w| w.floors_met(s));
         if (!opened && peak_before.is_some() && !escalates) || !floors {
