@@ -1,6 +1,7 @@
-//! Builds the application from settings: store, registry, group-commit writer
-//! and HTTP server; runs it until a signal, then drains requests and flushes
-//! the writer so that nothing accepted is lost.
+//! Builds the application from settings: store, registry, group-commit
+//! writer, HTTP server and (unless disabled) the detection worker; runs it
+//! until a signal, then drains requests, stops the worker (releasing its
+//! leases) and flushes the writer so that nothing accepted is lost.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -17,12 +18,16 @@ use crate::http::{self, ApiError, AppState, Code};
 use crate::intake::{Intake, RateLimiter, Writer, WriterTask};
 use crate::store::{AnyStore, Retention};
 use crate::telemetry::Metrics;
+use crate::worker::Worker;
+use tokio::sync::watch;
 
 pub struct Application {
     port: u16,
     server: Server,
     writer: WriterTask,
     state: web::Data<AppState>,
+    /// The detection worker running beside the API, when enabled.
+    worker: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Application {
@@ -95,12 +100,33 @@ impl Application {
             registry_services = state.registry.services().len(),
             "listening"
         );
+        let worker = settings.worker.enabled.then(|| {
+            let worker = Worker::new(
+                state.store.clone(),
+                state.registry.clone(),
+                settings.detect.clone(),
+                settings.worker.clone(),
+            );
+            tracing::info!(worker = worker.id(), "detection worker started");
+            let (stop, stopped) = watch::channel(false);
+            (stop, tokio::spawn(worker.run(stopped)))
+        });
         Ok(Application {
             port,
             server: server.run(),
             writer: writer_task,
             state,
+            worker,
         })
+    }
+
+    /// The store the application uses (tests drive a worker on it).
+    pub fn store(&self) -> Arc<AnyStore> {
+        self.state.store.clone()
+    }
+
+    pub fn registry(&self) -> Arc<Registry> {
+        self.state.registry.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -110,7 +136,61 @@ impl Application {
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
+}
 
+/// Runs the detection worker alone (`outagewatch worker`) until SIGINT or
+/// SIGTERM.
+pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
+    let registry =
+        Arc::new(Registry::load(&settings.registry.path).context("loading the services registry")?);
+    let store = Arc::new(
+        AnyStore::from_settings(&settings.store, &settings.intake)
+            .context("configuring the store")?,
+    );
+    if store.kind() == "embedded" {
+        anyhow::bail!(
+            "a worker on its own needs Redis (store.redis_url): the embedded store lives inside one process; \
+             `outagewatch serve` runs the worker beside the API"
+        );
+    }
+    let worker = Worker::new(
+        store,
+        registry,
+        settings.detect.clone(),
+        settings.worker.clone(),
+    );
+    tracing::info!(worker = worker.id(), "detection worker started");
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(worker.run(stopped));
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    task.await.context("detection worker")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+impl Application {
     /// Serves until SIGINT/SIGTERM (or a stop through the server handle), then
     /// flushes every report that was accepted into the queue.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
@@ -118,9 +198,16 @@ impl Application {
             server,
             writer,
             state,
+            worker,
             ..
         } = self;
         let served = server.await;
+        if let Some((stop, task)) = worker {
+            let _ = stop.send(true);
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "detection worker failed");
+            }
+        }
         writer.finish().await;
         tracing::info!(
             store = state.store.kind(),

@@ -44,6 +44,7 @@ pub struct Settings {
     pub import: ImportSettings,
     pub api: ApiSettings,
     pub detect: DetectSettings,
+    pub worker: WorkerSettings,
     pub admin: AdminSettings,
     pub log: LogSettings,
     pub registry: RegistrySettings,
@@ -137,6 +138,21 @@ pub struct ApiSettings {
     pub default_page_size: usize,
     /// Largest accepted `limit`.
     pub max_page_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Run the detection worker inside `serve`.
+    pub enabled: bool,
+    /// How often the worker looks for a newly completed minute.
+    pub tick_secs: u64,
+    /// A worker's hold on a service lapses this long after its last tick.
+    pub lease_secs: u64,
+    /// Minutes a worker that was away catches up on before it skips ahead.
+    pub max_catch_up_minutes: u32,
+    /// Stored history is reloaded at least this often (and after imports).
+    pub history_refresh_secs: u64,
 }
 
 /// The detector's rules; `outagewatch backtest` and the worker use the same
@@ -359,7 +375,7 @@ impl Settings {
             redis::Client::open(self.store.redis_url.as_str())
                 .map_err(|e| invalid("store.redis_url", e.to_string()))?;
         }
-        let positive: [(&'static str, u64); 12] = [
+        let positive: [(&'static str, u64); 15] = [
             ("http.max_body_bytes", self.http.max_body_bytes as u64),
             ("store.connect_timeout_ms", self.store.connect_timeout_ms),
             ("store.write_timeout_ms", self.store.write_timeout_ms),
@@ -378,6 +394,12 @@ impl Settings {
             ("import.flush_lines", self.import.flush_lines as u64),
             ("api.max_series_points", self.api.max_series_points as u64),
             ("api.default_page_size", self.api.default_page_size as u64),
+            ("worker.tick_secs", self.worker.tick_secs),
+            ("worker.lease_secs", self.worker.lease_secs),
+            (
+                "worker.history_refresh_secs",
+                self.worker.history_refresh_secs,
+            ),
         ];
         for (setting, value) in positive {
             if value == 0 {

@@ -18,3 +18,4 @@ pub mod import;
 pub mod intake;
 pub mod store;
 pub mod telemetry;
+pub mod worker;

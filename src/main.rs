@@ -25,8 +25,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API (the default).
+    /// Run the HTTP API and the detection worker (the default).
     Serve,
+    /// Run only the detection worker (needs Redis; scale it apart from the API).
+    Worker,
     /// Print the effective settings (defaults, file, environment) and exit.
     Config,
     /// Run the detector over CSV files (`timestamp,value`) and write
@@ -70,19 +72,29 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Worker => {
+            telemetry::init_tracing(&settings.log);
+            run_logged(outagewatch::app::run_worker(settings))
+        }
         Command::Serve => {
             telemetry::init_tracing(&settings.log);
-            match actix_web::rt::System::new().block_on(serve(settings)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(
-                        error = format!("{e:#}"),
-                        "outagewatch stopped with an error"
-                    );
-                    eprintln!("outagewatch: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            run_logged(serve(settings))
+        }
+    }
+}
+
+/// Runs a service to its end on an actix system; an error is logged once
+/// and printed.
+fn run_logged(service: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    match actix_web::rt::System::new().block_on(service) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "outagewatch stopped with an error"
+            );
+            eprintln!("outagewatch: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

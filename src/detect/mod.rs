@@ -12,6 +12,7 @@
 
 pub mod baseline;
 pub mod estimate;
+pub mod history;
 pub mod judge;
 pub mod lifecycle;
 pub mod series;

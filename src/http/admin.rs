@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{ApiError, AppState, Code, content_length};
 use crate::import::{LineRules, LineSplitter};
-use crate::store::{ImportRow, Store};
+use crate::store::{FeedStore, ImportRow, Store};
 
 /// Constant-time: compares digests, so timing reveals nothing of the token.
 fn authorize(req: &HttpRequest, token: &str) -> Result<(), ApiError> {
@@ -166,6 +166,10 @@ pub async fn import(
     }
     lines.finish(|number, line| import.line(number, line));
     import.flush().await?;
+    // Workers cache history; this tells them to reload it.
+    if let Err(e) = state.store.bump_history_epoch().await {
+        tracing::warn!(error = %e, "imported, but workers will see it only at their next history refresh");
+    }
     tracing::info!(
         accepted = import.accepted,
         rejected = import.rejected_count,

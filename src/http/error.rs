@@ -23,6 +23,7 @@ pub enum Code {
     NotFound,
     ServiceNotFound,
     CompanyNotFound,
+    AnomalyNotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
     UnknownService,
@@ -64,6 +65,7 @@ impl Code {
             Code::NotFound => (S::NOT_FOUND, "not_found", "Not found"),
             Code::ServiceNotFound => (S::NOT_FOUND, "service_not_found", "No such service"),
             Code::CompanyNotFound => (S::NOT_FOUND, "company_not_found", "No such company"),
+            Code::AnomalyNotFound => (S::NOT_FOUND, "anomaly_not_found", "No such anomaly"),
             Code::PayloadTooLarge => (
                 S::PAYLOAD_TOO_LARGE,
                 "payload_too_large",

@@ -2,6 +2,7 @@
 //! Handlers parse, call one function, and map the result.
 
 pub mod admin;
+pub mod anomalies;
 pub mod error;
 pub mod ops;
 pub mod reports;
@@ -50,6 +51,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/services/{id}/breakdown",
                     web::get().to(services::breakdown),
                 )
+                .route("/anomalies", web::get().to(anomalies::list))
+                .route("/anomalies/{id}", web::get().to(anomalies::one))
                 .route("/companies", web::get().to(services::companies))
                 .route("/companies/{id}", web::get().to(services::company))
                 .route("/admin/import", web::post().to(admin::import)),

@@ -9,9 +9,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{ApiError, AppState, Code};
-use crate::domain::{Company, Service};
+use crate::domain::{Anomaly, Company, Service};
 use crate::intake::minute_start;
-use crate::store::Store;
+use crate::store::{FeedStore, Store};
 
 type Query = web::Query<HashMap<String, String>>;
 
@@ -27,15 +27,16 @@ pub struct ServiceView<'a> {
     category: String,
     aliases: &'a [String],
     problems: Vec<&'static str>,
-    /// `ok`, `possible` or `problem`; `ok` until detection reports otherwise.
-    status: &'static str,
+    /// `ok`, `possible` or `problem` (the severity of the open incident);
+    /// null when the store cannot answer.
+    status: Option<&'static str>,
     /// Counted reports in the last 15 minutes; null when the store is unreachable.
     reports_15m: Option<u64>,
     reports_24h: Option<u64>,
 }
 
 impl<'a> ServiceView<'a> {
-    fn new(s: &'a Service, recent: Option<(u64, u64)>) -> Self {
+    fn new(s: &'a Service, recent: Option<(u64, u64)>, status: Option<&'static str>) -> Self {
         ServiceView {
             id: &s.id,
             name: &s.name,
@@ -43,7 +44,7 @@ impl<'a> ServiceView<'a> {
             category: s.category.to_string(),
             aliases: &s.aliases,
             problems: s.problems.iter().map(|p| p.as_str()).collect(),
-            status: "ok",
+            status,
             reports_15m: recent.map(|r| r.0),
             reports_24h: recent.map(|r| r.1),
         }
@@ -77,6 +78,33 @@ async fn recent_counts(state: &AppState, services: &[&Service]) -> Vec<Option<(u
     }
 }
 
+/// The open incident of each service, from the feed; `None` when the store
+/// cannot answer.
+async fn open_incidents(state: &AppState) -> Option<HashMap<String, Anomaly>> {
+    match state.store.open_anomalies().await {
+        Ok(open) => Some(
+            open.into_iter()
+                .filter_map(|(s, doc)| Some((s, serde_json::from_str(&doc).ok()?)))
+                .collect(),
+        ),
+        Err(e) => {
+            state.metrics.store_error("open_anomalies", &e);
+            tracing::warn!(error = %e, "open incidents unavailable");
+            None
+        }
+    }
+}
+
+/// A service's status given the open incidents.
+fn status_of(open: &Option<HashMap<String, Anomaly>>, service: &str) -> Option<&'static str> {
+    let open = open.as_ref()?;
+    Some(match open.get(service).map(|a| a.severity.as_str()) {
+        Some("problem") => "problem",
+        Some(_) => "possible",
+        None => "ok",
+    })
+}
+
 fn find_service<'a>(state: &'a AppState, id: &str) -> Result<&'a Service, ApiError> {
     state
         .registry
@@ -104,11 +132,11 @@ pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpRespon
         (Some(_), Some(last)) => Some(last.id.clone()),
         _ => None,
     };
-    let counts = recent_counts(&state, &page).await;
+    let (counts, open) = tokio::join!(recent_counts(&state, &page), open_incidents(&state));
     let items: Vec<ServiceView> = page
         .iter()
         .zip(counts)
-        .map(|(s, c)| ServiceView::new(s, c))
+        .map(|(s, c)| ServiceView::new(s, c, status_of(&open, &s.id)))
         .collect();
     Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
 }
@@ -119,12 +147,19 @@ pub async fn one(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let service = find_service(&state, &path)?;
-    let counts = recent_counts(&state, &[service]).await;
-    let mut body = serde_json::to_value(ServiceView::new(service, counts[0])).map_err(|e| {
+    let one = [service];
+    let (counts, open) = tokio::join!(recent_counts(&state, &one), open_incidents(&state));
+    let view = ServiceView::new(service, counts[0], status_of(&open, &service.id));
+    let mut body = serde_json::to_value(view).map_err(|e| {
         tracing::error!(error = %e, "serializing a service");
         ApiError::new(Code::Internal, "internal error")
     })?;
-    body["open_incident"] = serde_json::Value::Null;
+    let incident = open.as_ref().and_then(|o| o.get(&service.id)).map(|a| {
+        let mut a = a.clone();
+        a.timeline.clear();
+        a
+    });
+    body["open_incident"] = serde_json::to_value(incident).unwrap_or_default();
     Ok(HttpResponse::Ok().json(body))
 }
 
@@ -132,9 +167,12 @@ pub async fn one(
 struct Point {
     t: String,
     reports: u64,
-    /// Expected count; null until the detector fills it.
+    /// Expected count (the detector's baseline); null where the detector
+    /// has not judged these minutes (before it ran, or older than the
+    /// minute buckets' retention).
     baseline: Option<f64>,
-    /// Alert threshold; null until the detector fills it.
+    /// Alert threshold: the count at which the detector's short window would
+    /// alert, spread over its minutes and summed per step.
     upper: Option<f64>,
 }
 
@@ -185,12 +223,31 @@ pub async fn series(
     // Minute buckets expire a whole hour at a time, so they cover the last
     // minute_ttl minus one hour whatever the clock; further back, rollups.
     let minute_span = state.retention.minute_ttl_secs / 60 - 60;
+    let mut expected: Vec<Option<(f64, f64)>> = vec![None; points];
     let counts: Vec<u64> = if end - start <= minute_span {
-        let minutes = state
-            .store
-            .minute_totals(&[service.id.as_str()], start, points * step as usize)
-            .await
-            .map_err(|e| store_error(&state, "minute_totals", e))?;
+        let count = points * step as usize;
+        let ids = [service.id.as_str()];
+        let (minutes, per_minute) = tokio::join!(
+            state.store.minute_totals(&ids, start, count),
+            state.store.expected(&service.id, start, count),
+        );
+        let minutes = minutes.map_err(|e| store_error(&state, "minute_totals", e))?;
+        // Without the detector's numbers the counts still serve.
+        let per_minute = per_minute.unwrap_or_else(|e| {
+            state.metrics.store_error("expected", &e);
+            vec![None; count]
+        });
+        for (slot, chunk) in expected.iter_mut().zip(per_minute.chunks(step as usize)) {
+            let known: Vec<(f64, f64)> = chunk.iter().flatten().copied().collect();
+            if !known.is_empty() {
+                // Minutes the worker has not judged yet count at the mean.
+                let scale = chunk.len() as f64 / known.len() as f64;
+                let (e, u) = known
+                    .iter()
+                    .fold((0.0, 0.0), |(e, u), (ke, ku)| (e + ke, u + ku));
+                *slot = Some((round2(e * scale), round2(u * scale)));
+            }
+        }
         minutes[0]
             .chunks(step as usize)
             .map(|c| c.iter().sum())
@@ -216,12 +273,13 @@ pub async fn series(
     };
     let points: Vec<Point> = counts
         .into_iter()
+        .zip(expected)
         .enumerate()
-        .map(|(i, reports)| Point {
+        .map(|(i, (reports, expected))| Point {
             t: rfc3339_minute(start + i as i64 * step),
             reports,
-            baseline: None,
-            upper: None,
+            baseline: expected.map(|e| e.0),
+            upper: expected.map(|e| e.1),
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({
@@ -311,15 +369,15 @@ pub async fn company(
         )
     })?;
     let services: Vec<&Service> = state.registry.services_of(&company.id).collect();
-    let counts = recent_counts(&state, &services).await;
+    let (counts, open) = tokio::join!(recent_counts(&state, &services), open_incidents(&state));
     let views: Vec<ServiceView> = services
         .iter()
         .zip(counts)
-        .map(|(s, c)| ServiceView::new(s, c))
+        .map(|(s, c)| ServiceView::new(s, c, status_of(&open, &s.id)))
         .collect();
     let status = views
         .iter()
-        .map(|v| v.status)
+        .map(|v| v.status.unwrap_or("ok"))
         .max_by_key(|s| match *s {
             "problem" => 2,
             "possible" => 1,
@@ -401,6 +459,10 @@ fn default_step(window: i64) -> i64 {
 
 fn rfc3339_minute(minute: i64) -> String {
     minute_start(minute).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 fn round4(x: f64) -> f64 {

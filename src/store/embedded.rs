@@ -15,8 +15,9 @@ use super::{Breakdown, ImportRow, Receipt, ReportWrite, Retention, Store, StoreR
 const SWEEP_EVERY_SECS: i64 = 60;
 
 pub struct EmbeddedStore {
-    retention: Retention,
+    pub(super) retention: Retention,
     state: Mutex<State>,
+    pub(super) feed: Box<Mutex<super::embedded_feed::FeedData>>,
 }
 
 #[derive(Default)]
@@ -89,6 +90,7 @@ impl EmbeddedStore {
         EmbeddedStore {
             retention,
             state: Mutex::new(State::default()),
+            feed: Box::default(),
         }
     }
 

@@ -13,6 +13,20 @@
 //! | `ow:{s}:d:<reporter>` | string | dedup marker | `dedup_window_secs` after the counted report |
 //! | `ow:{s}:i:<idempotency key>` | string | the stored answer | `idempotency_ttl_secs` |
 //!
+//! | `ow:{s}:lease` | string | id of the worker acting on the service | `worker.lease_secs` |
+//! | `ow:{s}:state` | string | the worker's detector state (JSON) | never |
+//! | `ow:{s}:e:<hour>` | hash | minute of hour → `expected:upper` | bucket start + `minute_ttl_secs` |
+//!
+//! The anomaly feed spans services, so its keys share the tag `{feed}`
+//! (one slot, updated together in one transaction):
+//!
+//! | key | type | content |
+//! |---|---|---|
+//! | `ow:{feed}:docs` | hash | anomaly id → JSON document |
+//! | `ow:{feed}:index` | sorted set | anomaly id scored by its start (Unix seconds) |
+//! | `ow:{feed}:open` | hash | service id → id of its open anomaly |
+//! | `ow:{feed}:epoch` | string | counter bumped by every history import |
+//!
 //! Hourly hashes of at most 60 small fields and daily hashes of 96 stay in
 //! Redis's compact listpack encoding (default limit 128 entries), which keeps
 //! four weeks of rollups for 10,000 services in a few hundred MB.
@@ -45,6 +59,23 @@ pub fn dedup(service: &str, reporter: &str) -> String {
 pub fn idempotency(service: &str, key: &str) -> String {
     format!("ow:{{{service}}}:i:{key}")
 }
+
+pub fn lease(service: &str) -> String {
+    format!("ow:{{{service}}}:lease")
+}
+
+pub fn state(service: &str) -> String {
+    format!("ow:{{{service}}}:state")
+}
+
+pub fn expected(service: &str, hour: i64) -> String {
+    format!("ow:{{{service}}}:e:{hour}")
+}
+
+pub const FEED_DOCS: &str = "ow:{feed}:docs";
+pub const FEED_INDEX: &str = "ow:{feed}:index";
+pub const FEED_OPEN: &str = "ow:{feed}:open";
+pub const HISTORY_EPOCH: &str = "ow:{feed}:epoch";
 
 /// Field of a minute in its hour's totals hash.
 pub fn minute_field(minute: i64) -> String {
@@ -94,6 +125,9 @@ mod tests {
             reporters("whatsapp", 1),
             dedup("whatsapp", "ab"),
             idempotency("whatsapp", "k"),
+            lease("whatsapp"),
+            state("whatsapp"),
+            expected("whatsapp", 1),
         ] {
             assert!(key.starts_with("ow:{whatsapp}:"), "{key}");
         }

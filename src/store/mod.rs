@@ -10,8 +10,11 @@
 //! Only this module knows Redis commands and key names.
 
 pub mod embedded;
+mod embedded_feed;
+pub mod feed;
 pub mod keys;
 pub mod redis;
+mod redis_feed;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -19,6 +22,7 @@ use std::future::Future;
 use uuid::Uuid;
 
 pub use self::embedded::EmbeddedStore;
+pub use self::feed::{AnomalyRecord, ExpectedMinute, FeedRange, FeedStore, ServiceCommit};
 pub use self::redis::RedisStore;
 use crate::config::{IntakeSettings, StoreSettings};
 use crate::domain::{Country, Problem, ReporterKey};

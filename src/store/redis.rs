@@ -27,11 +27,11 @@ const RECORD_LUA: &str = include_str!("record.lua");
 const IMPORT_PIPELINE_COMMANDS: usize = 20_000;
 
 pub struct RedisStore {
-    conn: ConnectionManager,
+    pub(super) conn: ConnectionManager,
     record_script: redis::Script,
-    retention: Retention,
-    write_timeout: Duration,
-    read_timeout: Duration,
+    pub(super) retention: Retention,
+    pub(super) write_timeout: Duration,
+    pub(super) read_timeout: Duration,
 }
 
 impl RedisStore {
@@ -58,7 +58,7 @@ impl RedisStore {
         })
     }
 
-    async fn bounded<T>(
+    pub(super) async fn bounded<T>(
         &self,
         limit: Duration,
         op: impl Future<Output = Result<T, RedisError>>,
@@ -69,7 +69,7 @@ impl RedisStore {
         }
     }
 
-    async fn query<T: redis::FromRedisValue>(
+    pub(super) async fn query<T: redis::FromRedisValue>(
         &self,
         pipe: &Pipeline,
         limit: Duration,

@@ -1,0 +1,177 @@
+//! An anomaly (incident) as the feed publishes it, and its headline.
+//!
+//! The worker builds and updates these from the detector's verdicts; the API
+//! serves them as stored. Numbers in a headline are rounded the way people
+//! quote them ("~200 reports", "14x"), because journalists copy headlines.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnomalyStatus {
+    Open,
+    Resolved,
+}
+
+/// A share of the incident's reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Share {
+    pub name: String,
+    pub count: u64,
+    pub share: f64,
+}
+
+/// The company-wide event an incident belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: String,
+    pub company: String,
+    /// Services of the company with incidents overlapping this one.
+    pub services: Vec<String>,
+    pub headline: String,
+}
+
+/// One minute of an incident's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePoint {
+    pub t: String,
+    pub reports: u64,
+    pub expected: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Anomaly {
+    pub id: String,
+    pub service: String,
+    pub company: String,
+    pub status: AnomalyStatus,
+    /// `possible` or `problem`.
+    pub severity: String,
+    pub started_at: String,
+    pub peak_at: String,
+    pub ended_at: Option<String>,
+    /// Reports counted since the start.
+    pub reports: u64,
+    /// Reports expected over the same minutes.
+    pub baseline: f64,
+    pub ratio: f64,
+    /// The strongest calibrated p-value seen.
+    pub p_value: f64,
+    pub top_problems: Vec<Share>,
+    pub top_countries: Vec<Share>,
+    pub headline: String,
+    pub group: Option<Group>,
+    /// Unix seconds, for ordering and filters.
+    pub started_unix: i64,
+    pub updated_unix: i64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelinePoint>,
+}
+
+/// The stable id of an incident: its service and its first minute, so a
+/// worker that takes over (or restarts) names the same incident the same way.
+pub fn anomaly_id(service: &str, started_unix: i64) -> String {
+    let t = chrono::DateTime::from_timestamp(started_unix, 0).unwrap_or_default();
+    format!("{service}-{}", t.format("%Y%m%dT%H%MZ"))
+}
+
+/// "~200", "~1,400", "~6.2 million": how a number of reports is quoted.
+pub fn round_for_humans(n: f64) -> String {
+    let n = n.max(0.0);
+    if n < 10.0 {
+        return format!("{}", n.round() as u64);
+    }
+    if n >= 1e6 {
+        return format!("~{:.1} million", n / 1e6);
+    }
+    // Two significant figures.
+    let magnitude = 10f64.powi(n.log10().floor() as i32 - 1);
+    let rounded = ((n / magnitude).round() * magnitude) as u64;
+    format!("~{}", thousands(rounded))
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// "WhatsApp: ~200 reports in 15 min, 14x the usual ~14 (login 54%)".
+pub fn headline(
+    name: &str,
+    reports: u64,
+    minutes: i64,
+    expected: f64,
+    top_problem: Option<&Share>,
+) -> String {
+    let ratio = reports as f64 / expected.max(0.5);
+    let ratio = if ratio >= 10.0 {
+        format!("{}x", ratio.round() as u64)
+    } else {
+        format!("{:.1}x", ratio)
+    };
+    let duration = if minutes < 120 {
+        format!("{minutes} min")
+    } else {
+        format!("{:.1} h", minutes as f64 / 60.0)
+    };
+    let mut line = format!(
+        "{name}: {} reports in {duration}, {ratio} the usual {}",
+        round_for_humans(reports as f64),
+        round_for_humans(expected)
+    );
+    if let Some(p) = top_problem {
+        line.push_str(&format!(" ({} {:.0}%)", p.name, p.share * 100.0));
+    }
+    line
+}
+
+/// "Meta: Facebook, Instagram, Messenger, Threads, WhatsApp".
+pub fn group_headline(company_name: &str, service_names: &[String]) -> String {
+    format!("{company_name}: {}", service_names.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_rounded_as_people_quote_them() {
+        assert_eq!(round_for_humans(7.0), "7");
+        assert_eq!(round_for_humans(14.2), "~14");
+        assert_eq!(round_for_humans(203.0), "~200");
+        assert_eq!(round_for_humans(1437.0), "~1,400");
+        assert_eq!(round_for_humans(6_240_000.0), "~6.2 million");
+    }
+
+    #[test]
+    fn headline_reads_like_the_design() {
+        let login = Share {
+            name: "login".into(),
+            count: 108,
+            share: 0.54,
+        };
+        assert_eq!(
+            headline("WhatsApp", 203, 15, 14.3, Some(&login)),
+            "WhatsApp: ~200 reports in 15 min, 14x the usual ~14 (login 54%)"
+        );
+        assert_eq!(
+            headline("Netflix", 40, 150, 16.0, None),
+            "Netflix: ~40 reports in 2.5 h, 2.5x the usual ~16"
+        );
+    }
+
+    #[test]
+    fn ids_are_stable_and_readable() {
+        assert_eq!(
+            anomaly_id("whatsapp", 1_709_650_920),
+            "whatsapp-20240305T1502Z"
+        );
+    }
+}

@@ -1,0 +1,197 @@
+//! The anomaly feed: `GET /api/v1/anomalies` (filters, newest first, paged
+//! by an opaque cursor) and `GET /api/v1/anomalies/{id}` (with the
+//! minute-by-minute timeline).
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::{ApiError, AppState, Code};
+use crate::domain::{Anomaly, AnomalyStatus};
+use crate::store::{FeedRange, FeedStore, StoreError};
+
+type Query = web::Query<HashMap<String, String>>;
+
+/// The feed's filters, validated.
+struct Filter {
+    service: Option<String>,
+    company: Option<String>,
+    status: Option<AnomalyStatus>,
+    severity: Option<String>,
+}
+
+impl Filter {
+    fn keeps(&self, a: &Anomaly) -> bool {
+        self.service.as_ref().is_none_or(|s| &a.service == s)
+            && self.company.as_ref().is_none_or(|c| &a.company == c)
+            && self.status.is_none_or(|s| a.status == s)
+            && self.severity.as_ref().is_none_or(|s| &a.severity == s)
+    }
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::new(Code::InvalidParameter, message)
+}
+
+fn time_param(query: &Query, name: &str) -> Result<Option<i64>, ApiError> {
+    query
+        .get(name)
+        .map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|d| d.timestamp())
+                .map_err(|_| {
+                    bad(format!(
+                        "{name} must be an RFC 3339 time like 2024-03-05T15:00:00Z"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+fn parse_filter(state: &AppState, query: &Query) -> Result<Filter, ApiError> {
+    let service = match query.get("service") {
+        Some(s) => Some(
+            state
+                .registry
+                .find(s)
+                .ok_or_else(|| ApiError::new(Code::ServiceNotFound, format!("no service {s:?}")))?
+                .id
+                .clone(),
+        ),
+        None => None,
+    };
+    let company = match query.get("company") {
+        Some(c) => Some(
+            state
+                .registry
+                .company(&c.to_ascii_lowercase())
+                .ok_or_else(|| ApiError::new(Code::CompanyNotFound, format!("no company {c:?}")))?
+                .id
+                .clone(),
+        ),
+        None => None,
+    };
+    let status = match query.get("status").map(String::as_str) {
+        None => None,
+        Some("open") => Some(AnomalyStatus::Open),
+        Some("resolved") => Some(AnomalyStatus::Resolved),
+        Some(other) => {
+            return Err(bad(format!(
+                "status must be open or resolved, got {other:?}"
+            )));
+        }
+    };
+    let severity = match query.get("severity").map(String::as_str) {
+        None => None,
+        Some(s @ ("possible" | "problem")) => Some(s.to_string()),
+        Some(other) => {
+            return Err(bad(format!(
+                "severity must be possible or problem, got {other:?}"
+            )));
+        }
+    };
+    Ok(Filter {
+        service,
+        company,
+        status,
+        severity,
+    })
+}
+
+/// The cursor is `<start>_<id>` of the last item of the previous page.
+fn parse_cursor(text: &str) -> Option<(i64, String)> {
+    let (t, id) = text.split_once('_')?;
+    (!id.is_empty()).then_some(())?;
+    Some((t.parse().ok()?, id.to_string()))
+}
+
+fn store_error(state: &AppState, e: StoreError) -> ApiError {
+    state.metrics.store_error("feed", &e);
+    tracing::warn!(error = %e, "feed read failed");
+    ApiError::new(
+        Code::StoreUnavailable,
+        "The store cannot answer right now; retry shortly.",
+    )
+    .retry_after(state.settings.intake.retry_after_secs)
+}
+
+/// `GET /api/v1/anomalies`.
+pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
+    let filter = parse_filter(&state, &query)?;
+    let api = &state.settings.api;
+    let limit = match query.get("limit") {
+        None => api.default_page_size,
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=api.max_page_size).contains(n))
+            .ok_or_else(|| bad(format!("limit must be from 1 to {}", api.max_page_size)))?,
+    };
+    let mut range = FeedRange {
+        after: match query.get("cursor") {
+            Some(c) => Some(parse_cursor(c).ok_or_else(|| bad("cursor is not one this API gave"))?),
+            None => None,
+        },
+        since: time_param(&query, "since")?,
+        until: time_param(&query, "until")?,
+        limit: limit.max(50),
+    };
+    let mut items: Vec<Anomaly> = Vec::new();
+    let mut more = false;
+    loop {
+        let page = state
+            .store
+            .anomalies(&range)
+            .await
+            .map_err(|e| store_error(&state, e))?;
+        let exhausted = page.len() < range.limit;
+        for (t, id, doc) in page {
+            range.after = Some((t, id));
+            let Ok(mut a) = serde_json::from_str::<Anomaly>(&doc) else {
+                continue;
+            };
+            if !filter.keeps(&a) {
+                continue;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            a.timeline.clear();
+            items.push(a);
+        }
+        if more || exhausted {
+            break;
+        }
+    }
+    let next_cursor = if more {
+        items.last().map(|a| format!("{}_{}", a.started_unix, a.id))
+    } else {
+        None
+    };
+    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+}
+
+/// `GET /api/v1/anomalies/{id}`.
+pub async fn one(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let doc = state
+        .store
+        .anomaly(&path)
+        .await
+        .map_err(|e| store_error(&state, e))?
+        .ok_or_else(|| {
+            ApiError::new(
+                Code::AnomalyNotFound,
+                format!("no anomaly {:?}", path.as_str()),
+            )
+        })?;
+    let anomaly: Anomaly = serde_json::from_str(&doc).map_err(|e| {
+        tracing::error!(error = %e, id = %path, "stored anomaly does not parse");
+        ApiError::new(Code::Internal, "internal error")
+    })?;
+    Ok(HttpResponse::Ok().json(anomaly))
+}

@@ -1,0 +1,174 @@
+//! [`FeedStore`] in process memory, with the Redis store's semantics:
+//! leases expire, commits are refused to a worker that lost its lease,
+//! expected counts expire with the minute buckets.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::MutexGuard;
+use std::time::{Duration, Instant};
+
+use super::{AnomalyRecord, EmbeddedStore, FeedRange, FeedStore, ServiceCommit, StoreResult};
+
+#[derive(Default)]
+pub struct FeedData {
+    leases: HashMap<String, (String, Instant)>,
+    states: HashMap<String, String>,
+    /// (service, minute) → (expected, upper).
+    expected: BTreeMap<(String, i64), (f64, f64)>,
+    docs: HashMap<String, String>,
+    /// (started, id), iterated newest first.
+    index: BTreeSet<(i64, String)>,
+    open: HashMap<String, String>,
+    epoch: u64,
+}
+
+impl EmbeddedStore {
+    fn feed(&self) -> MutexGuard<'_, FeedData> {
+        self.feed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn held_by(f: &FeedData, service: &str, holder: &str, now: Instant) -> bool {
+    f.leases
+        .get(service)
+        .is_some_and(|(h, until)| h == holder && *until > now)
+}
+
+impl FeedStore for EmbeddedStore {
+    async fn acquire_leases(
+        &self,
+        services: &[&str],
+        holder: &str,
+        ttl_ms: u64,
+    ) -> StoreResult<Vec<bool>> {
+        let now = Instant::now();
+        let mut f = self.feed();
+        Ok(services
+            .iter()
+            .map(|s| {
+                let free = f
+                    .leases
+                    .get(*s)
+                    .is_none_or(|(h, until)| h == holder || *until <= now);
+                if free {
+                    let until = now + Duration::from_millis(ttl_ms);
+                    f.leases.insert(s.to_string(), (holder.to_string(), until));
+                }
+                free
+            })
+            .collect())
+    }
+
+    async fn release_leases(&self, services: &[&str], holder: &str) -> StoreResult<()> {
+        let mut f = self.feed();
+        for s in services {
+            if f.leases.get(*s).is_some_and(|(h, _)| h == holder) {
+                f.leases.remove(*s);
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_states(&self, services: &[&str]) -> StoreResult<Vec<Option<String>>> {
+        let f = self.feed();
+        Ok(services.iter().map(|s| f.states.get(*s).cloned()).collect())
+    }
+
+    async fn commit(&self, holder: &str, commits: &[ServiceCommit]) -> StoreResult<Vec<bool>> {
+        let now = Instant::now();
+        let wall = chrono::Utc::now().timestamp();
+        let retention = self.retention;
+        let mut f = self.feed();
+        let done = commits
+            .iter()
+            .map(|c| {
+                if !held_by(&f, &c.service, holder, now) {
+                    return false;
+                }
+                f.states.insert(c.service.clone(), c.state.clone());
+                for e in &c.expected {
+                    f.expected
+                        .insert((c.service.clone(), e.minute), (e.expected, e.upper));
+                }
+                true
+            })
+            .collect();
+        f.expected
+            .retain(|(_, minute), _| retention.minute_expiry(*minute) > wall);
+        Ok(done)
+    }
+
+    async fn put_anomalies(&self, records: &[AnomalyRecord]) -> StoreResult<()> {
+        let mut f = self.feed();
+        for r in records {
+            f.docs.insert(r.id.clone(), r.doc.clone());
+            f.index.insert((r.started_unix, r.id.clone()));
+            if r.open {
+                f.open.insert(r.service.clone(), r.id.clone());
+            } else if f.open.get(&r.service) == Some(&r.id) {
+                f.open.remove(&r.service);
+            }
+        }
+        Ok(())
+    }
+
+    async fn anomalies(&self, range: &FeedRange) -> StoreResult<Vec<(i64, String, String)>> {
+        let f = self.feed();
+        let (since, until) = (
+            range.since.unwrap_or(i64::MIN),
+            range.until.unwrap_or(i64::MAX),
+        );
+        Ok(f.index
+            .iter()
+            .rev()
+            .filter(|(t, id)| {
+                *t >= since
+                    && *t <= until
+                    && range
+                        .after
+                        .as_ref()
+                        .is_none_or(|(at, aid)| (*t, id.as_str()) < (*at, aid.as_str()))
+            })
+            .filter_map(|(t, id)| Some((*t, id.clone(), f.docs.get(id)?.clone())))
+            .take(range.limit)
+            .collect())
+    }
+
+    async fn anomaly(&self, id: &str) -> StoreResult<Option<String>> {
+        Ok(self.feed().docs.get(id).cloned())
+    }
+
+    async fn open_anomalies(&self) -> StoreResult<HashMap<String, String>> {
+        let f = self.feed();
+        Ok(f.open
+            .iter()
+            .filter_map(|(s, id)| Some((s.clone(), f.docs.get(id)?.clone())))
+            .collect())
+    }
+
+    async fn expected(
+        &self,
+        service: &str,
+        from_minute: i64,
+        count: usize,
+    ) -> StoreResult<Vec<Option<(f64, f64)>>> {
+        let f = self.feed();
+        Ok((0..count as i64)
+            .map(|i| {
+                f.expected
+                    .get(&(service.to_string(), from_minute + i))
+                    .copied()
+            })
+            .collect())
+    }
+
+    async fn history_epoch(&self) -> StoreResult<u64> {
+        Ok(self.feed().epoch)
+    }
+
+    async fn bump_history_epoch(&self) -> StoreResult<()> {
+        self.feed().epoch += 1;
+        Ok(())
+    }
+}

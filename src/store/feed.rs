@@ -1,0 +1,183 @@
+//! What detection keeps in the store, beside the report counts: each
+//! service's detector state (guarded by a lease, so one worker acts on a
+//! service at a time), the expected count and alert threshold per minute for
+//! charts, and the anomaly feed (documents, an index by start time, the open
+//! incident of each service).
+//!
+//! Anomaly ids are derived from the service and the first minute of the
+//! incident, so a worker that takes over a service, or restarts, writes the
+//! same incident under the same id instead of opening a duplicate.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use super::{AnyStore, StoreResult};
+
+/// The expected count and alert threshold of one minute.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExpectedMinute {
+    pub minute: i64,
+    pub expected: f64,
+    pub upper: f64,
+}
+
+/// What a worker writes for one service at the end of a tick.
+#[derive(Debug, Clone)]
+pub struct ServiceCommit {
+    pub service: String,
+    /// The worker's serialized state for the service.
+    pub state: String,
+    pub expected: Vec<ExpectedMinute>,
+}
+
+/// An anomaly document as the feed stores it.
+#[derive(Debug, Clone)]
+pub struct AnomalyRecord {
+    pub id: String,
+    pub service: String,
+    pub started_unix: i64,
+    pub open: bool,
+    /// The JSON document served by the API.
+    pub doc: String,
+}
+
+/// Where a page of the feed starts: newest first, strictly after `after`
+/// (a `(started_unix, id)` from the previous page), started within
+/// `[since, until]`.
+#[derive(Debug, Clone, Default)]
+pub struct FeedRange {
+    pub after: Option<(i64, String)>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// At most this many documents.
+    pub limit: usize,
+}
+
+pub trait FeedStore: Send + Sync + 'static {
+    /// Takes or renews the lease of each service for `holder`; true where
+    /// `holder` holds it afterwards.
+    fn acquire_leases(
+        &self,
+        services: &[&str],
+        holder: &str,
+        ttl_ms: u64,
+    ) -> impl Future<Output = StoreResult<Vec<bool>>> + Send;
+
+    /// Gives up leases `holder` holds (graceful stop), so another worker
+    /// takes over at once.
+    fn release_leases(
+        &self,
+        services: &[&str],
+        holder: &str,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// The stored worker state of each service.
+    fn load_states(
+        &self,
+        services: &[&str],
+    ) -> impl Future<Output = StoreResult<Vec<Option<String>>>> + Send;
+
+    /// Writes state and expected counts of each service whose lease `holder`
+    /// still holds; false where it does not (nothing is written for those).
+    fn commit(
+        &self,
+        holder: &str,
+        commits: &[ServiceCommit],
+    ) -> impl Future<Output = StoreResult<Vec<bool>>> + Send;
+
+    /// Stores anomaly documents and keeps the index and open set in step.
+    fn put_anomalies(
+        &self,
+        records: &[AnomalyRecord],
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    /// A page of the feed: `(started_unix, id, doc)`, newest first.
+    fn anomalies(
+        &self,
+        range: &FeedRange,
+    ) -> impl Future<Output = StoreResult<Vec<(i64, String, String)>>> + Send;
+
+    fn anomaly(&self, id: &str) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+
+    /// The open anomaly document of each service that has one.
+    fn open_anomalies(&self) -> impl Future<Output = StoreResult<HashMap<String, String>>> + Send;
+
+    /// Expected count and threshold per minute, `None` where none was written.
+    fn expected(
+        &self,
+        service: &str,
+        from_minute: i64,
+        count: usize,
+    ) -> impl Future<Output = StoreResult<Vec<Option<(f64, f64)>>>> + Send;
+
+    /// A number that changes whenever history is imported, so workers know
+    /// to reload the history they cache.
+    fn history_epoch(&self) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    fn bump_history_epoch(&self) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyStore::Redis($s) => $call.await,
+            AnyStore::Embedded($s) => $call.await,
+        }
+    };
+}
+
+impl FeedStore for AnyStore {
+    async fn acquire_leases(
+        &self,
+        services: &[&str],
+        holder: &str,
+        ttl_ms: u64,
+    ) -> StoreResult<Vec<bool>> {
+        dispatch!(self, s => s.acquire_leases(services, holder, ttl_ms))
+    }
+
+    async fn release_leases(&self, services: &[&str], holder: &str) -> StoreResult<()> {
+        dispatch!(self, s => s.release_leases(services, holder))
+    }
+
+    async fn load_states(&self, services: &[&str]) -> StoreResult<Vec<Option<String>>> {
+        dispatch!(self, s => s.load_states(services))
+    }
+
+    async fn commit(&self, holder: &str, commits: &[ServiceCommit]) -> StoreResult<Vec<bool>> {
+        dispatch!(self, s => s.commit(holder, commits))
+    }
+
+    async fn put_anomalies(&self, records: &[AnomalyRecord]) -> StoreResult<()> {
+        dispatch!(self, s => s.put_anomalies(records))
+    }
+
+    async fn anomalies(&self, range: &FeedRange) -> StoreResult<Vec<(i64, String, String)>> {
+        dispatch!(self, s => s.anomalies(range))
+    }
+
+    async fn anomaly(&self, id: &str) -> StoreResult<Option<String>> {
+        dispatch!(self, s => s.anomaly(id))
+    }
+
+    async fn open_anomalies(&self) -> StoreResult<HashMap<String, String>> {
+        dispatch!(self, s => s.open_anomalies())
+    }
+
+    async fn expected(
+        &self,
+        service: &str,
+        from_minute: i64,
+        count: usize,
+    ) -> StoreResult<Vec<Option<(f64, f64)>>> {
+        dispatch!(self, s => s.expected(service, from_minute, count))
+    }
+
+    async fn history_epoch(&self) -> StoreResult<u64> {
+        dispatch!(self, s => s.history_epoch())
+    }
+
+    async fn bump_history_epoch(&self) -> StoreResult<()> {
+        dispatch!(self, s => s.bump_history_epoch())
+    }
+}

@@ -1,0 +1,297 @@
+//! [`FeedStore`] on Redis: leases and state per service (one script call per
+//! service, in one pipeline), the feed in one transaction on its own slot.
+//!
+//! The scripts are small and sent with `EVAL`, so a Redis that lost its
+//! script cache needs no reload dance here.
+
+use std::collections::HashMap;
+
+use super::keys::{self, MINUTES_PER_HOUR};
+use super::{AnomalyRecord, FeedRange, FeedStore, RedisStore, ServiceCommit, StoreResult};
+
+/// KEYS[1] lease; ARGV[1] holder, ARGV[2] ttl ms. Takes a free lease or
+/// renews one's own; 1 when held afterwards.
+const LEASE_LUA: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0";
+
+/// KEYS[1] lease, KEYS[2] state, KEYS[3..] expected-hour hashes.
+/// ARGV[1] holder, ARGV[2] state, ARGV[3] expiry of the hashes, then per
+/// hash: a field count n and n field/value pairs. Writes only for the holder.
+const COMMIT_LUA: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+local a = 4
+for k = 3, #KEYS do
+  local n = tonumber(ARGV[a]); a = a + 1
+  for _ = 1, n do
+    redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1]); a = a + 2
+  end
+  redis.call('EXPIREAT', KEYS[k], ARGV[3])
+end
+return 1";
+
+const RELEASE_LUA: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0";
+
+/// Index entries read per round trip while paging the feed.
+const SCAN_BATCH: usize = 200;
+
+impl FeedStore for RedisStore {
+    async fn acquire_leases(
+        &self,
+        services: &[&str],
+        holder: &str,
+        ttl_ms: u64,
+    ) -> StoreResult<Vec<bool>> {
+        if services.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for s in services {
+            pipe.cmd("EVAL")
+                .arg(LEASE_LUA)
+                .arg(1)
+                .arg(keys::lease(s))
+                .arg(holder)
+                .arg(ttl_ms);
+        }
+        let held: Vec<i64> = self.query(&pipe, self.write_timeout).await?;
+        Ok(held.into_iter().map(|h| h == 1).collect())
+    }
+
+    async fn release_leases(&self, services: &[&str], holder: &str) -> StoreResult<()> {
+        if services.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for s in services {
+            pipe.cmd("EVAL")
+                .arg(RELEASE_LUA)
+                .arg(1)
+                .arg(keys::lease(s))
+                .arg(holder)
+                .ignore();
+        }
+        self.query::<()>(&pipe, self.write_timeout).await
+    }
+
+    async fn load_states(&self, services: &[&str]) -> StoreResult<Vec<Option<String>>> {
+        if services.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for s in services {
+            pipe.get(keys::state(s));
+        }
+        self.query(&pipe, self.read_timeout).await
+    }
+
+    async fn commit(&self, holder: &str, commits: &[ServiceCommit]) -> StoreResult<Vec<bool>> {
+        if commits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for c in commits {
+            let mut hours: Vec<(i64, Vec<(String, String)>)> = Vec::new();
+            for e in &c.expected {
+                let hour = e.minute.div_euclid(MINUTES_PER_HOUR);
+                let field = (
+                    keys::minute_field(e.minute),
+                    format!("{:.3}:{:.3}", e.expected, e.upper),
+                );
+                match hours.last_mut() {
+                    Some((h, fields)) if *h == hour => fields.push(field),
+                    _ => hours.push((hour, vec![field])),
+                }
+            }
+            let expire = c
+                .expected
+                .iter()
+                .map(|e| self.retention.minute_expiry(e.minute))
+                .max()
+                .unwrap_or(0);
+            let cmd = pipe
+                .cmd("EVAL")
+                .arg(COMMIT_LUA)
+                .arg(2 + hours.len())
+                .arg(keys::lease(&c.service))
+                .arg(keys::state(&c.service));
+            for (hour, _) in &hours {
+                cmd.arg(keys::expected(&c.service, *hour));
+            }
+            cmd.arg(holder).arg(&c.state).arg(expire);
+            for (_, fields) in &hours {
+                cmd.arg(fields.len());
+                for (f, v) in fields {
+                    cmd.arg(f).arg(v);
+                }
+            }
+        }
+        let done: Vec<i64> = self.query(&pipe, self.write_timeout).await?;
+        Ok(done.into_iter().map(|d| d == 1).collect())
+    }
+
+    async fn put_anomalies(&self, records: &[AnomalyRecord]) -> StoreResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for r in records {
+            pipe.hset(keys::FEED_DOCS, &r.id, &r.doc).ignore();
+            pipe.zadd(keys::FEED_INDEX, &r.id, r.started_unix).ignore();
+            if r.open {
+                pipe.hset(keys::FEED_OPEN, &r.service, &r.id).ignore();
+            } else {
+                // Only if it still points at this anomaly.
+                pipe.cmd("EVAL")
+                    .arg(
+                        "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then \
+                         redis.call('HDEL', KEYS[1], ARGV[1]) end return 0",
+                    )
+                    .arg(1)
+                    .arg(keys::FEED_OPEN)
+                    .arg(&r.service)
+                    .arg(&r.id)
+                    .ignore();
+            }
+        }
+        self.query::<()>(&pipe, self.write_timeout).await
+    }
+
+    async fn anomalies(&self, range: &FeedRange) -> StoreResult<Vec<(i64, String, String)>> {
+        let min = range.since.unwrap_or(i64::MIN);
+        let until = range.until.unwrap_or(i64::MAX);
+        // The position read up to: entries at `cursor.0` are taken only when
+        // their id sorts below `cursor.1` (the feed order is time, then id,
+        // both descending).
+        let mut cursor: Option<(i64, String)> = range.after.clone();
+        let mut out = Vec::new();
+        loop {
+            let max = cursor.as_ref().map_or(until, |(t, _)| (*t).min(until));
+            if out.len() >= range.limit || max < min {
+                break;
+            }
+            let mut pipe = redis::pipe();
+            pipe.cmd("ZREVRANGEBYSCORE")
+                .arg(keys::FEED_INDEX)
+                .arg(max)
+                .arg(min)
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(SCAN_BATCH);
+            let (entries,): (Vec<(String, i64)>,) = self.query(&pipe, self.read_timeout).await?;
+            let batch_full = entries.len() >= SCAN_BATCH;
+            let mut page: Vec<(i64, String)> = entries
+                .into_iter()
+                .map(|(id, t)| (t, id))
+                .filter(|(t, id)| match &cursor {
+                    Some((ct, cid)) if t == ct => id < cid,
+                    _ => true,
+                })
+                .collect();
+            page.sort_by(|a, b| b.cmp(a));
+            page.truncate(range.limit - out.len());
+            let Some(last) = page.last().cloned() else {
+                if batch_full {
+                    // More than a batch of entries share this second and all
+                    // were read: go on below it.
+                    cursor = Some((max - 1, String::new()));
+                    continue;
+                }
+                break;
+            };
+            let ids: Vec<&str> = page.iter().map(|(_, id)| id.as_str()).collect();
+            let mut pipe = redis::pipe();
+            pipe.cmd("HMGET").arg(keys::FEED_DOCS).arg(&ids);
+            let (docs,): (Vec<Option<String>>,) = self.query(&pipe, self.read_timeout).await?;
+            for ((t, id), doc) in page.into_iter().zip(docs) {
+                if let Some(doc) = doc {
+                    out.push((t, id, doc));
+                }
+            }
+            if !batch_full {
+                break;
+            }
+            cursor = Some(last);
+        }
+        Ok(out)
+    }
+
+    async fn anomaly(&self, id: &str) -> StoreResult<Option<String>> {
+        let mut pipe = redis::pipe();
+        pipe.hget(keys::FEED_DOCS, id);
+        let (doc,): (Option<String>,) = self.query(&pipe, self.read_timeout).await?;
+        Ok(doc)
+    }
+
+    async fn open_anomalies(&self) -> StoreResult<HashMap<String, String>> {
+        let mut pipe = redis::pipe();
+        pipe.hgetall(keys::FEED_OPEN);
+        let (open,): (HashMap<String, String>,) = self.query(&pipe, self.read_timeout).await?;
+        if open.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let (services, ids): (Vec<String>, Vec<String>) = open.into_iter().unzip();
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET").arg(keys::FEED_DOCS).arg(&ids);
+        let (docs,): (Vec<Option<String>>,) = self.query(&pipe, self.read_timeout).await?;
+        Ok(services
+            .into_iter()
+            .zip(docs)
+            .filter_map(|(s, d)| Some((s, d?)))
+            .collect())
+    }
+
+    async fn expected(
+        &self,
+        service: &str,
+        from_minute: i64,
+        count: usize,
+    ) -> StoreResult<Vec<Option<(f64, f64)>>> {
+        let first = from_minute.div_euclid(MINUTES_PER_HOUR);
+        let last = (from_minute + count.max(1) as i64 - 1).div_euclid(MINUTES_PER_HOUR);
+        let mut pipe = redis::pipe();
+        for hour in first..=last {
+            pipe.hgetall(keys::expected(service, hour));
+        }
+        let hashes: Vec<HashMap<String, String>> = self.query(&pipe, self.read_timeout).await?;
+        let mut out = vec![None; count];
+        for (hour, hash) in (first..=last).zip(hashes) {
+            for (field, value) in hash {
+                let (Ok(m), Some((e, u))) = (field.parse::<i64>(), value.split_once(':')) else {
+                    continue;
+                };
+                let offset = hour * MINUTES_PER_HOUR + m - from_minute;
+                if let (true, Ok(e), Ok(u)) = (
+                    (0..count as i64).contains(&offset),
+                    e.parse::<f64>(),
+                    u.parse::<f64>(),
+                ) {
+                    out[offset as usize] = Some((e, u));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn history_epoch(&self) -> StoreResult<u64> {
+        let mut pipe = redis::pipe();
+        pipe.get(keys::HISTORY_EPOCH);
+        let (epoch,): (Option<u64>,) = self.query(&pipe, self.read_timeout).await?;
+        Ok(epoch.unwrap_or(0))
+    }
+
+    async fn bump_history_epoch(&self) -> StoreResult<()> {
+        let mut pipe = redis::pipe();
+        pipe.incr(keys::HISTORY_EPOCH, 1).ignore();
+        self.query::<()>(&pipe, self.write_timeout).await
+    }
+}

@@ -1,0 +1,501 @@
+//! The detection worker: once per completed minute, judge every service it
+//! holds a lease on, decide hits across services with false-discovery
+//! control, advance each service's incident lifecycle, and write state,
+//! expected counts and anomaly documents back to the store.
+//!
+//! [`Worker::step`] takes `now` and does one tick, so tests drive the worker
+//! without sleeping; [`Worker::run`] calls it on an interval until shutdown.
+//! Everything a worker knows of a service between ticks is in the store
+//! (detector state, open incident), so a restarted worker, or another one
+//! taking over the lease, carries on the same incidents. History is cached
+//! in memory and reloaded after imports.
+
+mod incident;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::config::{DetectSettings, WorkerSettings};
+use crate::detect::history::BucketHistory;
+use crate::detect::judge::{self, Judgement, SeriesState};
+use crate::detect::lifecycle::Event;
+use crate::domain::Registry;
+use crate::domain::anomaly::{Anomaly, AnomalyStatus};
+use crate::store::keys::MINUTES_PER_QUARTER;
+use crate::store::{
+    AnomalyRecord, AnyStore, ExpectedMinute, FeedStore, ServiceCommit, Store, StoreResult,
+};
+
+/// What the worker keeps of a service in the store between ticks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServiceState {
+    pub detector: SeriesState,
+    /// The last minute judged (Unix minute).
+    pub last_minute: Option<i64>,
+    /// The open incident, or the last one while it may still reopen.
+    pub incident: Option<Anomaly>,
+    /// Past incident time `[start, end)`, kept out of baselines.
+    pub masks: Vec<(i64, i64)>,
+}
+
+/// History of one service cached in memory.
+struct Cached {
+    state: ServiceState,
+    minute_start: i64,
+    minutes: Vec<f64>,
+    quarter_start: i64,
+    quarters: Vec<f64>,
+    loaded_epoch: u64,
+    loaded_at: i64,
+}
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct TickReport {
+    pub services_held: usize,
+    pub minutes_judged: usize,
+    pub hits: usize,
+    pub events: Vec<(String, Event)>,
+}
+
+pub struct Worker {
+    id: String,
+    store: Arc<AnyStore>,
+    registry: Arc<Registry>,
+    detect: DetectSettings,
+    settings: WorkerSettings,
+    cache: HashMap<String, Cached>,
+}
+
+impl Worker {
+    pub fn new(
+        store: Arc<AnyStore>,
+        registry: Arc<Registry>,
+        detect: DetectSettings,
+        settings: WorkerSettings,
+    ) -> Self {
+        Worker {
+            id: format!("worker-{}", uuid::Uuid::now_v7()),
+            store,
+            registry,
+            detect,
+            settings,
+            cache: HashMap::new(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Minutes of minute-level history kept per service: the longest window,
+    /// the level hours before it and an hour to spare.
+    fn minutes_kept(&self) -> i64 {
+        let d = &self.detect;
+        i64::from(d.window_long_mins) + i64::from(d.level_hours) * 60 + 60
+    }
+
+    /// Quarter hours of rollups kept: the seasonal samples and a day more.
+    fn quarters_kept(&self) -> i64 {
+        let d = &self.detect;
+        let days = (i64::from(d.season_weeks) * 7).max(i64::from(d.season_days)) + 1;
+        days * 96
+    }
+
+    /// Ticks every `tick_secs` until `shutdown` turns true, then gives up
+    /// its leases so another worker takes over at once.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut interval = tokio::time::interval(Duration::from_secs(self.settings.tick_secs));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = shutdown.changed() => break,
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            let now = chrono::Utc::now().timestamp();
+            if let Err(e) = self.step(now).await {
+                tracing::warn!(error = %e, worker = %self.id, "detection tick failed; retrying next tick");
+            }
+        }
+        let held: Vec<&str> = self.cache.keys().map(String::as_str).collect();
+        if let Err(e) = self.store.release_leases(&held, &self.id).await {
+            tracing::warn!(error = %e, "could not release leases");
+        }
+    }
+
+    /// One tick at `now` (Unix seconds): judges every completed minute not
+    /// yet judged, for every service this worker holds.
+    pub async fn step(&mut self, now: i64) -> StoreResult<TickReport> {
+        let target = now.div_euclid(60) - 1;
+        let ids: Vec<&str> = self
+            .registry
+            .services()
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect();
+        let lease_ms = self.settings.lease_secs * 1000;
+        let held = self.store.acquire_leases(&ids, &self.id, lease_ms).await?;
+        let held: Vec<String> = ids
+            .iter()
+            .zip(held)
+            .filter(|(_, h)| *h)
+            .map(|(s, _)| s.to_string())
+            .collect();
+        self.cache.retain(|s, _| held.contains(s));
+        self.load(&held, now, target).await?;
+
+        let mut report = TickReport {
+            services_held: held.len(),
+            ..TickReport::default()
+        };
+        let first = held
+            .iter()
+            .filter_map(|s| self.cache.get(s))
+            .map(|c| c.state.last_minute.map_or(target, |m| m + 1))
+            .min()
+            .unwrap_or(target)
+            .max(target - i64::from(self.settings.max_catch_up_minutes) + 1);
+        let mut expected: HashMap<String, Vec<ExpectedMinute>> = HashMap::new();
+        let mut touched: Vec<String> = Vec::new();
+        for minute in first..=target {
+            self.judge_minute(&held, minute, &mut report, &mut expected, &mut touched)
+                .await?;
+        }
+        self.refresh_incidents(&held, now).await?;
+
+        // The feed first: ids are stable, so a commit that fails after it
+        // leaves nothing the next holder would duplicate.
+        let records: Vec<AnomalyRecord> = held
+            .iter()
+            .filter_map(|s| self.cache.get(s)?.state.incident.as_ref())
+            .filter(|doc| doc.status == AnomalyStatus::Open || touched.contains(&doc.service))
+            .map(|doc| AnomalyRecord {
+                id: doc.id.clone(),
+                service: doc.service.clone(),
+                started_unix: doc.started_unix,
+                open: doc.status == AnomalyStatus::Open,
+                doc: serde_json::to_string(doc).unwrap_or_default(),
+            })
+            .collect();
+        self.store.put_anomalies(&records).await?;
+        let commits: Vec<ServiceCommit> = held
+            .iter()
+            .filter_map(|s| {
+                let c = self.cache.get(s)?;
+                Some(ServiceCommit {
+                    service: s.clone(),
+                    state: serde_json::to_string(&c.state).ok()?,
+                    expected: expected.remove(s).unwrap_or_default(),
+                })
+            })
+            .collect();
+        let committed = self.store.commit(&self.id, &commits).await?;
+        for (c, ok) in commits.iter().zip(committed) {
+            if !ok {
+                // Lost the lease mid-tick: forget the service, its new
+                // holder has the stored state.
+                self.cache.remove(&c.service);
+            }
+        }
+        report.services_held = self.cache.len();
+        Ok(report)
+    }
+
+    /// Loads state and history of services new to this worker, reloads
+    /// rollups after an import or when stale, and reads the newest minutes.
+    async fn load(&mut self, held: &[String], now: i64, target: i64) -> StoreResult<()> {
+        let epoch = self.store.history_epoch().await?;
+        let new: Vec<&str> = held
+            .iter()
+            .filter(|s| !self.cache.contains_key(*s))
+            .map(String::as_str)
+            .collect();
+        let states = self.store.load_states(&new).await?;
+        for (s, state) in new.iter().zip(states) {
+            let state: ServiceState = state
+                .and_then(|json| serde_json::from_str(&json).ok())
+                .unwrap_or_default();
+            self.cache.insert(
+                s.to_string(),
+                Cached {
+                    state,
+                    minute_start: 0,
+                    minutes: Vec::new(),
+                    quarter_start: 0,
+                    quarters: Vec::new(),
+                    loaded_epoch: u64::MAX,
+                    loaded_at: i64::MIN,
+                },
+            );
+        }
+        let refresh = self.settings.history_refresh_secs as i64;
+        let (minutes_kept, quarters_kept) = (self.minutes_kept(), self.quarters_kept());
+        let stale: Vec<String> = held
+            .iter()
+            .filter(|s| {
+                self.cache
+                    .get(*s)
+                    .is_some_and(|c| c.loaded_epoch != epoch || now - c.loaded_at >= refresh)
+            })
+            .cloned()
+            .collect();
+        for s in &stale {
+            let quarter_end = (target + 1).div_euclid(MINUTES_PER_QUARTER) + 1;
+            let quarter_start = quarter_end - quarters_kept;
+            let quarters = self
+                .store
+                .quarter_totals(s, quarter_start, quarters_kept as usize)
+                .await?;
+            if let Some(c) = self.cache.get_mut(s) {
+                c.quarter_start = quarter_start;
+                c.quarters = quarters.into_iter().map(|q| q as f64).collect();
+                c.minutes.clear();
+                c.loaded_epoch = epoch;
+                c.loaded_at = now;
+            }
+        }
+        // Minutes: whole window for services without any, else the newest.
+        let window_start = target - minutes_kept + 1;
+        let (fresh, ongoing): (Vec<&String>, Vec<&String>) = held
+            .iter()
+            .filter(|s| self.cache.contains_key(*s))
+            .partition(|s| self.cache.get(*s).is_some_and(|c| c.minutes.is_empty()));
+        // Ongoing services re-read from shortly before what they hold, so a
+        // worker that paused catches up on the minutes it missed.
+        let ongoing_from = ongoing
+            .iter()
+            .filter_map(|s| self.cache.get(*s))
+            .map(|c| c.minute_start + c.minutes.len() as i64 - 2)
+            .min()
+            .unwrap_or(target)
+            .clamp(window_start, target);
+        for (group, from) in [(fresh, window_start), (ongoing, ongoing_from)] {
+            if group.is_empty() {
+                continue;
+            }
+            let names: Vec<&str> = group.iter().map(|s| s.as_str()).collect();
+            let count = (target - from + 1) as usize;
+            let series = self.store.minute_totals(&names, from, count).await?;
+            for (s, values) in names.iter().zip(series) {
+                if let Some(c) = self.cache.get_mut(*s) {
+                    merge_minutes(c, from, &values, window_start);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Judges `minute` for every held service and advances lifecycles.
+    async fn judge_minute(
+        &mut self,
+        held: &[String],
+        minute: i64,
+        report: &mut TickReport,
+        expected: &mut HashMap<String, Vec<ExpectedMinute>>,
+        touched: &mut Vec<String>,
+    ) -> StoreResult<()> {
+        let d = self.detect.clone();
+        let end = (minute + 1) * 60;
+        let horizon = end - self.quarters_kept() * MINUTES_PER_QUARTER * 60;
+        let mut judged: Vec<(String, Judgement)> = Vec::new();
+        for s in held {
+            let Some(c) = self.cache.get(s) else { continue };
+            if c.state.last_minute.is_some_and(|m| m >= minute) {
+                continue;
+            }
+            let history = history_of(c, end, &d);
+            judged.push((
+                s.clone(),
+                judge::judge(&history, &c.state.detector, end, 60, &d),
+            ));
+        }
+        // Candidates: calibrated p below alert_p, ratio and excess floors;
+        // then Benjamini-Hochberg over every service judged this minute.
+        let mut ps: Vec<f64> = judged
+            .iter()
+            .map(|(_, j)| j.decisive().map_or(1.0, |w| w.p_calibrated))
+            .collect();
+        ps.sort_by(f64::total_cmp);
+        let m = ps.len().max(1) as f64;
+        let cutoff = ps
+            .iter()
+            .enumerate()
+            .filter(|(k, p)| **p <= (*k as f64 + 1.0) / m * d.fdr_q)
+            .map(|(_, p)| *p)
+            .fold(0.0, f64::max);
+        for (s, judgement) in judged {
+            let decisive = judgement.decisive().copied();
+            let mut hit = decisive.is_some_and(|w| {
+                w.p_calibrated < d.alert_p && w.p_calibrated <= cutoff && w.floors_met(&d)
+            });
+            if let (true, Some(w)) = (hit, decisive) {
+                let minutes = (w.len_secs / 60) as usize;
+                let reporters = self
+                    .store
+                    .distinct_reporters(&s, minute + 1 - minutes as i64, minutes)
+                    .await?;
+                hit = reporters >= d.min_reporters;
+            }
+            report.hits += usize::from(hit);
+            report.minutes_judged += 1;
+            let Some(service) = self.registry.service(&s).cloned() else {
+                continue;
+            };
+            let Some(c) = self.cache.get_mut(&s) else {
+                continue;
+            };
+            let at = minute * 60;
+            if !c.state.detector.lifecycle.masks(at, &d) {
+                judge::learn(&mut c.state.detector, &judgement, 60, &d);
+            }
+            let surprise = decisive.map_or(0.0, |w| w.surprise);
+            let event = c.state.detector.lifecycle.tick(at, hit, surprise, &d);
+            c.state.last_minute = Some(minute);
+            let reports = c.minute_count(minute);
+            let short = judgement.windows[0];
+            let per_minute = short.map_or(0.0, |w| w.baseline.expected * 60.0 / w.len_secs as f64);
+            let upper = short.map_or(0.0, |w| {
+                let calibration = judge::calibration(&c.state.detector, &judgement, &d);
+                w.upper(&d, calibration) * 60.0 / w.len_secs as f64
+            });
+            expected.entry(s.clone()).or_default().push(ExpectedMinute {
+                minute,
+                expected: per_minute,
+                upper,
+            });
+            let p = decisive.map_or(1.0, |w| w.p_calibrated);
+            match event {
+                Some(Event::Opened) => {
+                    let started = c
+                        .state
+                        .detector
+                        .lifecycle
+                        .open
+                        .as_ref()
+                        .map_or(at, |o| o.started_at);
+                    c.state.incident = Some(incident::open(&service, started));
+                }
+                Some(Event::Reopened) => {
+                    if let Some(doc) = c.state.incident.as_mut() {
+                        incident::reopen(doc);
+                        c.state.masks.retain(|&(a, _)| a != doc.started_unix);
+                    }
+                }
+                _ => {}
+            }
+            if let Some(open) = &c.state.detector.lifecycle.open
+                && let Some(doc) = c.state.incident.as_mut()
+                && doc.status == AnomalyStatus::Open
+            {
+                if open.severity == crate::detect::Severity::Problem {
+                    doc.severity = "problem".into();
+                }
+                incident::record_minute(doc, minute, reports, per_minute, p);
+            }
+            if event == Some(Event::Resolved)
+                && let Some(doc) = c.state.incident.as_mut()
+            {
+                incident::resolve(doc, end);
+                let mask_end = end.min(doc.started_unix + i64::from(d.mask_max_hours) * 3600);
+                c.state.masks.push((doc.started_unix, mask_end));
+            }
+            c.state.masks.retain(|&(_, b)| b > horizon);
+            if let Some(e) = event {
+                report.events.push((s.clone(), e));
+                touched.push(s.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Shares, headlines and company groups of open incidents.
+    async fn refresh_incidents(&mut self, held: &[String], now: i64) -> StoreResult<()> {
+        for s in held {
+            let Some(service) = self.registry.service(s).cloned() else {
+                continue;
+            };
+            let Some(c) = self.cache.get_mut(s) else {
+                continue;
+            };
+            let Some(doc) = c.state.incident.as_mut() else {
+                continue;
+            };
+            if doc.status != AnomalyStatus::Open {
+                continue;
+            }
+            // The shares of a long incident come from its last day.
+            let from = doc
+                .started_unix
+                .div_euclid(60)
+                .max(now.div_euclid(60) - 1440);
+            let count = (now.div_euclid(60) - from).max(1) as usize;
+            let breakdown = self.store.breakdown(s, from, count).await?;
+            incident::refresh(doc, &service, Some(&breakdown));
+        }
+        let mut docs: Vec<&mut Anomaly> = self
+            .cache
+            .values_mut()
+            .filter_map(|c| c.state.incident.as_mut())
+            .collect();
+        incident::group_by_company(&mut docs, &self.registry);
+        Ok(())
+    }
+}
+
+impl Cached {
+    fn minute_count(&self, minute: i64) -> u64 {
+        let i = minute - self.minute_start;
+        if i < 0 {
+            return 0;
+        }
+        self.minutes.get(i as usize).map_or(0, |&v| v as u64)
+    }
+}
+
+/// Writes `values` (minutes from `from`) into the cache and drops minutes
+/// before `keep_from`.
+fn merge_minutes(c: &mut Cached, from: i64, values: &[u64], keep_from: i64) {
+    if c.minutes.is_empty() {
+        c.minute_start = from;
+    }
+    for (i, v) in values.iter().enumerate() {
+        let minute = from + i as i64;
+        if minute < c.minute_start {
+            continue;
+        }
+        let idx = (minute - c.minute_start) as usize;
+        if idx >= c.minutes.len() {
+            c.minutes.resize(idx + 1, 0.0);
+        }
+        c.minutes[idx] = *v as f64;
+    }
+    if keep_from > c.minute_start {
+        let drop = ((keep_from - c.minute_start) as usize).min(c.minutes.len());
+        c.minutes.drain(..drop);
+        c.minute_start += drop as i64;
+    }
+}
+
+/// The detector's view of a cached service at `end`: its past incidents
+/// and the open one masked.
+fn history_of(c: &Cached, end: i64, d: &DetectSettings) -> BucketHistory {
+    let mut masks = c.state.masks.clone();
+    if let Some(open) = &c.state.detector.lifecycle.open {
+        let until = end.min(open.started_at + i64::from(d.mask_max_hours) * 3600);
+        masks.push((open.started_at, until));
+    }
+    BucketHistory::new(
+        c.minute_start,
+        &c.minutes,
+        c.quarter_start,
+        &c.quarters,
+        masks,
+    )
+}
