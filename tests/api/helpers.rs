@@ -163,6 +163,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub handle: actix_web::dev::ServerHandle,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub store: std::sync::Arc<outagewatch::store::AnyStore>,
+    pub registry: std::sync::Arc<outagewatch::domain::Registry>,
+    pub settings: Settings,
 }
 
 pub fn test_settings(redis_url: Option<&str>) -> Settings {
@@ -175,21 +178,40 @@ pub fn test_settings(redis_url: Option<&str>) -> Settings {
     // Every test client is 127.0.0.1: the per-address limit would cap the
     // load tests. `intake::one_address_past_its_burst_gets_429...` turns it on.
     settings.intake.rate_limit_per_minute = 0;
+    // Tests drive detection themselves, tick by tick (`TestApp::worker`).
+    settings.worker.enabled = false;
+    settings.worker.lease_secs = 1;
     settings
 }
 
 impl TestApp {
     pub async fn spawn(settings: Settings) -> TestApp {
-        let app = Application::build(settings).await.expect("build app");
+        let app = Application::build(settings.clone())
+            .await
+            .expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.server_handle();
+        let (store, registry) = (app.store(), app.registry());
         let task = tokio::spawn(app.run_until_stopped());
         TestApp {
             address,
             client: reqwest::Client::new(),
             handle,
             task,
+            store,
+            registry,
+            settings,
         }
+    }
+
+    /// A detection worker on the app's store, driven by `step(now)`.
+    pub fn worker(&self) -> outagewatch::worker::Worker {
+        outagewatch::worker::Worker::new(
+            self.store.clone(),
+            self.registry.clone(),
+            self.settings.detect.clone(),
+            self.settings.worker.clone(),
+        )
     }
 
     pub async fn embedded() -> TestApp {

@@ -3,6 +3,7 @@
 
 mod admin;
 mod conformance;
+mod detection;
 mod faults;
 mod helpers;
 mod intake;

@@ -1,0 +1,177 @@
+//! Detection end to end, through HTTP and a real Redis: history imported,
+//! a live spike posted, the worker stepped by hand; the incident shows up in
+//! the feed and in the service's status, and survives a worker restart.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use outagewatch::detect::Event;
+use serde_json::{Value, json};
+
+use crate::helpers::{RedisServer, TestApp, eventually};
+
+/// 29 days of minute counts for `service` ending at `now`: a daily wave
+/// around 3 reports a minute.
+fn history(service: &str, now: i64) -> String {
+    let last = now.div_euclid(60) - 1;
+    let mut out = String::new();
+    for minute in (last - 29 * 1440)..=last {
+        let hour = (minute.rem_euclid(1440) / 60) as f64;
+        let wave = 3.0 + 2.0 * (hour / 24.0 * std::f64::consts::TAU).sin();
+        // A fixed pseudo-random wobble, so the series is not flat.
+        let wobble = ((minute * 7919).rem_euclid(5)) as f64 - 2.0;
+        let count = (wave + wobble * 0.5).round().max(0.0) as u64;
+        if count > 0 {
+            out.push_str(&format!(
+                "{{\"service\":\"{service}\",\"at\":{},\"count\":{count},\"problem\":\"app\"}}\n",
+                minute * 60
+            ));
+        }
+    }
+    out
+}
+
+async fn spike(app: &TestApp, service: &str, reports: usize, tag: &str) {
+    let answers: Vec<u16> = futures_util::stream::iter(0..reports)
+        .map(|i| async move {
+            let (status, _) = app
+                .report(&json!({"service": service, "problem": "login", "country": "BR", "client_id": format!("{tag}-{i}")}))
+                .await;
+            status
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(answers.iter().all(|s| *s == 202), "{answers:?}");
+}
+
+async fn feed(app: &TestApp, query: &str) -> Vec<Value> {
+    let (status, body) = app.get(&format!("/api/v1/anomalies{query}")).await;
+    assert_eq!(status, 200, "{body}");
+    body["items"].as_array().expect("items").clone()
+}
+
+#[tokio::test]
+async fn a_spike_over_imported_history_opens_one_incident_that_survives_a_worker_restart() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::with_redis(&redis).await;
+    let now = chrono::Utc::now().timestamp();
+    let (status, body) = app.import(history("whatsapp", now)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rejected_count"], 0, "{body}");
+
+    // A quiet minute first: nothing is opened on the history alone.
+    let mut worker = app.worker();
+    let quiet = worker.step(now).await.expect("tick");
+    assert!(quiet.services_held > 100, "{quiet:?}");
+    assert!(quiet.events.is_empty(), "{quiet:?}");
+
+    spike(&app, "whatsapp", 150, "spike").await;
+    let after = chrono::Utc::now().timestamp();
+    let tick = worker.step(after + 60).await.expect("tick");
+    assert!(
+        tick.events
+            .contains(&("whatsapp".to_string(), Event::Opened)),
+        "{tick:?}"
+    );
+    assert_eq!(tick.events.len(), 1, "only whatsapp: {tick:?}");
+
+    let items = feed(&app, "").await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    let incident = &items[0];
+    assert_eq!(incident["service"], "whatsapp");
+    assert_eq!(incident["company"], "meta");
+    assert_eq!(incident["status"], "open");
+    assert_eq!(incident["severity"], "possible");
+    assert!(incident["reports"].as_u64().unwrap() >= 150, "{incident}");
+    assert!(incident["ratio"].as_f64().unwrap() > 5.0, "{incident}");
+    let headline = incident["headline"].as_str().unwrap();
+    assert!(headline.starts_with("WhatsApp: ~"), "{headline}");
+    assert!(headline.contains("login"), "{headline}");
+    let id = incident["id"].as_str().unwrap().to_string();
+
+    let (_, service) = app.get("/api/v1/services/whatsapp").await;
+    assert_eq!(service["status"], "possible", "{service}");
+    assert_eq!(service["open_incident"]["id"], id.as_str());
+    let (_, company) = app.get("/api/v1/companies/meta").await;
+    assert_eq!(company["status"], "possible");
+    let (_, series) = app
+        .get("/api/v1/services/whatsapp/series?window=10m&step=1m")
+        .await;
+    let judged = series["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["baseline"].is_number() && p["upper"].is_number())
+        .count();
+    assert!(
+        judged >= 1,
+        "the judged minutes carry baseline and upper: {series}"
+    );
+
+    // The worker dies without letting go; a new one waits for the lease to
+    // lapse, then carries on the same incident.
+    drop(worker);
+    let restarted = std::sync::Arc::new(tokio::sync::Mutex::new(app.worker()));
+    eventually("the lease to lapse", Duration::from_secs(10), || {
+        let r = restarted.clone();
+        async move {
+            let t = r.lock().await.step(after + 60).await.expect("tick");
+            (t.services_held > 0).then_some(())
+        }
+    })
+    .await;
+    let mut restarted = restarted.lock().await;
+    let next = restarted.step(after + 120).await.expect("tick");
+    assert!(
+        !next.events.iter().any(|(_, e)| *e == Event::Opened),
+        "{next:?}"
+    );
+    let items = feed(&app, "?service=whatsapp").await;
+    assert_eq!(items.len(), 1, "still one incident: {items:?}");
+    assert_eq!(items[0]["id"], id.as_str());
+    let (status, detail) = app.get(&format!("/api/v1/anomalies/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        detail["timeline"].as_array().unwrap().len(),
+        2,
+        "the restarted worker added its minute: {detail}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_one_worker_holds_a_service_at_a_time() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::with_redis(&redis).await;
+    let now = chrono::Utc::now().timestamp();
+    let (mut a, mut b) = (app.worker(), app.worker());
+    let first = a.step(now).await.expect("tick");
+    let second = b.step(now).await.expect("tick");
+    assert_eq!(first.services_held, app.registry.services().len());
+    assert_eq!(second.services_held, 0, "{second:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn feed_filters_and_bad_parameters() {
+    let app = TestApp::embedded().await;
+    for (query, code) in [
+        ("?status=maybe", "invalid_parameter"),
+        ("?severity=huge", "invalid_parameter"),
+        ("?since=yesterday", "invalid_parameter"),
+        ("?limit=0", "invalid_parameter"),
+        ("?cursor=garbage", "invalid_parameter"),
+        ("?service=myspace", "service_not_found"),
+        ("?company=acme", "company_not_found"),
+    ] {
+        let (status, body) = app.get(&format!("/api/v1/anomalies{query}")).await;
+        assert!(status == 400 || status == 404, "{query}: {status} {body}");
+        assert_eq!(body["code"], code, "{query}: {body}");
+    }
+    let (status, body) = app.get("/api/v1/anomalies/whatsapp-20240305T1502Z").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["code"], "anomaly_not_found");
+    assert!(feed(&app, "?company=meta&status=open").await.is_empty());
+    app.stop().await;
+}
