@@ -6,7 +6,10 @@ use std::time::Duration;
 use chrono::Utc;
 use outagewatch::config::Settings;
 use outagewatch::domain::{Country, Problem, ReporterKey};
-use outagewatch::store::{AnyStore, ImportRow, Receipt, ReportWrite, Store};
+use outagewatch::store::{
+    AnomalyRecord, AnyStore, ExpectedMinute, FeedRange, FeedStore, ImportRow, Receipt, ReportWrite,
+    ServiceCommit, Store,
+};
 use uuid::Uuid;
 
 use crate::helpers::{RedisServer, eventually};
@@ -236,6 +239,128 @@ async fn ping_answers(store: AnyStore) {
     store.ping().await.expect("ping");
 }
 
+async fn a_lease_is_exclusive_and_guards_commits(store: AnyStore) {
+    let services = ["whatsapp", "facebook"];
+    assert_eq!(
+        store.acquire_leases(&services, "a", 60_000).await.unwrap(),
+        [true, true]
+    );
+    assert_eq!(
+        store.acquire_leases(&services, "b", 60_000).await.unwrap(),
+        [false, false]
+    );
+    assert_eq!(
+        store
+            .acquire_leases(&["whatsapp"], "a", 60_000)
+            .await
+            .unwrap(),
+        [true],
+        "the holder renews"
+    );
+    let minute = now() / 60;
+    let commit = |holder: &str| ServiceCommit {
+        service: "whatsapp".into(),
+        state: format!("{{\"by\":\"{holder}\"}}"),
+        expected: vec![ExpectedMinute {
+            minute,
+            expected: 2.5,
+            upper: 9.0,
+        }],
+    };
+    assert_eq!(store.commit("b", &[commit("b")]).await.unwrap(), [false]);
+    assert_eq!(store.load_states(&["whatsapp"]).await.unwrap(), [None]);
+    assert_eq!(store.commit("a", &[commit("a")]).await.unwrap(), [true]);
+    assert_eq!(
+        store.load_states(&["whatsapp", "facebook"]).await.unwrap(),
+        [Some(r#"{"by":"a"}"#.to_string()), None]
+    );
+    assert_eq!(
+        store.expected("whatsapp", minute - 1, 2).await.unwrap(),
+        [None, Some((2.5, 9.0))]
+    );
+    store.release_leases(&services, "a").await.unwrap();
+    assert_eq!(
+        store.acquire_leases(&services, "b", 60_000).await.unwrap(),
+        [true, true],
+        "released leases are free at once"
+    );
+    // A lapsed lease is free too.
+    assert_eq!(store.acquire_leases(&["x"], "a", 50).await.unwrap(), [true]);
+    eventually("the lease to lapse", Duration::from_secs(5), || {
+        let store = &store;
+        async move {
+            (store.acquire_leases(&["x"], "b", 60_000).await.unwrap() == [true]).then_some(())
+        }
+    })
+    .await;
+}
+
+async fn the_feed_pages_newest_first_and_tracks_open_incidents(store: AnyStore) {
+    let record = |id: &str, service: &str, started: i64, open: bool| AnomalyRecord {
+        id: id.into(),
+        service: service.into(),
+        started_unix: started,
+        open,
+        doc: format!("{{\"id\":\"{id}\",\"open\":{open}}}"),
+    };
+    // Three start in the same second (a company-wide event).
+    let records = vec![
+        record("a-1", "whatsapp", 1000, false),
+        record("b-2", "facebook", 2000, true),
+        record("c-2", "instagram", 2000, true),
+        record("d-2", "threads", 2000, true),
+        record("e-3", "x", 3000, true),
+    ];
+    store.put_anomalies(&records).await.unwrap();
+    let mut seen = Vec::new();
+    let mut range = FeedRange {
+        limit: 2,
+        ..FeedRange::default()
+    };
+    loop {
+        let page = store.anomalies(&range).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        let (t, id, _) = page.last().unwrap().clone();
+        seen.extend(page.into_iter().map(|(_, id, _)| id));
+        range.after = Some((t, id));
+    }
+    assert_eq!(seen, ["e-3", "d-2", "c-2", "b-2", "a-1"]);
+    let window = store
+        .anomalies(&FeedRange {
+            since: Some(1500),
+            until: Some(2500),
+            limit: 10,
+            ..FeedRange::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(window.len(), 3);
+    let open = store.open_anomalies().await.unwrap();
+    assert_eq!(open.len(), 4);
+    assert!(open["x"].contains("e-3"));
+    // Resolving e-3 closes x; resolving a stale id leaves the newer open one.
+    store
+        .put_anomalies(&[
+            record("e-3", "x", 3000, false),
+            record("old", "facebook", 500, false),
+        ])
+        .await
+        .unwrap();
+    let open = store.open_anomalies().await.unwrap();
+    assert!(!open.contains_key("x"));
+    assert!(open["facebook"].contains("b-2"));
+    assert_eq!(
+        store.anomaly("e-3").await.unwrap().as_deref(),
+        Some(r#"{"id":"e-3","open":false}"#)
+    );
+    assert_eq!(store.anomaly("nope").await.unwrap(), None);
+    let epoch = store.history_epoch().await.unwrap();
+    store.bump_history_epoch().await.unwrap();
+    assert_eq!(store.history_epoch().await.unwrap(), epoch + 1);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod embedded {
@@ -272,6 +397,8 @@ macro_rules! conformance {
 }
 
 conformance!(
+    a_lease_is_exclusive_and_guards_commits,
+    the_feed_pages_newest_first_and_tracks_open_incidents,
     first_report_per_reporter_counts_and_repeats_do_not,
     idempotent_retry_gets_the_first_answer_and_counts_once,
     series_of_several_services_come_back_minute_by_minute,
@@ -282,7 +409,7 @@ conformance!(
 );
 
 #[tokio::test]
-async fn every_key_the_redis_store_writes_carries_its_service_tag() {
+async fn every_key_carries_its_service_tag_or_the_feed_tag() {
     let redis = RedisServer::start().await;
     let store = store(&settings(Some(&redis.url())));
     let mut with_key = report("whatsapp", "r1", Problem::Login, Some("BR"));
@@ -309,23 +436,74 @@ async fn every_key_the_redis_store_writes_carries_its_service_tag() {
         )
         .await
         .expect("import");
+    // What detection writes: a lease, a state with expected counts, the feed.
+    assert_eq!(
+        store
+            .acquire_leases(&["whatsapp"], "w", 60_000)
+            .await
+            .unwrap(),
+        [true]
+    );
+    let committed = store
+        .commit(
+            "w",
+            &[ServiceCommit {
+                service: "whatsapp".into(),
+                state: "{}".into(),
+                expected: vec![ExpectedMinute {
+                    minute: now / 60,
+                    expected: 1.0,
+                    upper: 4.0,
+                }],
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(committed, [true]);
+    store
+        .put_anomalies(&[AnomalyRecord {
+            id: "whatsapp-1".into(),
+            service: "whatsapp".into(),
+            started_unix: now,
+            open: true,
+            doc: "{}".into(),
+        }])
+        .await
+        .unwrap();
+    store.bump_history_epoch().await.unwrap();
     let mut conn = redis.connection().await;
     let keys: Vec<String> = ::redis::cmd("KEYS")
         .arg("*")
         .query_async(&mut conn)
         .await
         .expect("keys");
-    assert!(keys.len() >= 10, "{keys:?}");
+    assert!(keys.len() >= 16, "{keys:?}");
     for key in &keys {
+        // The feed spans services: its keys share the one `{feed}` tag.
+        if key.starts_with("ow:{feed}:") {
+            continue;
+        }
         let tagged = ["whatsapp", "instagram", "gmail"]
             .iter()
             .any(|s| key.starts_with(&format!("ow:{{{s}}}:")));
         assert!(tagged, "{key} lacks a {{service}} tag");
+        // The detector state is kept for as long as the service exists.
+        if key.ends_with(":state") {
+            continue;
+        }
         let ttl: i64 = ::redis::cmd("TTL")
             .arg(key)
             .query_async(&mut conn)
             .await
             .expect("ttl");
         assert!(ttl > 0, "{key} has no expiry");
+    }
+    for feed_key in [
+        "ow:{feed}:docs",
+        "ow:{feed}:index",
+        "ow:{feed}:open",
+        "ow:{feed}:epoch",
+    ] {
+        assert!(keys.iter().any(|k| k == feed_key), "{feed_key} in {keys:?}");
     }
 }
