@@ -242,18 +242,24 @@ async fn ping_answers(store: AnyStore) {
 async fn a_lease_is_exclusive_and_guards_commits(store: AnyStore) {
     let services = ["whatsapp", "facebook"];
     assert_eq!(
-        store.acquire_leases(&services, "a", 60_000).await.unwrap(),
+        store
+            .acquire_leases(&services, "a", 60_000)
+            .await
+            .expect("store"),
         [true, true]
     );
     assert_eq!(
-        store.acquire_leases(&services, "b", 60_000).await.unwrap(),
+        store
+            .acquire_leases(&services, "b", 60_000)
+            .await
+            .expect("store"),
         [false, false]
     );
     assert_eq!(
         store
             .acquire_leases(&["whatsapp"], "a", 60_000)
             .await
-            .unwrap(),
+            .expect("store"),
         [true],
         "the holder renews"
     );
@@ -267,29 +273,55 @@ async fn a_lease_is_exclusive_and_guards_commits(store: AnyStore) {
             upper: 9.0,
         }],
     };
-    assert_eq!(store.commit("b", &[commit("b")]).await.unwrap(), [false]);
-    assert_eq!(store.load_states(&["whatsapp"]).await.unwrap(), [None]);
-    assert_eq!(store.commit("a", &[commit("a")]).await.unwrap(), [true]);
     assert_eq!(
-        store.load_states(&["whatsapp", "facebook"]).await.unwrap(),
+        store.commit("b", &[commit("b")]).await.expect("store"),
+        [false]
+    );
+    assert_eq!(
+        store.load_states(&["whatsapp"]).await.expect("store"),
+        [None]
+    );
+    assert_eq!(
+        store.commit("a", &[commit("a")]).await.expect("store"),
+        [true]
+    );
+    assert_eq!(
+        store
+            .load_states(&["whatsapp", "facebook"])
+            .await
+            .expect("store"),
         [Some(r#"{"by":"a"}"#.to_string()), None]
     );
     assert_eq!(
-        store.expected("whatsapp", minute - 1, 2).await.unwrap(),
+        store
+            .expected("whatsapp", minute - 1, 2)
+            .await
+            .expect("store"),
         [None, Some((2.5, 9.0))]
     );
-    store.release_leases(&services, "a").await.unwrap();
+    store.release_leases(&services, "a").await.expect("store");
     assert_eq!(
-        store.acquire_leases(&services, "b", 60_000).await.unwrap(),
+        store
+            .acquire_leases(&services, "b", 60_000)
+            .await
+            .expect("store"),
         [true, true],
         "released leases are free at once"
     );
     // A lapsed lease is free too.
-    assert_eq!(store.acquire_leases(&["x"], "a", 50).await.unwrap(), [true]);
+    assert_eq!(
+        store.acquire_leases(&["x"], "a", 50).await.expect("store"),
+        [true]
+    );
     eventually("the lease to lapse", Duration::from_secs(5), || {
         let store = &store;
         async move {
-            (store.acquire_leases(&["x"], "b", 60_000).await.unwrap() == [true]).then_some(())
+            (store
+                .acquire_leases(&["x"], "b", 60_000)
+                .await
+                .expect("store")
+                == [true])
+            .then_some(())
         }
     })
     .await;
@@ -311,18 +343,18 @@ async fn the_feed_pages_newest_first_and_tracks_open_incidents(store: AnyStore) 
         record("d-2", "threads", 2000, true),
         record("e-3", "x", 3000, true),
     ];
-    store.put_anomalies(&records).await.unwrap();
+    store.put_anomalies(&records).await.expect("store");
     let mut seen = Vec::new();
     let mut range = FeedRange {
         limit: 2,
         ..FeedRange::default()
     };
     loop {
-        let page = store.anomalies(&range).await.unwrap();
+        let page = store.anomalies(&range).await.expect("store");
         if page.is_empty() {
             break;
         }
-        let (t, id, _) = page.last().unwrap().clone();
+        let (t, id, _) = page.last().expect("a last item").clone();
         seen.extend(page.into_iter().map(|(_, id, _)| id));
         range.after = Some((t, id));
     }
@@ -335,9 +367,9 @@ async fn the_feed_pages_newest_first_and_tracks_open_incidents(store: AnyStore) 
             ..FeedRange::default()
         })
         .await
-        .unwrap();
+        .expect("store");
     assert_eq!(window.len(), 3);
-    let open = store.open_anomalies().await.unwrap();
+    let open = store.open_anomalies().await.expect("store");
     assert_eq!(open.len(), 4);
     assert!(open["x"].contains("e-3"));
     // Resolving e-3 closes x; resolving a stale id leaves the newer open one.
@@ -347,18 +379,18 @@ async fn the_feed_pages_newest_first_and_tracks_open_incidents(store: AnyStore) 
             record("old", "facebook", 500, false),
         ])
         .await
-        .unwrap();
-    let open = store.open_anomalies().await.unwrap();
+        .expect("store");
+    let open = store.open_anomalies().await.expect("store");
     assert!(!open.contains_key("x"));
     assert!(open["facebook"].contains("b-2"));
     assert_eq!(
-        store.anomaly("e-3").await.unwrap().as_deref(),
+        store.anomaly("e-3").await.expect("store").as_deref(),
         Some(r#"{"id":"e-3","open":false}"#)
     );
-    assert_eq!(store.anomaly("nope").await.unwrap(), None);
-    let epoch = store.history_epoch().await.unwrap();
-    store.bump_history_epoch().await.unwrap();
-    assert_eq!(store.history_epoch().await.unwrap(), epoch + 1);
+    assert_eq!(store.anomaly("nope").await.expect("store"), None);
+    let epoch = store.history_epoch().await.expect("store");
+    store.bump_history_epoch().await.expect("store");
+    assert_eq!(store.history_epoch().await.expect("store"), epoch + 1);
 }
 
 macro_rules! conformance {
@@ -441,7 +473,7 @@ async fn every_key_carries_its_service_tag_or_the_feed_tag() {
         store
             .acquire_leases(&["whatsapp"], "w", 60_000)
             .await
-            .unwrap(),
+            .expect("store"),
         [true]
     );
     let committed = store
@@ -458,7 +490,7 @@ async fn every_key_carries_its_service_tag_or_the_feed_tag() {
             }],
         )
         .await
-        .unwrap();
+        .expect("store");
     assert_eq!(committed, [true]);
     store
         .put_anomalies(&[AnomalyRecord {
@@ -469,8 +501,8 @@ async fn every_key_carries_its_service_tag_or_the_feed_tag() {
             doc: "{}".into(),
         }])
         .await
-        .unwrap();
-    store.bump_history_epoch().await.unwrap();
+        .expect("store");
+    store.bump_history_epoch().await.expect("store");
     let mut conn = redis.connection().await;
     let keys: Vec<String> = ::redis::cmd("KEYS")
         .arg("*")
