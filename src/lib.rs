@@ -16,6 +16,7 @@ pub mod domain;
 pub mod http;
 pub mod import;
 pub mod intake;
+pub mod simulate;
 pub mod store;
 pub mod telemetry;
 pub mod worker;

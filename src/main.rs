@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use outagewatch::app::Application;
 use outagewatch::config::Settings;
+use outagewatch::domain::Registry;
+use outagewatch::simulate::{
+    self,
+    model::{Scenario, Spec},
+};
 use outagewatch::telemetry;
 
 #[derive(Parser)]
@@ -31,6 +36,12 @@ enum Command {
     Worker,
     /// Print the effective settings (defaults, file, environment) and exit.
     Config,
+    /// Generate realistic report traffic: history for the import endpoint,
+    /// live reports over HTTP, or a scored run of the detector.
+    Simulate {
+        #[command(subcommand)]
+        what: SimulateCommand,
+    },
     /// Run the detector over CSV files (`timestamp,value`) and write
     /// `OUT/<file name>` with `timestamp,value,anomaly_score`.
     Backtest {
@@ -45,6 +56,125 @@ enum Command {
         #[arg(required = true, value_name = "FILE.csv")]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(clap::Args, Clone)]
+struct ScenarioArgs {
+    /// Services (the registry's first, then synthetic ones), popularity 1/rank.
+    #[arg(long, default_value_t = 200)]
+    services: usize,
+    /// Days of traffic, ending now.
+    #[arg(long, default_value_t = 35)]
+    days: i64,
+    /// Days at the start without injected outages (the baseline's history).
+    #[arg(long, default_value_t = 7)]
+    warmup_days: i64,
+    /// Random outages of 3x to 20x, 30 to 180 minutes.
+    #[arg(long, default_value_t = 24)]
+    outages: usize,
+    /// Leave out the replay of the March 2024 Meta outage.
+    #[arg(long)]
+    no_meta: bool,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl ScenarioArgs {
+    fn scenario(&self, registry: &Registry) -> Scenario {
+        let now = chrono::Utc::now().timestamp();
+        Scenario::synthetic(
+            registry,
+            &Spec {
+                services: self.services,
+                days: self.days,
+                quiet_days: self.warmup_days,
+                outages: self.outages,
+                meta: !self.no_meta,
+                seed: self.seed,
+                start: now - self.days * 86_400,
+            },
+        )
+    }
+}
+
+#[derive(Subcommand)]
+enum SimulateCommand {
+    /// Write the scenario as NDJSON for `POST /api/v1/admin/import`.
+    History {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Run the detector over the scenario and score it against the outages.
+    Evaluate {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+    },
+    /// Send reports to a running outagewatch.
+    Live {
+        #[command(flatten)]
+        scenario: ScenarioArgs,
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Reports per second, over all services.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// An outage while sending: SERVICE:MULTIPLIER, e.g. whatsapp:14.
+        #[arg(long, value_name = "SERVICE:X")]
+        outage: Option<String>,
+    },
+}
+
+fn simulate(what: SimulateCommand, settings: &Settings) -> anyhow::Result<bool> {
+    let registry = Registry::load(&settings.registry.path)?;
+    match what {
+        SimulateCommand::History { scenario, out } => {
+            let sc = scenario.scenario(&registry);
+            let lines = simulate::write_history(&sc, &registry, &out)?;
+            eprintln!("{lines} lines written to {}", out.display());
+            Ok(true)
+        }
+        SimulateCommand::Evaluate { scenario } => {
+            let sc = scenario.scenario(&registry);
+            let from = sc.start + scenario.warmup_days * 86_400;
+            Ok(simulate::print_evaluation(&sc, &settings.detect, from))
+        }
+        SimulateCommand::Live {
+            scenario,
+            url,
+            rate,
+            seconds,
+            outage,
+        } => {
+            let outage = match outage.as_deref() {
+                Some(text) => {
+                    let (id, x) = text
+                        .split_once(':')
+                        .and_then(|(id, x)| Some((id, x.parse::<f64>().ok()?)))
+                        .ok_or_else(|| {
+                            anyhow::anyhow!("--outage takes SERVICE:MULTIPLIER, got {text:?}")
+                        })?;
+                    Some((id.to_string(), x))
+                }
+                None => None,
+            };
+            let sc = scenario.scenario(&registry);
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(simulate::send_live(
+                &url,
+                &sc,
+                rate,
+                seconds,
+                outage.as_ref().map(|(id, x)| (id.as_str(), *x)),
+            ))?;
+            Ok(true)
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -69,6 +199,14 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("outagewatch backtest: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Simulate { what } => match simulate(what, &settings) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("outagewatch simulate: {e:#}");
                 ExitCode::FAILURE
             }
         },

@@ -119,17 +119,40 @@ impl<'a> SeriesDetector<'a> {
         self.history.push(0.0, true);
     }
 
-    /// The next row's count; judges the windows that end with it.
+    /// The next row's count, judged on its own (the backtest): a hit is a
+    /// calibrated p-value under `alert_p` with the floors met.
     pub fn push(&mut self, count: f64) -> Verdict {
-        let s = self.settings;
+        let judgement = self.observe(count);
+        let hit = is_candidate(&judgement, self.settings);
+        self.conclude(judgement, hit)
+    }
+
+    /// Appends the next row's count and judges the windows ending with it;
+    /// [`SeriesDetector::conclude`] must follow with the hit decision (made
+    /// across many series by the caller, with false-discovery control).
+    pub fn observe(&mut self, count: f64) -> Judgement {
         let at = self.history.end();
         let step = self.history.step;
         self.history.push(count, false);
-        let judgement = judge::judge(&self.history, &self.state, at + step, step, s);
+        judge::judge(&self.history, &self.state, at + step, step, self.settings)
+    }
+
+    /// Learns from the row and advances the incident lifecycle.
+    pub fn conclude(&mut self, judgement: Judgement, hit: bool) -> Verdict {
+        let s = self.settings;
+        let step = self.history.step;
+        let at = self.history.end() - step;
         let decisive = judgement.decisive().copied();
-        let hit = decisive.is_some_and(|w| w.p_calibrated < s.alert_p && w.floors_met(s));
         let surprise = decisive.map_or(0.0, |w| w.surprise);
-        let peak_before = self.state.lifecycle.open.as_ref().map(|o| o.peak_surprise);
+        // A reopened incident is the same incident: its rows are judged
+        // against its peak so far.
+        let peak_before = self
+            .state
+            .lifecycle
+            .open
+            .as_ref()
+            .map(|o| o.peak_surprise)
+            .or(self.state.lifecycle.last_peak);
         if !self.state.lifecycle.masks(at, s) {
             judge::learn(&mut self.state, &judgement, step, s);
         }
@@ -150,5 +173,43 @@ impl<'a> SeriesDetector<'a> {
             event,
             score,
         }
+    }
+
+    pub fn state(&self) -> &SeriesState {
+        &self.state
+    }
+}
+
+/// Whether a judgement can be a hit: calibrated p-value under `alert_p`,
+/// ratio and excess floors met (distinct reporters are the caller's).
+pub fn is_candidate(j: &Judgement, s: &DetectSettings) -> bool {
+    j.decisive()
+        .is_some_and(|w| w.p_calibrated < s.alert_p && w.floors_met(s))
+}
+
+/// Benjamini-Hochberg across the series judged in one tick: the largest
+/// calibrated p-value that is still a discovery at rate `q` (0 when none).
+pub fn fdr_cutoff(p_values: &[f64], q: f64) -> f64 {
+    let mut ps: Vec<f64> = p_values.to_vec();
+    ps.sort_by(f64::total_cmp);
+    let m = ps.len().max(1) as f64;
+    ps.iter()
+        .enumerate()
+        .filter(|(k, p)| **p <= (*k as f64 + 1.0) / m * q)
+        .map(|(_, p)| *p)
+        .fold(0.0, f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fdr_cutoff_is_benjamini_hochberg() {
+        // m = 5, q = 0.05: thresholds 0.01, 0.02, 0.03, 0.04, 0.05.
+        let ps = [0.001, 0.015, 0.5, 0.029, 0.9];
+        assert_eq!(fdr_cutoff(&ps, 0.05), 0.029);
+        assert_eq!(fdr_cutoff(&[0.2, 0.3], 0.05), 0.0);
+        assert_eq!(fdr_cutoff(&[0.04], 0.05), 0.04);
     }
 }

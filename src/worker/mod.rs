@@ -12,6 +12,8 @@
 
 mod incident;
 
+pub use self::incident::rfc3339;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use crate::config::{DetectSettings, WorkerSettings};
 use crate::detect::history::BucketHistory;
 use crate::detect::judge::{self, Judgement, SeriesState};
 use crate::detect::lifecycle::Event;
+use crate::detect::series::{fdr_cutoff, is_candidate};
 use crate::domain::Registry;
 use crate::domain::anomaly::{Anomaly, AnomalyStatus};
 use crate::store::keys::MINUTES_PER_QUARTER;
@@ -318,23 +321,15 @@ impl Worker {
         }
         // Candidates: calibrated p below alert_p, ratio and excess floors;
         // then Benjamini-Hochberg over every service judged this minute.
-        let mut ps: Vec<f64> = judged
+        let ps: Vec<f64> = judged
             .iter()
             .map(|(_, j)| j.decisive().map_or(1.0, |w| w.p_calibrated))
             .collect();
-        ps.sort_by(f64::total_cmp);
-        let m = ps.len().max(1) as f64;
-        let cutoff = ps
-            .iter()
-            .enumerate()
-            .filter(|(k, p)| **p <= (*k as f64 + 1.0) / m * d.fdr_q)
-            .map(|(_, p)| *p)
-            .fold(0.0, f64::max);
+        let cutoff = fdr_cutoff(&ps, d.fdr_q);
         for (s, judgement) in judged {
             let decisive = judgement.decisive().copied();
-            let mut hit = decisive.is_some_and(|w| {
-                w.p_calibrated < d.alert_p && w.p_calibrated <= cutoff && w.floors_met(&d)
-            });
+            let mut hit =
+                is_candidate(&judgement, &d) && decisive.is_some_and(|w| w.p_calibrated <= cutoff);
             if let (true, Some(w)) = (hit, decisive) {
                 let minutes = (w.len_secs / 60) as usize;
                 let reporters = self

@@ -1,0 +1,200 @@
+//! `outagewatch simulate`: realistic report traffic for tests, demos and
+//! load. [`model`] generates it (popularity, cycles, overdispersion,
+//! outages, the Meta replay); this module writes it as NDJSON history for
+//! the import endpoint, sends it live over HTTP, or runs the detector over
+//! it and scores the result ([`evaluate`]).
+
+pub mod evaluate;
+pub mod model;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::DetectSettings;
+use crate::domain::Registry;
+use model::Scenario;
+
+/// Writes the scenario as import NDJSON, one line per service and minute
+/// with reports; outage minutes are attributed mostly to `login`.
+pub fn write_history(sc: &Scenario, registry: &Registry, out: &Path) -> anyhow::Result<u64> {
+    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut lines = 0u64;
+    let mut rng = StdRng::seed_from_u64(sc.seed);
+    for (i, s) in sc.services.iter().enumerate() {
+        let Some(service) = registry.service(&s.id) else {
+            continue; // synthetic services exist only in evaluations
+        };
+        let problems: Vec<&str> = service.problems.iter().map(|p| p.as_str()).collect();
+        let login = problems.contains(&"login");
+        let traffic = sc.traffic(i);
+        for (m, (&count, &extra)) in traffic.counts.iter().zip(&traffic.injected).enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let problem = if extra * 2 > count && login {
+                "login"
+            } else {
+                problems[rng.random_range(0..problems.len())]
+            };
+            writeln!(
+                w,
+                r#"{{"service":"{}","at":{},"count":{count},"problem":"{problem}"}}"#,
+                s.id,
+                sc.start + m as i64 * 60
+            )?;
+            lines += 1;
+        }
+    }
+    w.flush()?;
+    Ok(lines)
+}
+
+/// Runs the detector over the scenario and prints the scores.
+pub fn print_evaluation(sc: &Scenario, detect: &DetectSettings, evaluate_from: i64) -> bool {
+    let started = Instant::now();
+    let e = evaluate::evaluate(sc, detect, evaluate_from);
+    println!(
+        "{} services, {:.0} service-days evaluated, {} outages injected ({:.1} s)",
+        sc.services.len(),
+        e.service_days,
+        e.outages.len(),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "  {:<12} {:>9} {:>6} {:>6} {:>9} {:>9} {:>9}",
+        "service", "normal/min", "x", "min", "injected", "possible", "problem"
+    );
+    for o in &e.outages {
+        let fmt = |v: Option<i64>| v.map_or("missed".to_string(), |m| format!("+{m} min"));
+        println!(
+            "  {:<12} {:>9.2} {:>6.1} {:>6} {:>9} {:>9} {:>9}",
+            o.service,
+            o.per_minute,
+            o.multiplier,
+            o.minutes,
+            o.injected,
+            fmt(o.possible_after),
+            fmt(o.problem_after)
+        );
+    }
+    let detected = e.detected();
+    let rate = detected as f64 / e.outages.len().max(1) as f64;
+    println!(
+        "detected (reached problem): {detected}/{} = {:.1}%",
+        e.outages.len(),
+        rate * 100.0
+    );
+    match e.median_delay() {
+        Some(d) => println!("median delay from onset to problem: {d:.1} min"),
+        None => println!("median delay from onset to problem: none detected"),
+    }
+    println!(
+        "false incidents: {} = {:.2} per 1,000 service-days",
+        e.false_incidents.len(),
+        e.false_per_1000_service_days()
+    );
+    for f in e.false_incidents.iter().take(10) {
+        println!(
+            "  false: {} opened {} ({} reports{})",
+            sc.services[f.service].id,
+            crate::worker::rfc3339(f.opened),
+            f.reports,
+            if f.confirmed.is_some() {
+                ", confirmed"
+            } else {
+                ""
+            }
+        );
+    }
+    if !e.meta_event.is_empty() {
+        println!(
+            "Meta replay: {} services in one company event: {}",
+            e.meta_event.len(),
+            e.meta_event.join(", ")
+        );
+    }
+    if let Some((total, injected)) = e.whatsapp {
+        println!(
+            "WhatsApp incident total {total} reports vs {injected} injected ({:+.1}%)",
+            (total as f64 / injected.max(1) as f64 - 1.0) * 100.0
+        );
+    }
+    rate >= 0.95
+}
+
+/// Sends reports to a running outagewatch at about `rate` per second for
+/// `seconds`, spread over the scenario's services by popularity, each from
+/// its own client_id; `outage` multiplies one service's share.
+pub async fn send_live(
+    url: &str,
+    sc: &Scenario,
+    rate: f64,
+    seconds: u64,
+    outage: Option<(&str, f64)>,
+) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let weights: Vec<f64> = sc
+        .services
+        .iter()
+        .map(|s| match outage {
+            Some((id, x)) if id == s.id => s.per_minute * x,
+            _ => s.per_minute,
+        })
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut rng = StdRng::seed_from_u64(sc.seed);
+    let endpoint = format!("{}/api/v1/reports", url.trim_end_matches('/'));
+    let started = Instant::now();
+    let (mut sent, mut failed) = (0u64, 0u64);
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    while started.elapsed() < Duration::from_secs(seconds) {
+        tick.tick().await;
+        let due = (started.elapsed().as_secs_f64() * rate) as u64;
+        let mut batch = Vec::new();
+        while sent + failed + (batch.len() as u64) < due {
+            let mut pick = rng.random_range(0.0..total);
+            let i = weights
+                .iter()
+                .position(|w| {
+                    pick -= w;
+                    pick < 0.0
+                })
+                .unwrap_or(0);
+            let service = &sc.services[i].id;
+            let problem = if outage.is_some_and(|(id, _)| id == service) {
+                "login"
+            } else {
+                "other"
+            };
+            let body = serde_json::json!({
+                "service": service,
+                "problem": problem,
+                "client_id": format!("sim-{}-{}", sc.seed, rng.random::<u64>()),
+            });
+            batch.push(client.post(&endpoint).json(&body).send());
+        }
+        for result in futures_util::future::join_all(batch).await {
+            match result {
+                Ok(r) if r.status().as_u16() == 202 => sent += 1,
+                Ok(r) => {
+                    failed += 1;
+                    tracing::warn!(status = r.status().as_u16(), "report refused");
+                }
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(error = %e, "report not sent");
+                }
+            }
+        }
+    }
+    println!("sent {sent} reports ({failed} failed) in {seconds} s");
+    Ok(())
+}
