@@ -171,6 +171,9 @@ pub struct DetectSettings {
     pub season_weeks: u32,
     /// Same-time-of-day samples looked at when weeks are missing (days back).
     pub season_days: u32,
+    /// Each seasonal sample is the rate over at least this many minutes
+    /// centred on the window's time, scaled to the window.
+    pub season_span_mins: u32,
     /// Fewest unmasked samples a seasonal median needs.
     pub min_season_samples: u32,
     /// Recent hours that set the current level against the seasonal shape.

@@ -77,11 +77,17 @@ struct ScenarioArgs {
     no_meta: bool,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Unix seconds where the traffic ends; default now. With the seed it
+    /// makes a scenario exactly reproducible.
+    #[arg(long)]
+    end_unix: Option<i64>,
 }
 
 impl ScenarioArgs {
     fn scenario(&self, registry: &Registry) -> Scenario {
-        let now = chrono::Utc::now().timestamp();
+        let now = self
+            .end_unix
+            .unwrap_or_else(|| chrono::Utc::now().timestamp());
         Scenario::synthetic(
             registry,
             &Spec {

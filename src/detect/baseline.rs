@@ -115,12 +115,17 @@ fn seasonal_samples(
 ) -> Option<(f64, f64)> {
     let mut windows = Vec::with_capacity(count as usize);
     let mut levels = Vec::with_capacity(count as usize);
+    // Each sample is the rate over at least an hour centred on the window,
+    // scaled to the window: a 5-minute count of a quiet service is too noisy
+    // (and its median too low) to be a baseline on its own.
+    let span = len.max(i64::from(s.season_span_mins) * 60);
+    let pad = (span - len) / 2;
     for k in 1..=i64::from(count) {
-        let Some(w) = h.window(end - k * period, len) else {
+        let Some(w) = h.window(end + pad - k * period, span) else {
             break;
         };
         if w.clean_secs == w.secs {
-            windows.push(w.total);
+            windows.push(w.total * len as f64 / span as f64);
         }
         if let Some(l) = h.window(level_end - k * period, level_len)
             && l.clean_secs > 0

@@ -134,10 +134,3 @@ pub fn learn(state: &mut SeriesState, judgement: &Judgement, step_secs: i64, s: 
         state.tail[i].observe(w.raw_surprise, decay);
     }
 }
-
-/// The calibration factor of the chosen window (1 when none).
-pub fn calibration(state: &SeriesState, judgement: &Judgement, s: &DetectSettings) -> f64 {
-    judgement
-        .chosen
-        .map_or(1.0, |i| state.tail[i].factor(s.calibration_quantile))
-}

@@ -263,3 +263,41 @@ fn score(
         whatsapp,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::domain::Registry;
+    use crate::simulate::model::Spec;
+
+    #[test]
+    fn the_meta_replay_is_one_company_event_and_outages_are_found_quickly() {
+        let registry = Registry::builtin().unwrap();
+        let spec = Spec {
+            services: 10,
+            days: 9,
+            quiet_days: 7,
+            outages: 3,
+            meta: true,
+            seed: 3,
+            start: 1_790_000_000,
+        };
+        let sc = Scenario::synthetic(&registry, &spec);
+        let detect = Settings::defaults().detect;
+        let e = evaluate(&sc, &detect, spec.start + 7 * 86_400);
+        assert_eq!(
+            e.meta_event,
+            ["facebook", "instagram", "messenger", "threads", "whatsapp"]
+        );
+        let (total, injected) = e.whatsapp.unwrap();
+        let error = (total as f64 / injected as f64 - 1.0).abs();
+        assert!(error < 0.2, "WhatsApp {total} vs {injected}");
+        for o in &e.outages {
+            let delay = o.problem_after.unwrap_or(i64::MAX);
+            // Every outage here adds well over a hundred reports.
+            assert!(delay <= 15, "{o:?}");
+        }
+        assert!(e.false_incidents.is_empty(), "{:?}", e.false_incidents);
+    }
+}

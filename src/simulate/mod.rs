@@ -101,7 +101,7 @@ pub fn print_evaluation(sc: &Scenario, detect: &DetectSettings, evaluate_from: i
     );
     for f in e.false_incidents.iter().take(10) {
         println!(
-            "  false: {} opened {} ({} reports{})",
+            "  false: {} opened {} ({} reports{}): {}",
             sc.services[f.service].id,
             crate::worker::rfc3339(f.opened),
             f.reports,
@@ -109,7 +109,8 @@ pub fn print_evaluation(sc: &Scenario, detect: &DetectSettings, evaluate_from: i
                 ", confirmed"
             } else {
                 ""
-            }
+            },
+            f.why
         );
     }
     if !e.meta_event.is_empty() {

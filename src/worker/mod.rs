@@ -357,8 +357,8 @@ impl Worker {
             let short = judgement.windows[0];
             let per_minute = short.map_or(0.0, |w| w.baseline.expected * 60.0 / w.len_secs as f64);
             let upper = short.map_or(0.0, |w| {
-                let calibration = judge::calibration(&c.state.detector, &judgement, &d);
-                w.upper(&d, calibration) * 60.0 / w.len_secs as f64
+                w.upper(&d, c.state.detector.tail[0].factor(d.calibration_quantile)) * 60.0
+                    / w.len_secs as f64
             });
             expected.entry(s.clone()).or_default().push(ExpectedMinute {
                 minute,
