@@ -54,17 +54,8 @@ pub fn run(
             if explain {
                 match v.judgement.decisive() {
                     Some(w) => {
-                        let _ = write!(
-                            csv,
-                            ",{},{},{:.2},{:?},{:.4},{:.3e},{:.3e}",
-                            w.len_secs / 60,
-                            w.observed,
-                            w.baseline.expected,
-                            w.baseline.kind,
-                            w.dispersion,
-                            w.p_value,
-                            w.p_calibrated
-                        );
+                        csv.push(',');
+                        csv.push_str(&w.explain().join(","));
                     }
                     None => csv.push_str(",,,,,,,"),
                 }

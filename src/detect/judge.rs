@@ -49,6 +49,21 @@ impl WindowJudgement {
         self.ratio() >= s.min_ratio && self.excess() >= s.min_excess
     }
 
+    /// The reasoning behind the judgement, for people: window minutes,
+    /// observed, expected, baseline kind, dispersion, p-value, calibrated
+    /// p-value (`backtest --explain` writes these as CSV columns).
+    pub fn explain(&self) -> [String; 7] {
+        [
+            (self.len_secs / 60).to_string(),
+            self.observed.to_string(),
+            format!("{:.2}", self.baseline.expected),
+            format!("{:?}", self.baseline.kind),
+            format!("{:.4}", self.dispersion),
+            format!("{:.3e}", self.p_value),
+            format!("{:.3e}", self.p_calibrated),
+        ]
+    }
+
     /// The count at which this window would reach the alert threshold.
     pub fn upper(&self, s: &DetectSettings, calibration: f64) -> f64 {
         // Calibrated surprise = raw * factor, so the raw p at the alert is

@@ -108,15 +108,10 @@ pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evalua
                     w.p_calibrated <= cutoff && w.observed >= s.min_reporters as f64
                 });
             let why = j.decisive().map_or(String::new(), |w| {
+                let [minutes, observed, expected, kind, dispersion, p, calibrated] = w.explain();
                 format!(
-                    "{} min window: {} vs {:.1} expected ({:?}), dispersion {:.3}, p {:.1e}, calibrated {:.1e}",
-                    w.len_secs / 60,
-                    w.observed,
-                    w.baseline.expected,
-                    w.baseline.kind,
-                    w.dispersion,
-                    w.p_value,
-                    w.p_calibrated
+                    "{minutes} min window: {observed} vs {expected} expected ({kind}), \
+                     dispersion {dispersion}, p {p}, calibrated {calibrated}"
                 )
             });
             let verdict = detectors[i].conclude(j, hit);

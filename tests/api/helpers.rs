@@ -252,6 +252,18 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// The Prometheus text of /metrics.
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("body")
+    }
+
     /// Total reports of a service over the last `window` per /series.
     pub async fn series_total(&self, service: &str, window: &str) -> u64 {
         let (status, body) = self

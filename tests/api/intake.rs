@@ -233,15 +233,7 @@ async fn each_bad_input_gets_its_status_and_a_problem_json_body() {
         0,
         "nothing rejected was counted"
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains(r#"outagewatch_reports_rejected_total{reason="invalid_country"} 2"#),
         "{metrics}"
@@ -352,15 +344,7 @@ async fn one_address_past_its_burst_gets_429_with_retry_after_and_others_are_una
         4,
         "the refused report is not counted"
     );
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains(r#"outagewatch_reports_rejected_total{reason="rate_limited"} 1"#),
         "{metrics}"

@@ -246,15 +246,7 @@ async fn health_readiness_and_metrics() {
     assert_eq!((status, ready["store"].as_str()), (200, Some("embedded")));
     app.report(&json!({"service": "x", "problem": "feed"}))
         .await;
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     for needle in [
         "outagewatch_reports_accepted_total 1",
         "outagewatch_reports_counted_total 1",
