@@ -139,6 +139,15 @@ pub async fn send_live(
     seconds: u64,
     outage: Option<(&str, f64)>,
 ) -> anyhow::Result<()> {
+    if let Some((id, _)) = outage
+        && !sc.services.iter().any(|s| s.id == id)
+    {
+        let ids: Vec<&str> = sc.services.iter().map(|s| s.id.as_str()).collect();
+        anyhow::bail!(
+            "--outage names {id:?}, which is not among the simulated services: {}",
+            ids.join(", ")
+        );
+    }
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
@@ -155,6 +164,7 @@ pub async fn send_live(
     let endpoint = format!("{}/api/v1/reports", url.trim_end_matches('/'));
     let started = Instant::now();
     let (mut sent, mut failed) = (0u64, 0u64);
+    let mut refused: std::collections::BTreeMap<u16, u64> = std::collections::BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     while started.elapsed() < Duration::from_secs(seconds) {
         tick.tick().await;
@@ -187,15 +197,22 @@ pub async fn send_live(
                 Ok(r) if r.status().as_u16() == 202 => sent += 1,
                 Ok(r) => {
                     failed += 1;
-                    tracing::warn!(status = r.status().as_u16(), "report refused");
+                    *refused.entry(r.status().as_u16()).or_default() += 1;
                 }
-                Err(e) => {
+                Err(_) => {
                     failed += 1;
-                    tracing::warn!(error = %e, "report not sent");
+                    *refused.entry(0).or_default() += 1;
                 }
             }
         }
     }
     println!("sent {sent} reports ({failed} failed) in {seconds} s");
+    for (status, n) in refused {
+        match status {
+            0 => println!("  {n} not sent (connection errors)"),
+            429 => println!("  {n} answered 429: the server's per-address limit (intake.rate_limit_per_minute)"),
+            s => println!("  {n} answered {s}"),
+        }
+    }
     Ok(())
 }
