@@ -27,7 +27,7 @@ pub struct Application {
     writer: WriterTask,
     state: web::Data<AppState>,
     /// The detection worker running beside the API, when enabled.
-    worker: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
+    worker: Option<WorkerThread>,
 }
 
 impl Application {
@@ -100,17 +100,15 @@ impl Application {
             registry_services = state.registry.services().len(),
             "listening"
         );
-        let worker = settings.worker.enabled.then(|| {
-            let worker = Worker::new(
-                state.store.clone(),
-                state.registry.clone(),
-                settings.detect.clone(),
-                settings.worker.clone(),
-            );
-            tracing::info!(worker = worker.id(), "detection worker started");
-            let (stop, stopped) = watch::channel(false);
-            (stop, tokio::spawn(worker.run(stopped)))
-        });
+        let worker = if settings.worker.enabled {
+            Some(WorkerThread::start(
+                &settings,
+                &state.store,
+                &state.registry,
+            )?)
+        } else {
+            None
+        };
         Ok(Application {
             port,
             server: server.run(),
@@ -135,6 +133,63 @@ impl Application {
 
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
+    }
+}
+
+/// The detection worker on a thread of its own: a tick is CPU-bound for a
+/// moment, and on the API's thread it would hold up the group-commit writer
+/// and so every report waiting for its 202. With Redis the worker also has
+/// its own connection, so its reads never queue behind intake's writes.
+struct WorkerThread {
+    stop: watch::Sender<bool>,
+    done: tokio::sync::oneshot::Receiver<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl WorkerThread {
+    fn start(
+        settings: &Settings,
+        store: &Arc<AnyStore>,
+        registry: &Arc<Registry>,
+    ) -> anyhow::Result<Self> {
+        let store = match store.kind() {
+            // The embedded store lives in this process: share it.
+            "embedded" => store.clone(),
+            _ => Arc::new(
+                AnyStore::from_settings(&settings.store, &settings.intake)
+                    .context("configuring the worker's store")?,
+            ),
+        };
+        let worker = Worker::new(
+            store,
+            registry.clone(),
+            settings.detect.clone(),
+            settings.worker.clone(),
+        );
+        tracing::info!(worker = worker.id(), "detection worker started");
+        let (stop, stopped) = watch::channel(false);
+        let (finished, done) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the worker's runtime")?;
+        let thread = std::thread::Builder::new()
+            .name("detect-worker".into())
+            .spawn(move || {
+                runtime.block_on(worker.run(stopped));
+                let _ = finished.send(());
+            })
+            .context("starting the worker thread")?;
+        Ok(WorkerThread { stop, done, thread })
+    }
+
+    /// Asks the worker to stop (it releases its leases) and waits for it.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.done.await;
+        if self.thread.join().is_err() {
+            tracing::error!("detection worker thread panicked");
+        }
     }
 }
 
@@ -202,11 +257,8 @@ impl Application {
             ..
         } = self;
         let served = server.await;
-        if let Some((stop, task)) = worker {
-            let _ = stop.send(true);
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "detection worker failed");
-            }
+        if let Some(worker) = worker {
+            worker.stop().await;
         }
         writer.finish().await;
         tracing::info!(

@@ -160,13 +160,11 @@ pub struct WorkerSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectSettings {
-    /// Judging windows, shortest first: a service is judged on the shortest
-    /// whose expected count reaches `min_expected`.
+    /// Judging windows, shortest first; all are judged every tick and the
+    /// one with the strongest evidence decides.
     pub window_short_mins: u32,
     pub window_mid_mins: u32,
     pub window_long_mins: u32,
-    /// Expected reports a judging window needs before it is used.
-    pub min_expected: f64,
     /// Same-time-of-week samples looked at (weeks back).
     pub season_weeks: u32,
     /// Same-time-of-day samples looked at when weeks are missing (days back).
@@ -291,7 +289,6 @@ impl DetectSettings {
             return invalid("detect.level_clamp", "must be at least 1");
         }
         let non_negative = [
-            ("detect.min_expected", self.min_expected),
             ("detect.mean_floor", self.mean_floor),
             ("detect.dispersion_prior", self.dispersion_prior),
             (

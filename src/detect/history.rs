@@ -109,8 +109,14 @@ impl History for BucketHistory {
         if from < self.data_start {
             return None;
         }
+        // Minutes where they reach, rollups before them: the rollups a
+        // worker caches may be an hour older than its minutes.
+        let minutes_from = self.minute_start * 60;
         let total = match self.minute_sum(from, end) {
             Some(total) => total,
+            None if from < minutes_from && end > minutes_from => {
+                self.quarter_sum(from, minutes_from)? + self.minute_sum(minutes_from, end)?
+            }
             None => self.quarter_sum(from, end)?,
         };
         let masked = self.masked_secs(from, end).min(len);
@@ -146,6 +152,16 @@ mod tests {
         let w = h.window(4 * 900 + 600, 1200).unwrap();
         assert!((w.total - 40.0).abs() < 1e-9, "{}", w.total);
         assert!(h.window(200 * 900, 300).is_none(), "beyond both");
+    }
+
+    #[test]
+    fn a_window_reaching_back_past_the_minutes_uses_rollups_for_the_rest() {
+        // Minutes from 1000 (second 60,000, inside quarter 66) to 1060;
+        // quarters 0..70 with 30 each, the last ones ending at second 63,000.
+        let h = BucketHistory::new(1000, &[2.0; 60], 0, &[30.0; 70], vec![]);
+        // [59,100, 60,300): 900 s of quarters (30) and 300 s of minutes (10).
+        let w = h.window(60_300, 1200).unwrap();
+        assert!((w.total - 40.0).abs() < 1e-9, "{}", w.total);
     }
 
     #[test]

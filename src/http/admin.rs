@@ -115,6 +115,14 @@ impl Import<'_> {
 
 /// `POST /api/v1/admin/import`: NDJSON streamed line by line; rows are written
 /// every `import.flush_lines` lines, so memory stays flat for any size.
+/// Workers cache history; this tells them to reload it. Called on every
+/// way out of an import once anything may have been written.
+async fn announce_import(state: &AppState) {
+    if let Err(e) = state.store.bump_history_epoch().await {
+        tracing::warn!(error = %e, "imported, but workers will see it only at their next history refresh");
+    }
+}
+
 pub async fn import(
     req: HttpRequest,
     mut payload: web::Payload,
@@ -156,20 +164,23 @@ pub async fn import(
             .map_err(|e| ApiError::new(Code::MalformedBody, format!("cannot read body: {e}")))?;
         received += chunk.len() as u64;
         if received > settings.max_body_bytes {
-            import.flush().await?;
+            let flushed = import.flush().await;
+            announce_import(&state).await;
+            flushed?;
             return Err(too_large().with("summary", import.summary()));
         }
         lines.push(&chunk, |number, line| import.line(number, line));
-        if import.rows.len() >= settings.flush_lines {
-            import.flush().await?;
+        if import.rows.len() >= settings.flush_lines
+            && let Err(e) = import.flush().await
+        {
+            announce_import(&state).await;
+            return Err(e);
         }
     }
     lines.finish(|number, line| import.line(number, line));
-    import.flush().await?;
-    // Workers cache history; this tells them to reload it.
-    if let Err(e) = state.store.bump_history_epoch().await {
-        tracing::warn!(error = %e, "imported, but workers will see it only at their next history refresh");
-    }
+    let flushed = import.flush().await;
+    announce_import(&state).await;
+    flushed?;
     tracing::info!(
         accepted = import.accepted,
         rejected = import.rejected_count,

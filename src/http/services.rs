@@ -375,15 +375,18 @@ pub async fn company(
         .zip(counts)
         .map(|(s, c)| ServiceView::new(s, c, status_of(&open, &s.id)))
         .collect();
-    let status = views
-        .iter()
-        .map(|v| v.status.unwrap_or("ok"))
-        .max_by_key(|s| match *s {
-            "problem" => 2,
-            "possible" => 1,
-            _ => 0,
-        })
-        .unwrap_or("ok");
+    // The worst status of its services; null when the store cannot say.
+    let status = open.as_ref().map(|_| {
+        views
+            .iter()
+            .filter_map(|v| v.status)
+            .max_by_key(|s| match *s {
+                "problem" => 2,
+                "possible" => 1,
+                _ => 0,
+            })
+            .unwrap_or("ok")
+    });
     Ok(HttpResponse::Ok().json(json!({
         "id": company.id,
         "name": company.name,

@@ -210,7 +210,9 @@ pub async fn send_live(
     for (status, n) in refused {
         match status {
             0 => println!("  {n} not sent (connection errors)"),
-            429 => println!("  {n} answered 429: the server's per-address limit (intake.rate_limit_per_minute)"),
+            429 => println!(
+                "  {n} answered 429: the server's per-address limit (intake.rate_limit_per_minute)"
+            ),
             s => println!("  {n} answered {s}"),
         }
     }

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
-use super::{AnomalyRecord, EmbeddedStore, FeedRange, FeedStore, ServiceCommit, StoreResult};
+use super::{
+    AnomalyRecord, EmbeddedStore, FeedRange, FeedStore, Lease, ServiceCommit, StoreResult,
+};
 
 #[derive(Default)]
 pub struct FeedData {
@@ -41,21 +43,22 @@ impl FeedStore for EmbeddedStore {
         services: &[&str],
         holder: &str,
         ttl_ms: u64,
-    ) -> StoreResult<Vec<bool>> {
+    ) -> StoreResult<Vec<Lease>> {
         let now = Instant::now();
+        let until = now + Duration::from_millis(ttl_ms);
         let mut f = self.feed();
         Ok(services
             .iter()
             .map(|s| {
-                let free = f
-                    .leases
-                    .get(*s)
-                    .is_none_or(|(h, until)| h == holder || *until <= now);
-                if free {
-                    let until = now + Duration::from_millis(ttl_ms);
+                let outcome = match f.leases.get(*s) {
+                    Some((h, t)) if *t > now && h == holder => Lease::Renewed,
+                    Some((_, t)) if *t > now => Lease::Refused,
+                    _ => Lease::Taken,
+                };
+                if outcome.held() {
                     f.leases.insert(s.to_string(), (holder.to_string(), until));
                 }
-                free
+                outcome
             })
             .collect())
     }

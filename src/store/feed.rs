@@ -13,6 +13,24 @@ use std::future::Future;
 
 use super::{AnyStore, StoreResult};
 
+/// What became of a worker's claim on a service's lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// It held the lease and still does.
+    Renewed,
+    /// The lease was free (or had lapsed) and is now its: whatever it
+    /// remembers of the service may be stale.
+    Taken,
+    /// Another worker holds it.
+    Refused,
+}
+
+impl Lease {
+    pub fn held(self) -> bool {
+        self != Lease::Refused
+    }
+}
+
 /// The expected count and alert threshold of one minute.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExpectedMinute {
@@ -54,14 +72,13 @@ pub struct FeedRange {
 }
 
 pub trait FeedStore: Send + Sync + 'static {
-    /// Takes or renews the lease of each service for `holder`; true where
-    /// `holder` holds it afterwards.
+    /// Takes or renews the lease of each service for `holder`.
     fn acquire_leases(
         &self,
         services: &[&str],
         holder: &str,
         ttl_ms: u64,
-    ) -> impl Future<Output = StoreResult<Vec<bool>>> + Send;
+    ) -> impl Future<Output = StoreResult<Vec<Lease>>> + Send;
 
     /// Gives up leases `holder` holds (graceful stop), so another worker
     /// takes over at once.
@@ -132,7 +149,7 @@ impl FeedStore for AnyStore {
         services: &[&str],
         holder: &str,
         ttl_ms: u64,
-    ) -> StoreResult<Vec<bool>> {
+    ) -> StoreResult<Vec<Lease>> {
         dispatch!(self, s => s.acquire_leases(services, holder, ttl_ms))
     }
 

@@ -22,7 +22,7 @@ use std::future::Future;
 use uuid::Uuid;
 
 pub use self::embedded::EmbeddedStore;
-pub use self::feed::{AnomalyRecord, ExpectedMinute, FeedRange, FeedStore, ServiceCommit};
+pub use self::feed::{AnomalyRecord, ExpectedMinute, FeedRange, FeedStore, Lease, ServiceCommit};
 pub use self::redis::RedisStore;
 use crate::config::{IntakeSettings, StoreSettings};
 use crate::domain::{Country, Problem, ReporterKey};

@@ -7,15 +7,19 @@
 use std::collections::HashMap;
 
 use super::keys::{self, MINUTES_PER_HOUR};
-use super::{AnomalyRecord, FeedRange, FeedStore, RedisStore, ServiceCommit, StoreResult};
+use super::{AnomalyRecord, FeedRange, FeedStore, Lease, RedisStore, ServiceCommit, StoreResult};
 
-/// KEYS[1] lease; ARGV[1] holder, ARGV[2] ttl ms. Takes a free lease or
-/// renews one's own; 1 when held afterwards.
+/// KEYS[1] lease; ARGV[1] holder, ARGV[2] ttl ms. Renews one's own lease
+/// (1) or takes a free one (2); 0 when another worker holds it.
 const LEASE_LUA: &str = r"
 local cur = redis.call('GET', KEYS[1])
-if cur == false or cur == ARGV[1] then
+if cur == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
+end
+if cur == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
 end
 return 0";
 
@@ -48,7 +52,7 @@ impl FeedStore for RedisStore {
         services: &[&str],
         holder: &str,
         ttl_ms: u64,
-    ) -> StoreResult<Vec<bool>> {
+    ) -> StoreResult<Vec<Lease>> {
         if services.is_empty() {
             return Ok(Vec::new());
         }
@@ -62,7 +66,14 @@ impl FeedStore for RedisStore {
                 .arg(ttl_ms);
         }
         let held: Vec<i64> = self.query(&pipe, self.write_timeout).await?;
-        Ok(held.into_iter().map(|h| h == 1).collect())
+        Ok(held
+            .into_iter()
+            .map(|h| match h {
+                1 => Lease::Renewed,
+                2 => Lease::Taken,
+                _ => Lease::Refused,
+            })
+            .collect())
     }
 
     async fn release_leases(&self, services: &[&str], holder: &str) -> StoreResult<()> {

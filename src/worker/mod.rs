@@ -14,7 +14,7 @@ mod incident;
 
 pub use self::incident::rfc3339;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +30,7 @@ use crate::domain::Registry;
 use crate::domain::anomaly::{Anomaly, AnomalyStatus};
 use crate::store::keys::MINUTES_PER_QUARTER;
 use crate::store::{
-    AnomalyRecord, AnyStore, ExpectedMinute, FeedStore, ServiceCommit, Store, StoreResult,
+    AnomalyRecord, AnyStore, ExpectedMinute, FeedStore, Lease, ServiceCommit, Store, StoreResult,
 };
 
 /// What the worker keeps of a service in the store between ticks.
@@ -95,11 +95,13 @@ impl Worker {
         &self.id
     }
 
-    /// Minutes of minute-level history kept per service: the longest window,
-    /// the level hours before it and an hour to spare.
+    /// Minutes of minute-level history kept per service: the longest window
+    /// with the level hours before it (or the history a young service
+    /// needs, whichever is longer), and an hour to spare.
     fn minutes_kept(&self) -> i64 {
         let d = &self.detect;
-        i64::from(d.window_long_mins) + i64::from(d.level_hours) * 60 + 60
+        let level = i64::from(d.level_hours) * 60;
+        i64::from(d.window_long_mins) + level.max(i64::from(d.min_history_hours) * 60) + 60
     }
 
     /// Quarter hours of rollups kept: the seasonal samples and a day more.
@@ -136,6 +138,16 @@ impl Worker {
     /// One tick at `now` (Unix seconds): judges every completed minute not
     /// yet judged, for every service this worker holds.
     pub async fn step(&mut self, now: i64) -> StoreResult<TickReport> {
+        let result = self.tick(now).await;
+        if result.is_err() {
+            // What the tick changed in memory was not all written: forget
+            // it, the next tick starts again from what the store has.
+            self.cache.clear();
+        }
+        result
+    }
+
+    async fn tick(&mut self, now: i64) -> StoreResult<TickReport> {
         let target = now.div_euclid(60) - 1;
         let ids: Vec<&str> = self
             .registry
@@ -144,14 +156,20 @@ impl Worker {
             .map(|s| s.id.as_str())
             .collect();
         let lease_ms = self.settings.lease_secs * 1000;
-        let held = self.store.acquire_leases(&ids, &self.id, lease_ms).await?;
-        let held: Vec<String> = ids
-            .iter()
-            .zip(held)
-            .filter(|(_, h)| *h)
-            .map(|(s, _)| s.to_string())
-            .collect();
-        self.cache.retain(|s, _| held.contains(s));
+        let leases = self.store.acquire_leases(&ids, &self.id, lease_ms).await?;
+        let mut held: Vec<String> = Vec::with_capacity(ids.len());
+        let mut keep: HashSet<&str> = HashSet::with_capacity(ids.len());
+        for (s, lease) in ids.iter().zip(leases) {
+            if lease.held() {
+                held.push(s.to_string());
+            }
+            // A lease taken afresh may follow another worker's ticks: the
+            // stored state is newer than anything cached.
+            if lease == Lease::Renewed {
+                keep.insert(s);
+            }
+        }
+        self.cache.retain(|s, _| keep.contains(s.as_str()));
         self.load(&held, now, target).await?;
 
         let mut report = TickReport {
@@ -354,45 +372,40 @@ impl Worker {
             let event = c.state.detector.lifecycle.tick(at, hit, surprise, &d);
             c.state.last_minute = Some(minute);
             let reports = c.minute_count(minute);
-            let short = judgement.windows[0];
-            let per_minute = short.map_or(0.0, |w| w.baseline.expected * 60.0 / w.len_secs as f64);
-            let upper = short.map_or(0.0, |w| {
-                w.upper(&d, c.state.detector.tail[0].factor(d.calibration_quantile)) * 60.0
-                    / w.len_secs as f64
-            });
-            expected.entry(s.clone()).or_default().push(ExpectedMinute {
-                minute,
-                expected: per_minute,
-                upper,
-            });
-            let p = decisive.map_or(1.0, |w| w.p_calibrated);
-            match event {
-                Some(Event::Opened) => {
-                    let started = c
-                        .state
-                        .detector
-                        .lifecycle
-                        .open
-                        .as_ref()
-                        .map_or(at, |o| o.started_at);
-                    c.state.incident = Some(incident::open(&service, started));
-                }
-                Some(Event::Reopened) => {
-                    if let Some(doc) = c.state.incident.as_mut() {
-                        incident::reopen(doc);
-                        c.state.masks.retain(|&(a, _)| a != doc.started_unix);
-                    }
-                }
-                _ => {}
+            // The chart's expected count and threshold come from the short
+            // window; a minute without one writes nothing (null on charts).
+            let per_minute = decisive.map(|w| w.baseline.expected * 60.0 / w.len_secs as f64);
+            if let Some(w) = judgement.windows[0] {
+                let factor = c.state.detector.tail[0].factor(d.calibration_quantile);
+                let scale = 60.0 / w.len_secs as f64;
+                expected.entry(s.clone()).or_default().push(ExpectedMinute {
+                    minute,
+                    expected: w.baseline.expected * scale,
+                    upper: w.upper(&d, factor) * scale,
+                });
             }
-            if let Some(open) = &c.state.detector.lifecycle.open
+            let p = decisive.map_or(1.0, |w| w.p_calibrated);
+            if event == Some(Event::Reopened)
                 && let Some(doc) = c.state.incident.as_mut()
-                && doc.status == AnomalyStatus::Open
             {
-                if open.severity == crate::detect::Severity::Problem {
-                    doc.severity = "problem".into();
+                incident::reopen(doc);
+                c.state.masks.retain(|&(a, _)| a != doc.started_unix);
+            }
+            if let Some(open) = &c.state.detector.lifecycle.open {
+                // A new incident (opened, or confirmed at once when one hit
+                // is enough) gets its document.
+                let has_doc = c.state.incident.as_ref().is_some_and(|doc| {
+                    doc.status == AnomalyStatus::Open && doc.started_unix == open.started_at
+                });
+                if !has_doc {
+                    c.state.incident = Some(incident::open(&service, open.started_at));
                 }
-                incident::record_minute(doc, minute, reports, per_minute, p);
+                if let Some(doc) = c.state.incident.as_mut() {
+                    if open.severity == crate::detect::Severity::Problem {
+                        doc.severity = "problem".into();
+                    }
+                    incident::record_minute(doc, minute, reports, per_minute.unwrap_or(0.0), p);
+                }
             }
             if event == Some(Event::Resolved)
                 && let Some(doc) = c.state.incident.as_mut()

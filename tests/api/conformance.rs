@@ -7,8 +7,8 @@ use chrono::Utc;
 use outagewatch::config::Settings;
 use outagewatch::domain::{Country, Problem, ReporterKey};
 use outagewatch::store::{
-    AnomalyRecord, AnyStore, ExpectedMinute, FeedRange, FeedStore, ImportRow, Receipt, ReportWrite,
-    ServiceCommit, Store,
+    AnomalyRecord, AnyStore, ExpectedMinute, FeedRange, FeedStore, ImportRow, Lease, Receipt,
+    ReportWrite, ServiceCommit, Store,
 };
 use uuid::Uuid;
 
@@ -246,21 +246,21 @@ async fn a_lease_is_exclusive_and_guards_commits(store: AnyStore) {
             .acquire_leases(&services, "a", 60_000)
             .await
             .expect("store"),
-        [true, true]
+        [Lease::Taken, Lease::Taken]
     );
     assert_eq!(
         store
             .acquire_leases(&services, "b", 60_000)
             .await
             .expect("store"),
-        [false, false]
+        [Lease::Refused, Lease::Refused]
     );
     assert_eq!(
         store
             .acquire_leases(&["whatsapp"], "a", 60_000)
             .await
             .expect("store"),
-        [true],
+        [Lease::Renewed],
         "the holder renews"
     );
     let minute = now() / 60;
@@ -305,13 +305,13 @@ async fn a_lease_is_exclusive_and_guards_commits(store: AnyStore) {
             .acquire_leases(&services, "b", 60_000)
             .await
             .expect("store"),
-        [true, true],
+        [Lease::Taken, Lease::Taken],
         "released leases are free at once"
     );
     // A lapsed lease is free too.
     assert_eq!(
         store.acquire_leases(&["x"], "a", 50).await.expect("store"),
-        [true]
+        [Lease::Taken]
     );
     eventually("the lease to lapse", Duration::from_secs(5), || {
         let store = &store;
@@ -320,7 +320,7 @@ async fn a_lease_is_exclusive_and_guards_commits(store: AnyStore) {
                 .acquire_leases(&["x"], "b", 60_000)
                 .await
                 .expect("store")
-                == [true])
+                == [Lease::Taken])
             .then_some(())
         }
     })
@@ -474,7 +474,7 @@ async fn every_key_carries_its_service_tag_or_the_feed_tag() {
             .acquire_leases(&["whatsapp"], "w", 60_000)
             .await
             .expect("store"),
-        [true]
+        [Lease::Taken]
     );
     let committed = store
         .commit(
