@@ -13,6 +13,10 @@ use crate::store::{FeedRange, FeedStore, StoreError};
 
 type Query = web::Query<HashMap<String, String>>;
 
+/// Most documents one request reads while filtering; past it the page may
+/// be short and `next_cursor` continues the scan.
+const MAX_SCANNED: usize = 5_000;
+
 /// The feed's filters, validated.
 struct Filter {
     service: Option<String>,
@@ -139,6 +143,7 @@ pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpRespon
     };
     let mut items: Vec<Anomaly> = Vec::new();
     let mut more = false;
+    let mut scanned = 0usize;
     loop {
         let page = state
             .store
@@ -146,6 +151,7 @@ pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpRespon
             .await
             .map_err(|e| store_error(&state, e))?;
         let exhausted = page.len() < range.limit;
+        scanned += page.len();
         for (t, id, doc) in page {
             range.after = Some((t, id));
             let Ok(mut a) = serde_json::from_str::<Anomaly>(&doc) else {
@@ -164,11 +170,17 @@ pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpRespon
         if more || exhausted {
             break;
         }
+        if scanned >= MAX_SCANNED {
+            // A narrow filter over a long feed: answer what was found and
+            // let the client go on from where the scan stopped.
+            more = true;
+            break;
+        }
     }
-    let next_cursor = if more {
-        items.last().map(|a| format!("{}_{}", a.started_unix, a.id))
-    } else {
-        None
+    let next_cursor = match (more, items.len() == limit) {
+        (false, _) => None,
+        (true, true) => items.last().map(|a| format!("{}_{}", a.started_unix, a.id)),
+        (true, false) => range.after.as_ref().map(|(t, id)| format!("{t}_{id}")),
     };
     Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
 }

@@ -179,57 +179,67 @@ impl FeedStore for RedisStore {
     async fn anomalies(&self, range: &FeedRange) -> StoreResult<Vec<(i64, String, String)>> {
         let min = range.since.unwrap_or(i64::MIN);
         let until = range.until.unwrap_or(i64::MAX);
-        // The position read up to: entries at `cursor.0` are taken only when
-        // their id sorts below `cursor.1` (the feed order is time, then id,
-        // both descending).
+        // Feed order is start time, then id, both descending (as Redis
+        // orders equal scores in a reverse range). `cursor` is the last
+        // entry read.
         let mut cursor: Option<(i64, String)> = range.after.clone();
         let mut out = Vec::new();
-        loop {
-            let max = cursor.as_ref().map_or(until, |(t, _)| (*t).min(until));
-            if out.len() >= range.limit || max < min {
-                break;
-            }
-            let mut pipe = redis::pipe();
-            pipe.cmd("ZREVRANGEBYSCORE")
-                .arg(keys::FEED_INDEX)
-                .arg(max)
-                .arg(min)
-                .arg("WITHSCORES")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(SCAN_BATCH);
-            let (entries,): (Vec<(String, i64)>,) = self.query(&pipe, self.read_timeout).await?;
-            let batch_full = entries.len() >= SCAN_BATCH;
-            let mut page: Vec<(i64, String)> = entries
-                .into_iter()
-                .map(|(id, t)| (t, id))
-                .filter(|(t, id)| match &cursor {
-                    Some((ct, cid)) if t == ct => id < cid,
-                    _ => true,
-                })
-                .collect();
-            page.sort_by(|a, b| b.cmp(a));
-            page.truncate(range.limit - out.len());
-            let Some(last) = page.last().cloned() else {
-                if batch_full {
-                    // More than a batch of entries share this second and all
-                    // were read: go on below it.
-                    cursor = Some((max - 1, String::new()));
-                    continue;
+        while out.len() < range.limit {
+            let mut page: Vec<(i64, String)> = Vec::new();
+            // The rest of the cursor's second: all entries that share it
+            // (at most one per service), those after the cursor.
+            let below = match &cursor {
+                Some((t, id)) if *t <= until && *t >= min => {
+                    let ties: Vec<String> = self
+                        .query::<(Vec<String>,)>(
+                            redis::pipe()
+                                .cmd("ZREVRANGEBYSCORE")
+                                .arg(keys::FEED_INDEX)
+                                .arg(*t)
+                                .arg(*t),
+                            self.read_timeout,
+                        )
+                        .await?
+                        .0;
+                    page.extend(ties.into_iter().filter(|m| m < id).map(|m| (*t, m)));
+                    format!("({t}")
                 }
+                Some((t, _)) => format!("({}", (*t).min(until.saturating_add(1))),
+                None => until.to_string(),
+            };
+            let want = range.limit - out.len();
+            if page.len() < want {
+                let (entries,): (Vec<(String, i64)>,) = self
+                    .query(
+                        redis::pipe()
+                            .cmd("ZREVRANGEBYSCORE")
+                            .arg(keys::FEED_INDEX)
+                            .arg(&below)
+                            .arg(min)
+                            .arg("WITHSCORES")
+                            .arg("LIMIT")
+                            .arg(0)
+                            .arg(SCAN_BATCH.min(want - page.len())),
+                        self.read_timeout,
+                    )
+                    .await?;
+                page.extend(entries.into_iter().map(|(id, t)| (t, id)));
+            }
+            page.truncate(want);
+            let Some(last) = page.last().cloned() else {
                 break;
             };
             let ids: Vec<&str> = page.iter().map(|(_, id)| id.as_str()).collect();
-            let mut pipe = redis::pipe();
-            pipe.cmd("HMGET").arg(keys::FEED_DOCS).arg(&ids);
-            let (docs,): (Vec<Option<String>>,) = self.query(&pipe, self.read_timeout).await?;
+            let (docs,): (Vec<Option<String>>,) = self
+                .query(
+                    redis::pipe().cmd("HMGET").arg(keys::FEED_DOCS).arg(&ids),
+                    self.read_timeout,
+                )
+                .await?;
             for ((t, id), doc) in page.into_iter().zip(docs) {
                 if let Some(doc) = doc {
                     out.push((t, id, doc));
                 }
-            }
-            if !batch_full {
-                break;
             }
             cursor = Some(last);
         }

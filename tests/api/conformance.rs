@@ -359,6 +359,28 @@ async fn the_feed_pages_newest_first_and_tracks_open_incidents(store: AnyStore) 
         range.after = Some((t, id));
     }
     assert_eq!(seen, ["e-3", "d-2", "c-2", "b-2", "a-1"]);
+    // Hundreds starting in one second page through without loss or repeat.
+    let many: Vec<AnomalyRecord> = (0..250)
+        .map(|i| record(&format!("m-{i:03}"), &format!("s{i}"), 5000, false))
+        .collect();
+    store.put_anomalies(&many).await.expect("store");
+    let mut range = FeedRange {
+        limit: 100,
+        until: Some(5000),
+        since: Some(5000),
+        ..FeedRange::default()
+    };
+    let mut ids = Vec::new();
+    loop {
+        let page = store.anomalies(&range).await.expect("store");
+        let Some((t, id, _)) = page.last().cloned() else {
+            break;
+        };
+        ids.extend(page.into_iter().map(|(_, id, _)| id));
+        range.after = Some((t, id));
+    }
+    let expected: Vec<String> = (0..250).rev().map(|i| format!("m-{i:03}")).collect();
+    assert_eq!(ids, expected);
     let window = store
         .anomalies(&FeedRange {
             since: Some(1500),
