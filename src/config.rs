@@ -138,6 +138,9 @@ pub struct ApiSettings {
     pub default_page_size: usize,
     /// Largest accepted `limit`.
     pub max_page_size: usize,
+    /// Most anomalies one feed request reads while filtering; past it the
+    /// page may be short and `next_cursor` continues the scan.
+    pub max_feed_scan: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -375,7 +378,7 @@ impl Settings {
             redis::Client::open(self.store.redis_url.as_str())
                 .map_err(|e| invalid("store.redis_url", e.to_string()))?;
         }
-        let positive: [(&'static str, u64); 15] = [
+        let positive: [(&'static str, u64); 16] = [
             ("http.max_body_bytes", self.http.max_body_bytes as u64),
             ("store.connect_timeout_ms", self.store.connect_timeout_ms),
             ("store.write_timeout_ms", self.store.write_timeout_ms),
@@ -394,6 +397,7 @@ impl Settings {
             ("import.flush_lines", self.import.flush_lines as u64),
             ("api.max_series_points", self.api.max_series_points as u64),
             ("api.default_page_size", self.api.default_page_size as u64),
+            ("api.max_feed_scan", self.api.max_feed_scan as u64),
             ("worker.tick_secs", self.worker.tick_secs),
             ("worker.lease_secs", self.worker.lease_secs),
             (

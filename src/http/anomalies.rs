@@ -13,10 +13,6 @@ use crate::store::{FeedRange, FeedStore, StoreError};
 
 type Query = web::Query<HashMap<String, String>>;
 
-/// Most documents one request reads while filtering; past it the page may
-/// be short and `next_cursor` continues the scan.
-const MAX_SCANNED: usize = 5_000;
-
 /// The feed's filters, validated.
 struct Filter {
     service: Option<String>,
@@ -170,7 +166,7 @@ pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpRespon
         if more || exhausted {
             break;
         }
-        if scanned >= MAX_SCANNED {
+        if scanned >= api.max_feed_scan {
             // A narrow filter over a long feed: answer what was found and
             // let the client go on from where the scan stopped.
             more = true;
