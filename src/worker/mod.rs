@@ -184,30 +184,52 @@ impl Worker {
             .unwrap_or(target)
             .max(target - i64::from(self.settings.max_catch_up_minutes) + 1);
         let mut expected: HashMap<String, Vec<ExpectedMinute>> = HashMap::new();
+        let before: HashMap<String, Option<i64>> = held
+            .iter()
+            .filter_map(|s| Some((s.clone(), self.cache.get(s)?.state.last_minute)))
+            .collect();
         let mut touched: Vec<String> = Vec::new();
+        let mut judged: HashSet<String> = HashSet::new();
         for minute in first..=target {
             self.judge_minute(&held, minute, &mut report, &mut expected, &mut touched)
                 .await?;
+        }
+        for s in &held {
+            if self.cache.get(s).and_then(|c| c.state.last_minute)
+                != before.get(s).copied().flatten()
+            {
+                judged.insert(s.clone());
+            }
         }
         self.refresh_incidents(&held, now).await?;
 
         // The feed first: ids are stable, so a commit that fails after it
         // leaves nothing the next holder would duplicate.
+        // Only what this tick judged changed; other ticks of the same
+        // minute only renewed leases.
         let records: Vec<AnomalyRecord> = held
             .iter()
+            .filter(|s| judged.contains(*s))
             .filter_map(|s| self.cache.get(s)?.state.incident.as_ref())
             .filter(|doc| doc.status == AnomalyStatus::Open || touched.contains(&doc.service))
-            .map(|doc| AnomalyRecord {
-                id: doc.id.clone(),
-                service: doc.service.clone(),
-                started_unix: doc.started_unix,
-                open: doc.status == AnomalyStatus::Open,
-                doc: serde_json::to_string(doc).unwrap_or_default(),
+            .filter_map(|doc| match serde_json::to_string(doc) {
+                Ok(json) => Some(AnomalyRecord {
+                    id: doc.id.clone(),
+                    service: doc.service.clone(),
+                    started_unix: doc.started_unix,
+                    open: doc.status == AnomalyStatus::Open,
+                    doc: json,
+                }),
+                Err(e) => {
+                    tracing::error!(error = %e, id = %doc.id, "anomaly not serializable");
+                    None
+                }
             })
             .collect();
         self.store.put_anomalies(&records).await?;
         let commits: Vec<ServiceCommit> = held
             .iter()
+            .filter(|s| judged.contains(*s))
             .filter_map(|s| {
                 let c = self.cache.get(s)?;
                 Some(ServiceCommit {
