@@ -10,8 +10,10 @@
 //! taking over the lease, carries on the same incidents. History is cached
 //! in memory and reloaded after imports.
 
+mod cache;
 mod incident;
 
+use self::cache::{Cached, history_of};
 pub use self::incident::rfc3339;
 
 use std::collections::{HashMap, HashSet};
@@ -22,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::{DetectSettings, WorkerSettings};
-use crate::detect::history::BucketHistory;
 use crate::detect::judge::{self, Judgement, SeriesState};
 use crate::detect::lifecycle::Event;
 use crate::detect::series::{fdr_cutoff, is_candidate};
@@ -43,17 +44,6 @@ pub struct ServiceState {
     pub incident: Option<Anomaly>,
     /// Past incident time `[start, end)`, kept out of baselines.
     pub masks: Vec<(i64, i64)>,
-}
-
-/// History of one service cached in memory.
-struct Cached {
-    state: ServiceState,
-    minute_start: i64,
-    minutes: Vec<f64>,
-    quarter_start: i64,
-    quarters: Vec<f64>,
-    loaded_epoch: u64,
-    loaded_at: i64,
 }
 
 /// What one tick did.
@@ -251,90 +241,6 @@ impl Worker {
         Ok(report)
     }
 
-    /// Loads state and history of services new to this worker, reloads
-    /// rollups after an import or when stale, and reads the newest minutes.
-    async fn load(&mut self, held: &[String], now: i64, target: i64) -> StoreResult<()> {
-        let epoch = self.store.history_epoch().await?;
-        let new: Vec<&str> = held
-            .iter()
-            .filter(|s| !self.cache.contains_key(*s))
-            .map(String::as_str)
-            .collect();
-        let states = self.store.load_states(&new).await?;
-        for (s, state) in new.iter().zip(states) {
-            let state: ServiceState = state
-                .and_then(|json| serde_json::from_str(&json).ok())
-                .unwrap_or_default();
-            self.cache.insert(
-                s.to_string(),
-                Cached {
-                    state,
-                    minute_start: 0,
-                    minutes: Vec::new(),
-                    quarter_start: 0,
-                    quarters: Vec::new(),
-                    loaded_epoch: u64::MAX,
-                    loaded_at: i64::MIN,
-                },
-            );
-        }
-        let refresh = self.settings.history_refresh_secs as i64;
-        let (minutes_kept, quarters_kept) = (self.minutes_kept(), self.quarters_kept());
-        let stale: Vec<String> = held
-            .iter()
-            .filter(|s| {
-                self.cache
-                    .get(*s)
-                    .is_some_and(|c| c.loaded_epoch != epoch || now - c.loaded_at >= refresh)
-            })
-            .cloned()
-            .collect();
-        for s in &stale {
-            let quarter_end = (target + 1).div_euclid(MINUTES_PER_QUARTER) + 1;
-            let quarter_start = quarter_end - quarters_kept;
-            let quarters = self
-                .store
-                .quarter_totals(s, quarter_start, quarters_kept as usize)
-                .await?;
-            if let Some(c) = self.cache.get_mut(s) {
-                c.quarter_start = quarter_start;
-                c.quarters = quarters.into_iter().map(|q| q as f64).collect();
-                c.minutes.clear();
-                c.loaded_epoch = epoch;
-                c.loaded_at = now;
-            }
-        }
-        // Minutes: whole window for services without any, else the newest.
-        let window_start = target - minutes_kept + 1;
-        let (fresh, ongoing): (Vec<&String>, Vec<&String>) = held
-            .iter()
-            .filter(|s| self.cache.contains_key(*s))
-            .partition(|s| self.cache.get(*s).is_some_and(|c| c.minutes.is_empty()));
-        // Ongoing services re-read from shortly before what they hold, so a
-        // worker that paused catches up on the minutes it missed.
-        let ongoing_from = ongoing
-            .iter()
-            .filter_map(|s| self.cache.get(*s))
-            .map(|c| c.minute_start + c.minutes.len() as i64 - 2)
-            .min()
-            .unwrap_or(target)
-            .clamp(window_start, target);
-        for (group, from) in [(fresh, window_start), (ongoing, ongoing_from)] {
-            if group.is_empty() {
-                continue;
-            }
-            let names: Vec<&str> = group.iter().map(|s| s.as_str()).collect();
-            let count = (target - from + 1) as usize;
-            let series = self.store.minute_totals(&names, from, count).await?;
-            for (s, values) in names.iter().zip(series) {
-                if let Some(c) = self.cache.get_mut(*s) {
-                    merge_minutes(c, from, &values, window_start);
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Judges `minute` for every held service and advances lifecycles.
     async fn judge_minute(
         &mut self,
@@ -477,55 +383,4 @@ impl Worker {
         incident::group_by_company(&mut docs, &self.registry);
         Ok(())
     }
-}
-
-impl Cached {
-    fn minute_count(&self, minute: i64) -> u64 {
-        let i = minute - self.minute_start;
-        if i < 0 {
-            return 0;
-        }
-        self.minutes.get(i as usize).map_or(0, |&v| v as u64)
-    }
-}
-
-/// Writes `values` (minutes from `from`) into the cache and drops minutes
-/// before `keep_from`.
-fn merge_minutes(c: &mut Cached, from: i64, values: &[u64], keep_from: i64) {
-    if c.minutes.is_empty() {
-        c.minute_start = from;
-    }
-    for (i, v) in values.iter().enumerate() {
-        let minute = from + i as i64;
-        if minute < c.minute_start {
-            continue;
-        }
-        let idx = (minute - c.minute_start) as usize;
-        if idx >= c.minutes.len() {
-            c.minutes.resize(idx + 1, 0.0);
-        }
-        c.minutes[idx] = *v as f64;
-    }
-    if keep_from > c.minute_start {
-        let drop = ((keep_from - c.minute_start) as usize).min(c.minutes.len());
-        c.minutes.drain(..drop);
-        c.minute_start += drop as i64;
-    }
-}
-
-/// The detector's view of a cached service at `end`: its past incidents
-/// and the open one masked.
-fn history_of(c: &Cached, end: i64, d: &DetectSettings) -> BucketHistory {
-    let mut masks = c.state.masks.clone();
-    if let Some(open) = &c.state.detector.lifecycle.open {
-        let until = end.min(open.started_at + i64::from(d.mask_max_hours) * 3600);
-        masks.push((open.started_at, until));
-    }
-    BucketHistory::new(
-        c.minute_start,
-        &c.minutes,
-        c.quarter_start,
-        &c.quarters,
-        masks,
-    )
 }
