@@ -175,3 +175,38 @@ async fn feed_filters_and_bad_parameters() {
     assert!(feed(&app, "?company=meta&status=open").await.is_empty());
     app.stop().await;
 }
+
+/// Steps `worker` at `now` until it holds services (a lease lapsed).
+async fn until_it_holds(
+    worker: &std::sync::Arc<tokio::sync::Mutex<outagewatch::worker::Worker>>,
+    now: i64,
+) -> outagewatch::worker::TickReport {
+    eventually("a lease to lapse", Duration::from_secs(10), || {
+        let w = worker.clone();
+        async move {
+            let t = w.lock().await.step(now).await.expect("tick");
+            (t.services_held > 0).then_some(t)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_worker_that_gets_a_service_back_takes_up_the_stored_state() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::with_redis(&redis).await;
+    let now = chrono::Utc::now().timestamp();
+    let a = std::sync::Arc::new(tokio::sync::Mutex::new(app.worker()));
+    let b = std::sync::Arc::new(tokio::sync::Mutex::new(app.worker()));
+    let first = a.lock().await.step(now).await.expect("tick");
+    assert!(first.minutes_judged > 0);
+    // A stops ticking; B takes over and judges the next minute.
+    let by_b = until_it_holds(&b, now + 60).await;
+    assert_eq!(by_b.minutes_judged, by_b.services_held, "{by_b:?}");
+    // B stops; A gets the services back and must not judge B's minute again.
+    let back = until_it_holds(&a, now + 60).await;
+    assert_eq!(back.minutes_judged, 0, "{back:?}");
+    let next = a.lock().await.step(now + 120).await.expect("tick");
+    assert_eq!(next.minutes_judged, next.services_held, "{next:?}");
+    app.stop().await;
+}
