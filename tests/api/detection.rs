@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use outagewatch::detect::Event;
+use outagewatch::store::{FeedStore, Lease};
 use serde_json::{Value, json};
 
 use crate::helpers::{RedisServer, TestApp, eventually};
@@ -203,7 +204,20 @@ async fn a_worker_that_gets_a_service_back_takes_up_the_stored_state() {
     // A stops ticking; B takes over and judges the next minute.
     let by_b = until_it_holds(&b, now + 60).await;
     assert_eq!(by_b.minutes_judged, by_b.services_held, "{by_b:?}");
-    // B stops; A gets the services back and must not judge B's minute again.
+    // B stops. A, which has not ticked since, gets the services back once
+    // B's leases lapse (a probe lease of 1 ms tells when) and must not judge
+    // B's minute again from its own stale memory.
+    eventually("B's leases to lapse", Duration::from_secs(10), || {
+        let store = app.store.clone();
+        async move {
+            let lease = store
+                .acquire_leases(&["zoom"], "probe", 1)
+                .await
+                .expect("store");
+            (lease == [Lease::Taken]).then_some(())
+        }
+    })
+    .await;
     let back = until_it_holds(&a, now + 60).await;
     assert_eq!(back.minutes_judged, 0, "{back:?}");
     let next = a.lock().await.step(now + 120).await.expect("tick");
