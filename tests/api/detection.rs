@@ -113,16 +113,9 @@ async fn a_spike_over_imported_history_opens_one_incident_that_survives_a_worker
     // The worker dies without letting go; a new one waits for the lease to
     // lapse, then carries on the same incident.
     drop(worker);
-    let restarted = std::sync::Arc::new(tokio::sync::Mutex::new(app.worker()));
-    eventually("the lease to lapse", Duration::from_secs(10), || {
-        let r = restarted.clone();
-        async move {
-            let t = r.lock().await.step(after + 60).await.expect("tick");
-            (t.services_held > 0).then_some(())
-        }
-    })
-    .await;
-    let mut restarted = restarted.lock().await;
+    let mut restarted = app.worker();
+    until_all_leases_lapse(&app).await;
+    until_it_holds_all(&app, &mut restarted, after + 60).await;
     let next = restarted.step(after + 120).await.expect("tick");
     assert!(
         !next.events.iter().any(|(_, e)| *e == Event::Opened),
@@ -177,18 +170,51 @@ async fn feed_filters_and_bad_parameters() {
     app.stop().await;
 }
 
-/// Steps `worker` at `now` until it holds services (a lease lapsed).
-async fn until_it_holds(
-    worker: &std::sync::Arc<tokio::sync::Mutex<outagewatch::worker::Worker>>,
-    now: i64,
-) -> outagewatch::worker::TickReport {
-    eventually("a lease to lapse", Duration::from_secs(10), || {
-        let w = worker.clone();
+/// Waits until no worker holds any service: a probe takes every lease for
+/// a millisecond, which succeeds only once all others have lapsed.
+async fn until_all_leases_lapse(app: &TestApp) {
+    let ids: Vec<String> = app
+        .registry
+        .services()
+        .iter()
+        .map(|s| s.id.clone())
+        .collect();
+    eventually("every lease to lapse", Duration::from_secs(10), || {
+        let (store, ids) = (app.store.clone(), ids.clone());
         async move {
-            let t = w.lock().await.step(now).await.expect("tick");
-            (t.services_held > 0).then_some(t)
+            let names: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let leases = store
+                .acquire_leases(&names, "probe", 1)
+                .await
+                .expect("store");
+            leases.iter().all(|l| *l == Lease::Taken).then_some(())
         }
     })
+    .await;
+}
+
+/// Steps `worker` at `now` until it holds every service; the minutes it
+/// judged over all those steps.
+async fn until_it_holds_all(
+    app: &TestApp,
+    worker: &mut outagewatch::worker::Worker,
+    now: i64,
+) -> usize {
+    let all = app.registry.services().len();
+    let state = tokio::sync::Mutex::new((worker, 0usize));
+    eventually(
+        "the probe's leases to lapse",
+        Duration::from_secs(10),
+        || {
+            let state = &state;
+            async move {
+                let mut guard = state.lock().await;
+                let t = guard.0.step(now).await.expect("tick");
+                guard.1 += t.minutes_judged;
+                (t.services_held == all).then_some(guard.1)
+            }
+        },
+    )
     .await
 }
 
@@ -197,30 +223,19 @@ async fn a_worker_that_gets_a_service_back_takes_up_the_stored_state() {
     let redis = RedisServer::start().await;
     let app = TestApp::with_redis(&redis).await;
     let now = chrono::Utc::now().timestamp();
-    let a = std::sync::Arc::new(tokio::sync::Mutex::new(app.worker()));
-    let b = std::sync::Arc::new(tokio::sync::Mutex::new(app.worker()));
-    let first = a.lock().await.step(now).await.expect("tick");
+    let (mut a, mut b) = (app.worker(), app.worker());
+    let first = a.step(now).await.expect("tick");
     assert!(first.minutes_judged > 0);
-    // A stops ticking; B takes over and judges the next minute.
-    let by_b = until_it_holds(&b, now + 60).await;
-    assert_eq!(by_b.minutes_judged, by_b.services_held, "{by_b:?}");
-    // B stops. A, which has not ticked since, gets the services back once
-    // B's leases lapse (a probe lease of 1 ms tells when) and must not judge
-    // B's minute again from its own stale memory.
-    eventually("B's leases to lapse", Duration::from_secs(10), || {
-        let store = app.store.clone();
-        async move {
-            let lease = store
-                .acquire_leases(&["zoom"], "probe", 1)
-                .await
-                .expect("store");
-            (lease == [Lease::Taken]).then_some(())
-        }
-    })
-    .await;
-    let back = until_it_holds(&a, now + 60).await;
-    assert_eq!(back.minutes_judged, 0, "{back:?}");
-    let next = a.lock().await.step(now + 120).await.expect("tick");
+    // A stops ticking; B takes every service over and judges the next minute.
+    until_all_leases_lapse(&app).await;
+    let by_b = until_it_holds_all(&app, &mut b, now + 60).await;
+    assert_eq!(by_b, app.registry.services().len());
+    // B stops. A, which has not ticked since and still remembers the minute
+    // before, gets the services back and must not judge B's minute again.
+    until_all_leases_lapse(&app).await;
+    let back = until_it_holds_all(&app, &mut a, now + 60).await;
+    assert_eq!(back, 0, "minutes judged again");
+    let next = a.step(now + 120).await.expect("tick");
     assert_eq!(next.minutes_judged, next.services_held, "{next:?}");
     app.stop().await;
 }
