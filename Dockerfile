@@ -15,14 +15,16 @@ WORKDIR /src
 # Dependency cache layer: build all dependencies against dummy sources, so
 # editing src/ does not recompile the whole dependency tree. This layer is
 # only invalidated when Cargo.toml or Cargo.lock change.
-# The manifest declares [[bench]] intake (harness = false), so cargo refuses
-# to load it unless benches/intake.rs exists, even though it is not built here.
+# The manifest declares [[bench]] targets (harness = false), so cargo refuses
+# to load it unless each benches/<name>.rs exists, even though none is built
+# here; the loop below makes one dummy per declared bench.
 # gcc (needed by blake3's C/asm via the cc crate) is part of the rust image.
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
-    && echo 'fn main() {}' > benches/intake.rs \
+    && for bench in $(awk '/^\[\[bench\]\]/ {b = 1; next} b && /^name/ {gsub(/"/, "", $3); print $3; b = 0}' Cargo.toml); do \
+         echo 'fn main() {}' > "benches/$bench.rs"; done \
     && cargo build --release --locked \
     && rm -rf src benches
 
