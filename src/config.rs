@@ -156,6 +156,8 @@ pub struct WorkerSettings {
     pub max_catch_up_minutes: u32,
     /// Stored history is reloaded at least this often (and after imports).
     pub history_refresh_secs: u64,
+    /// Minutes an anomaly's timeline keeps (the newest).
+    pub max_timeline_minutes: usize,
 }
 
 /// The detector's rules; `outagewatch backtest` and the worker use the same
@@ -378,7 +380,7 @@ impl Settings {
             redis::Client::open(self.store.redis_url.as_str())
                 .map_err(|e| invalid("store.redis_url", e.to_string()))?;
         }
-        let positive: [(&'static str, u64); 16] = [
+        let positive = [
             ("http.max_body_bytes", self.http.max_body_bytes as u64),
             ("store.connect_timeout_ms", self.store.connect_timeout_ms),
             ("store.write_timeout_ms", self.store.write_timeout_ms),

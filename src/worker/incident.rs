@@ -41,8 +41,26 @@ pub fn open(service: &Service, started_unix: i64) -> Anomaly {
     }
 }
 
-/// Adds one judged minute to an open incident.
-pub fn record_minute(doc: &mut Anomaly, minute: i64, reports: u64, expected: f64, p_value: f64) {
+/// One judged minute of an open incident.
+pub struct Minute {
+    pub minute: i64,
+    pub reports: u64,
+    pub expected: f64,
+    pub p_value: f64,
+}
+
+/// Adds one judged minute to an open incident; the timeline keeps the
+/// newest `max_timeline` minutes, the totals count them all.
+pub fn record_minute(doc: &mut Anomaly, m: Minute, max_timeline: usize) {
+    let Minute {
+        minute,
+        reports,
+        expected,
+        p_value,
+    } = m;
+    if doc.timeline.len() >= max_timeline.max(1) {
+        doc.timeline.remove(0);
+    }
     let t = minute * 60;
     let peak = doc.timeline.iter().map(|p| p.reports).max().unwrap_or(0);
     if reports > peak || doc.timeline.is_empty() {
@@ -60,10 +78,20 @@ pub fn record_minute(doc: &mut Anomaly, minute: i64, reports: u64, expected: f64
     doc.updated_unix = t + 60;
 }
 
-pub fn resolve(doc: &mut Anomaly, at: i64) {
+/// Closes the incident at `ended` (the end of its last hit): the quiet
+/// minutes the lifecycle waited through are not part of it.
+pub fn resolve(doc: &mut Anomaly, ended: i64, now: i64) {
+    let ended_at = rfc3339(ended);
+    // Timeline times are RFC 3339 in UTC with seconds, so they sort as text.
+    let keep = doc.timeline.partition_point(|p| p.t < ended_at);
+    for p in doc.timeline.drain(keep..) {
+        doc.reports = doc.reports.saturating_sub(p.reports);
+        doc.baseline = (doc.baseline - p.expected).max(0.0);
+    }
+    doc.ratio = (doc.reports as f64 / doc.baseline.max(0.5) * 10.0).round() / 10.0;
     doc.status = AnomalyStatus::Resolved;
-    doc.ended_at = Some(rfc3339(at));
-    doc.updated_unix = at;
+    doc.ended_at = Some(ended_at);
+    doc.updated_unix = now;
 }
 
 pub fn reopen(doc: &mut Anomaly) {
@@ -95,7 +123,13 @@ pub fn refresh(doc: &mut Anomaly, service: &Service, breakdown: Option<&Breakdow
         doc.top_problems = shares(&b.problems, problems.max(doc.reports));
         doc.top_countries = shares(&b.countries, problems.max(doc.reports));
     }
-    let minutes = doc.timeline.len() as i64;
+    // From the start to the end of the last minute recorded.
+    let last = doc
+        .timeline
+        .last()
+        .and_then(|p| chrono::DateTime::parse_from_rfc3339(&p.t).ok())
+        .map_or(doc.started_unix, |t| t.timestamp() + 60);
+    let minutes = (last - doc.started_unix) / 60;
     doc.headline = anomaly::headline(
         &service.name,
         doc.reports,
@@ -155,5 +189,43 @@ pub fn group_by_company(docs: &mut [&mut Anomaly], registry: &Registry) {
         for &i in &members {
             docs[i].group = Some(group.clone());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resolved_incident_ends_with_its_last_hit_and_drops_the_quiet_minutes() {
+        let registry = Registry::builtin().unwrap();
+        let whatsapp = registry.service("whatsapp").unwrap();
+        let start = 1_709_650_920;
+        let mut doc = open(whatsapp, start);
+        for (i, reports) in [40, 60, 30, 2, 1].into_iter().enumerate() {
+            let m = Minute {
+                minute: start / 60 + i as i64,
+                reports,
+                expected: 2.0,
+                p_value: 1e-9,
+            };
+            record_minute(&mut doc, m, 4);
+        }
+        assert_eq!(doc.timeline.len(), 4, "the timeline keeps the newest 4");
+        assert_eq!(doc.reports, 133, "totals count every minute");
+        assert_eq!(doc.peak_at, rfc3339(start + 60));
+        // The last hit was the third minute.
+        resolve(&mut doc, start + 180, start + 300);
+        assert_eq!(doc.status, AnomalyStatus::Resolved);
+        assert_eq!(doc.ended_at.as_deref(), Some(rfc3339(start + 180).as_str()));
+        assert_eq!(doc.reports, 130);
+        assert_eq!(doc.timeline.len(), 2);
+        assert!((doc.baseline - 6.0).abs() < 1e-9);
+        refresh(&mut doc, whatsapp, None);
+        assert!(
+            doc.headline.starts_with("WhatsApp: ~130 reports in 3 min"),
+            "{}",
+            doc.headline
+        );
     }
 }

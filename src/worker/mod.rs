@@ -332,14 +332,22 @@ impl Worker {
                     if open.severity == crate::detect::Severity::Problem {
                         doc.severity = "problem".into();
                     }
-                    incident::record_minute(doc, minute, reports, per_minute.unwrap_or(0.0), p);
+                    let m = incident::Minute {
+                        minute,
+                        reports,
+                        expected: per_minute.unwrap_or(0.0),
+                        p_value: p,
+                    };
+                    incident::record_minute(doc, m, self.settings.max_timeline_minutes);
                 }
             }
             if event == Some(Event::Resolved)
                 && let Some(doc) = c.state.incident.as_mut()
             {
-                incident::resolve(doc, end);
-                let mask_end = end.min(doc.started_unix + i64::from(d.mask_max_hours) * 3600);
+                // The lifecycle resolves `quiet_mins` after the last hit.
+                let ended = (end - i64::from(d.quiet_mins) * 60).max(doc.started_unix + 60);
+                incident::resolve(doc, ended, end);
+                let mask_end = ended.min(doc.started_unix + i64::from(d.mask_max_hours) * 3600);
                 c.state.masks.push((doc.started_unix, mask_end));
             }
             c.state.masks.retain(|&(_, b)| b > horizon);
