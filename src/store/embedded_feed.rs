@@ -105,6 +105,15 @@ impl FeedStore for EmbeddedStore {
     async fn put_anomalies(&self, records: &[AnomalyRecord]) -> StoreResult<()> {
         let mut f = self.feed();
         for r in records {
+            let newer_stored = f
+                .docs
+                .get(&r.id)
+                .and_then(|old| serde_json::from_str::<serde_json::Value>(old).ok())
+                .and_then(|old| old["updated_unix"].as_i64())
+                .is_some_and(|stored| stored > r.updated_unix);
+            if newer_stored {
+                continue;
+            }
             f.docs.insert(r.id.clone(), r.doc.clone());
             f.index.insert((r.started_unix, r.id.clone()));
             if r.open {

@@ -54,6 +54,9 @@ pub struct AnomalyRecord {
     pub id: String,
     pub service: String,
     pub started_unix: i64,
+    /// When the worker last changed it; an older version never replaces a
+    /// newer one.
+    pub updated_unix: i64,
     pub open: bool,
     /// The JSON document served by the API.
     pub doc: String,

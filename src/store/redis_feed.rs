@@ -39,6 +39,28 @@ for k = 3, #KEYS do
 end
 return 1";
 
+/// KEYS: docs, index, open. ARGV: id, doc, started, updated, service,
+/// open (1/0). A document older than the stored one (`updated_unix`) is
+/// not written: a worker that lost its lease mid-tick cannot undo the newer
+/// holder's work. The open set only ever points at the service's newest
+/// open anomaly.
+const PUT_ANOMALY_LUA: &str = r"
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  local ok, d = pcall(cjson.decode, old)
+  if ok and type(d) == 'table' and tonumber(d.updated_unix) and tonumber(d.updated_unix) > tonumber(ARGV[4]) then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+if ARGV[6] == '1' then
+  redis.call('HSET', KEYS[3], ARGV[5], ARGV[1])
+elseif redis.call('HGET', KEYS[3], ARGV[5]) == ARGV[1] then
+  redis.call('HDEL', KEYS[3], ARGV[5])
+end
+return 1";
+
 const RELEASE_LUA: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 0";
@@ -153,25 +175,20 @@ impl FeedStore for RedisStore {
             return Ok(());
         }
         let mut pipe = redis::pipe();
-        pipe.atomic();
         for r in records {
-            pipe.hset(keys::FEED_DOCS, &r.id, &r.doc).ignore();
-            pipe.zadd(keys::FEED_INDEX, &r.id, r.started_unix).ignore();
-            if r.open {
-                pipe.hset(keys::FEED_OPEN, &r.service, &r.id).ignore();
-            } else {
-                // Only if it still points at this anomaly.
-                pipe.cmd("EVAL")
-                    .arg(
-                        "if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then \
-                         redis.call('HDEL', KEYS[1], ARGV[1]) end return 0",
-                    )
-                    .arg(1)
-                    .arg(keys::FEED_OPEN)
-                    .arg(&r.service)
-                    .arg(&r.id)
-                    .ignore();
-            }
+            pipe.cmd("EVAL")
+                .arg(PUT_ANOMALY_LUA)
+                .arg(3)
+                .arg(keys::FEED_DOCS)
+                .arg(keys::FEED_INDEX)
+                .arg(keys::FEED_OPEN)
+                .arg(&r.id)
+                .arg(&r.doc)
+                .arg(r.started_unix)
+                .arg(r.updated_unix)
+                .arg(&r.service)
+                .arg(u8::from(r.open))
+                .ignore();
         }
         self.query::<()>(&pipe, self.write_timeout).await
     }

@@ -207,6 +207,7 @@ impl Worker {
                     id: doc.id.clone(),
                     service: doc.service.clone(),
                     started_unix: doc.started_unix,
+                    updated_unix: doc.updated_unix,
                     open: doc.status == AnomalyStatus::Open,
                     doc: json,
                 }),

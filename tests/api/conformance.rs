@@ -332,8 +332,12 @@ async fn the_feed_pages_newest_first_and_tracks_open_incidents(store: AnyStore) 
         id: id.into(),
         service: service.into(),
         started_unix: started,
+        updated_unix: started + i64::from(!open),
         open,
-        doc: format!("{{\"id\":\"{id}\",\"open\":{open}}}"),
+        doc: format!(
+            "{{\"id\":\"{id}\",\"open\":{open},\"updated_unix\":{}}}",
+            started + i64::from(!open)
+        ),
     };
     // Three start in the same second (a company-wide event).
     let records = vec![
@@ -407,7 +411,27 @@ async fn the_feed_pages_newest_first_and_tracks_open_incidents(store: AnyStore) 
     assert!(open["facebook"].contains("b-2"));
     assert_eq!(
         store.anomaly("e-3").await.expect("store").as_deref(),
-        Some(r#"{"id":"e-3","open":false}"#)
+        Some(r#"{"id":"e-3","open":false,"updated_unix":3001}"#)
+    );
+    // A worker that lost its lease writes an older, open version: refused.
+    store
+        .put_anomalies(&[record("e-3", "x", 3000, true)])
+        .await
+        .expect("store");
+    assert!(
+        store
+            .anomaly("e-3")
+            .await
+            .expect("store")
+            .unwrap_or_default()
+            .contains("3001")
+    );
+    assert!(
+        !store
+            .open_anomalies()
+            .await
+            .expect("store")
+            .contains_key("x")
     );
     assert_eq!(store.anomaly("nope").await.expect("store"), None);
     let epoch = store.history_epoch().await.expect("store");
@@ -519,6 +543,7 @@ async fn every_key_carries_its_service_tag_or_the_feed_tag() {
             id: "whatsapp-1".into(),
             service: "whatsapp".into(),
             started_unix: now,
+            updated_unix: now,
             open: true,
             doc: "{}".into(),
         }])
