@@ -101,11 +101,7 @@ impl Application {
             "listening"
         );
         let worker = if settings.worker.enabled {
-            Some(WorkerThread::start(
-                &settings,
-                &state.store,
-                &state.registry,
-            )?)
+            Some(WorkerThread::start(&settings, &state)?)
         } else {
             None
         };
@@ -125,6 +121,10 @@ impl Application {
 
     pub fn registry(&self) -> Arc<Registry> {
         self.state.registry.clone()
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.state.metrics.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -147,14 +147,10 @@ struct WorkerThread {
 }
 
 impl WorkerThread {
-    fn start(
-        settings: &Settings,
-        store: &Arc<AnyStore>,
-        registry: &Arc<Registry>,
-    ) -> anyhow::Result<Self> {
-        let store = match store.kind() {
+    fn start(settings: &Settings, state: &AppState) -> anyhow::Result<Self> {
+        let store = match state.store.kind() {
             // The embedded store lives in this process: share it.
-            "embedded" => store.clone(),
+            "embedded" => state.store.clone(),
             _ => Arc::new(
                 AnyStore::from_settings(&settings.store, &settings.intake)
                     .context("configuring the worker's store")?,
@@ -162,7 +158,8 @@ impl WorkerThread {
         };
         let worker = Worker::new(
             store,
-            registry.clone(),
+            state.registry.clone(),
+            state.metrics.clone(),
             settings.detect.clone(),
             settings.worker.clone(),
         );
@@ -208,9 +205,11 @@ pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
              `outagewatch serve` runs the worker beside the API"
         );
     }
+    // Alone, the worker has no HTTP server: its metrics are not served yet.
     let worker = Worker::new(
         store,
         registry,
+        Arc::new(Metrics::new()),
         settings.detect.clone(),
         settings.worker.clone(),
     );

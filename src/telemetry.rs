@@ -5,8 +5,8 @@
 //! templates, rejection reasons and store operations, never raw paths or ids.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -38,6 +38,10 @@ pub struct Metrics {
     pub write_batch_size: Histogram,
     pub write_batch_seconds: Histogram,
     pub store_errors: IntCounterVec,
+    pub worker_tick_seconds: Histogram,
+    pub worker_tick_failures: IntCounter,
+    pub worker_services_held: IntGauge,
+    pub anomaly_events: IntCounterVec,
 }
 
 impl Metrics {
@@ -79,7 +83,30 @@ impl Metrics {
         registry
             .register(Box::new(http_duration.clone()))
             .expect("unique metric");
+        let services_held = IntGauge::new(
+            "outagewatch_worker_services_held",
+            "Services whose lease this process's detection worker holds",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(services_held.clone()))
+            .expect("unique metric");
         Metrics {
+            worker_tick_seconds: histogram(
+                "outagewatch_worker_tick_duration_seconds",
+                "Duration of one detection tick, store round trips included",
+                vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+            ),
+            worker_tick_failures: counter(
+                "outagewatch_worker_tick_failures_total",
+                "Detection ticks that failed (the next tick starts again from the store)",
+            ),
+            worker_services_held: services_held,
+            anomaly_events: counter_vec(
+                "outagewatch_anomaly_events_total",
+                "Incident lifecycle events: opened, confirmed, reopened, resolved",
+                &["event"],
+            ),
             reports_accepted: counter("outagewatch_reports_accepted_total", "Reports answered 202"),
             reports_counted: counter(
                 "outagewatch_reports_counted_total",

@@ -33,6 +33,7 @@ use crate::store::keys::MINUTES_PER_QUARTER;
 use crate::store::{
     AnomalyRecord, AnyStore, ExpectedMinute, FeedStore, Lease, ServiceCommit, Store, StoreResult,
 };
+use crate::telemetry::Metrics;
 
 /// What the worker keeps of a service in the store between ticks.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -58,6 +59,7 @@ pub struct TickReport {
 pub struct Worker {
     id: String,
     store: Arc<AnyStore>,
+    metrics: Arc<Metrics>,
     registry: Arc<Registry>,
     detect: DetectSettings,
     settings: WorkerSettings,
@@ -68,12 +70,14 @@ impl Worker {
     pub fn new(
         store: Arc<AnyStore>,
         registry: Arc<Registry>,
+        metrics: Arc<Metrics>,
         detect: DetectSettings,
         settings: WorkerSettings,
     ) -> Self {
         Worker {
             id: format!("worker-{}", uuid::Uuid::now_v7()),
             store,
+            metrics,
             registry,
             detect,
             settings,
@@ -128,11 +132,33 @@ impl Worker {
     /// One tick at `now` (Unix seconds): judges every completed minute not
     /// yet judged, for every service this worker holds.
     pub async fn step(&mut self, now: i64) -> StoreResult<TickReport> {
+        let started = std::time::Instant::now();
         let result = self.tick(now).await;
-        if result.is_err() {
-            // What the tick changed in memory was not all written: forget
-            // it, the next tick starts again from what the store has.
-            self.cache.clear();
+        self.metrics
+            .worker_tick_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(report) => {
+                self.metrics
+                    .worker_services_held
+                    .set(report.services_held as i64);
+                for (_, event) in &report.events {
+                    let name = match event {
+                        Event::Opened => "opened",
+                        Event::Confirmed => "confirmed",
+                        Event::Reopened => "reopened",
+                        Event::Resolved => "resolved",
+                    };
+                    self.metrics.anomaly_events.with_label_values(&[name]).inc();
+                }
+            }
+            Err(e) => {
+                // What the tick changed in memory was not all written: forget
+                // it, the next tick starts again from what the store has.
+                self.cache.clear();
+                self.metrics.worker_tick_failures.inc();
+                self.metrics.store_error("worker_tick", e);
+            }
         }
         result
     }

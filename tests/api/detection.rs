@@ -76,6 +76,14 @@ async fn a_spike_over_imported_history_opens_one_incident_that_survives_a_worker
         "{tick:?}"
     );
     assert_eq!(tick.events.len(), 1, "only whatsapp: {tick:?}");
+    let metrics = app.metrics_text().await;
+    for line in [
+        r#"outagewatch_anomaly_events_total{event="opened"} 1"#,
+        "outagewatch_worker_services_held 113",
+        "outagewatch_worker_tick_duration_seconds_count 2",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
 
     let items = feed(&app, "").await;
     assert_eq!(items.len(), 1, "{items:?}");

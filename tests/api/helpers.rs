@@ -165,6 +165,7 @@ pub struct TestApp {
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub store: std::sync::Arc<outagewatch::store::AnyStore>,
     pub registry: std::sync::Arc<outagewatch::domain::Registry>,
+    pub metrics: std::sync::Arc<outagewatch::telemetry::Metrics>,
     pub settings: Settings,
 }
 
@@ -191,7 +192,7 @@ impl TestApp {
             .expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.server_handle();
-        let (store, registry) = (app.store(), app.registry());
+        let (store, registry, metrics) = (app.store(), app.registry(), app.metrics());
         let task = tokio::spawn(app.run_until_stopped());
         TestApp {
             address,
@@ -200,6 +201,7 @@ impl TestApp {
             task,
             store,
             registry,
+            metrics,
             settings,
         }
     }
@@ -209,6 +211,7 @@ impl TestApp {
         outagewatch::worker::Worker::new(
             self.store.clone(),
             self.registry.clone(),
+            self.metrics.clone(),
             self.settings.detect.clone(),
             self.settings.worker.clone(),
         )
