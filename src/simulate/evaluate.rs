@@ -148,7 +148,12 @@ pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evalua
                     inc.confirmed = Some(at);
                 }
                 if verdict.event == Some(Event::Resolved) {
-                    inc.ended = Some(at + 60);
+                    // As the worker does: the incident ends with its last
+                    // hit; the quiet minutes waited through are not in it.
+                    let quiet = (s.quiet_mins as usize).min(m + 1);
+                    let after_last_hit: u64 = traffic[i].counts[m + 1 - quiet..=m].iter().sum();
+                    inc.reports = inc.reports.saturating_sub(after_last_hit);
+                    inc.ended = Some(at + 60 - quiet as i64 * 60);
                     seen.extend(open[i].take());
                 }
             }
