@@ -71,7 +71,9 @@ impl Worker {
                 c.quarters = quarters.into_iter().map(|q| q as f64).collect();
                 c.minutes.clear();
                 c.loaded_epoch = epoch;
-                c.loaded_at = now;
+                // Spread the hourly reloads of many services over the hour
+                // instead of doing them all in one tick.
+                c.loaded_at = now - stagger(s, refresh);
             }
         }
         // Minutes: whole window for services without any, else the newest.
@@ -155,4 +157,12 @@ pub(super) fn history_of(c: &Cached, end: i64, d: &DetectSettings) -> BucketHist
         &c.quarters,
         masks,
     )
+}
+
+/// A fixed share of `period` per service, from its name.
+fn stagger(service: &str, period: i64) -> i64 {
+    let hash = service.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % period.max(1) as u64) as i64
 }
