@@ -158,6 +158,9 @@ pub struct WorkerSettings {
     pub history_refresh_secs: u64,
     /// Minutes an anomaly's timeline keeps (the newest).
     pub max_timeline_minutes: usize,
+    /// After the store was unreachable, the minutes of the outage and this
+    /// long after it cannot open incidents.
+    pub outage_quarantine_secs: u64,
 }
 
 /// The detector's rules; `outagewatch backtest` and the worker use the same

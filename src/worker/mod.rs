@@ -64,6 +64,11 @@ pub struct Worker {
     detect: DetectSettings,
     settings: WorkerSettings,
     cache: HashMap<String, Cached>,
+    /// When ticks started failing (the store unreachable), until one works.
+    store_down_since: Option<i64>,
+    /// Unix seconds `[from, until)` whose minutes cannot be hits: a store
+    /// outage and the retry burst after it.
+    quarantine: Option<(i64, i64)>,
 }
 
 impl Worker {
@@ -82,6 +87,8 @@ impl Worker {
             detect,
             settings,
             cache: HashMap::new(),
+            store_down_since: None,
+            quarantine: None,
         }
     }
 
@@ -133,12 +140,19 @@ impl Worker {
     /// yet judged, for every service this worker holds.
     pub async fn step(&mut self, now: i64) -> StoreResult<TickReport> {
         let started = std::time::Instant::now();
+        if let Some(down) = self.store_down_since {
+            // If this tick reaches the store, the outage is over: its minutes
+            // and the retries after it are no evidence of anything.
+            let until = now + self.settings.outage_quarantine_secs as i64;
+            self.quarantine = Some((down - 60, until));
+        }
         let result = self.tick(now).await;
         self.metrics
             .worker_tick_seconds
             .observe(started.elapsed().as_secs_f64());
         match &result {
             Ok(report) => {
+                self.store_down_since = None;
                 self.metrics
                     .worker_services_held
                     .set(report.services_held as i64);
@@ -156,6 +170,7 @@ impl Worker {
                 // What the tick changed in memory was not all written: forget
                 // it, the next tick starts again from what the store has.
                 self.cache.clear();
+                self.store_down_since.get_or_insert(now);
                 self.metrics.worker_tick_failures.inc();
                 self.metrics.store_error("worker_tick", e);
             }
@@ -299,10 +314,14 @@ impl Worker {
             .map(|(_, j)| j.decisive().map_or(1.0, |w| w.p_calibrated))
             .collect();
         let cutoff = fdr_cutoff(&ps, d.fdr_q);
+        let quarantined = self
+            .quarantine
+            .is_some_and(|(from, until)| end > from && minute * 60 < until);
         for (s, judgement) in judged {
             let decisive = judgement.decisive().copied();
-            let mut hit =
-                is_candidate(&judgement, &d) && decisive.is_some_and(|w| w.p_calibrated <= cutoff);
+            let mut hit = !quarantined
+                && is_candidate(&judgement, &d)
+                && decisive.is_some_and(|w| w.p_calibrated <= cutoff);
             if let (true, Some(w)) = (hit, decisive) {
                 let minutes = (w.len_secs / 60) as usize;
                 let reporters = self
@@ -320,7 +339,7 @@ impl Worker {
                 continue;
             };
             let at = minute * 60;
-            if !c.state.detector.lifecycle.masks(at, &d) {
+            if !quarantined && !c.state.detector.lifecycle.masks(at, &d) {
                 judge::learn(&mut c.state.detector, &judgement, 60, &d);
             }
             let surprise = decisive.map_or(0.0, |w| w.surprise);

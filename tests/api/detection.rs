@@ -247,3 +247,34 @@ async fn a_worker_that_gets_a_service_back_takes_up_the_stored_state() {
     assert_eq!(next.minutes_judged, next.services_held, "{next:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_burst_of_retries_after_the_store_was_down_opens_no_incident() {
+    let mut redis = RedisServer::start().await;
+    let app = TestApp::with_redis(&redis).await;
+    let now = chrono::Utc::now().timestamp();
+    let (status, _) = app.import(history("whatsapp", now)).await;
+    assert_eq!(status, 200);
+    let mut worker = app.worker();
+    worker.step(now).await.expect("tick");
+    redis.pause();
+    assert!(
+        worker.step(now + 1).await.is_err(),
+        "the store is unreachable"
+    );
+    redis.resume();
+    // Clients retry what was refused: the same spike that opens an incident
+    // in the first test, but right after an outage.
+    spike(&app, "whatsapp", 150, "retry").await;
+    let after = chrono::Utc::now().timestamp();
+    let tick = worker.step(after + 60).await.expect("tick");
+    assert_eq!(tick.hits, 0, "{tick:?}");
+    assert!(tick.events.is_empty(), "{tick:?}");
+    assert!(feed(&app, "").await.is_empty());
+    let metrics = app.metrics_text().await;
+    assert!(
+        metrics.contains("outagewatch_worker_tick_failures_total 1"),
+        "{metrics}"
+    );
+    app.stop().await;
+}
