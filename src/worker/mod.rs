@@ -420,12 +420,12 @@ impl Worker {
             if doc.status != AnomalyStatus::Open {
                 continue;
             }
-            // The shares of a long incident come from its last day.
-            let from = doc
-                .started_unix
-                .div_euclid(60)
-                .max(now.div_euclid(60) - 1440);
-            let count = (now.div_euclid(60) - from).max(1) as usize;
+            // Problems and countries of the minutes recorded in the incident
+            // (the breakdown is kept per 5 minutes, so slot edges may add a
+            // few); of a long incident, its last day.
+            let until = doc.updated_unix.div_euclid(60).min(now.div_euclid(60));
+            let from = doc.started_unix.div_euclid(60).max(until - 1440);
+            let count = (until - from).max(1) as usize;
             let breakdown = self.store.breakdown(s, from, count).await?;
             incident::refresh(doc, &service, Some(&breakdown));
         }
