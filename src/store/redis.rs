@@ -183,7 +183,7 @@ fn parse_receipt(text: &str) -> StoreResult<Receipt> {
 }
 
 /// Units (hours or days) covering `[from, from + count)` of a finer unit.
-fn spanned(from: i64, count: usize, per_unit: i64) -> std::ops::RangeInclusive<i64> {
+pub(super) fn spanned(from: i64, count: usize, per_unit: i64) -> std::ops::RangeInclusive<i64> {
     let last = from + count.max(1) as i64 - 1;
     from.div_euclid(per_unit)..=last.div_euclid(per_unit)
 }

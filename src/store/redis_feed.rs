@@ -294,15 +294,14 @@ impl FeedStore for RedisStore {
         from_minute: i64,
         count: usize,
     ) -> StoreResult<Vec<Option<(f64, f64)>>> {
-        let first = from_minute.div_euclid(MINUTES_PER_HOUR);
-        let last = (from_minute + count.max(1) as i64 - 1).div_euclid(MINUTES_PER_HOUR);
+        let hours = super::redis::spanned(from_minute, count, MINUTES_PER_HOUR);
         let mut pipe = redis::pipe();
-        for hour in first..=last {
+        for hour in hours.clone() {
             pipe.hgetall(keys::expected(service, hour));
         }
         let hashes: Vec<HashMap<String, String>> = self.query(&pipe, self.read_timeout).await?;
         let mut out = vec![None; count];
-        for (hour, hash) in (first..=last).zip(hashes) {
+        for (hour, hash) in hours.zip(hashes) {
             for (field, value) in hash {
                 let (Ok(m), Some((e, u))) = (field.parse::<i64>(), value.split_once(':')) else {
                     continue;

@@ -232,10 +232,16 @@ impl Worker {
                 judged.insert(s.clone());
             }
         }
-        self.refresh_incidents(&held, now).await?;
 
         // The feed first: ids are stable, so a commit that fails after it
         // leaves nothing the next holder would duplicate.
+        let judged_now: Vec<String> = held
+            .iter()
+            .filter(|s| judged.contains(*s))
+            .cloned()
+            .collect();
+        self.refresh_incidents(&judged_now, now).await?;
+
         // Only what this tick judged changed; other ticks of the same
         // minute only renewed leases.
         let records: Vec<AnomalyRecord> = held
@@ -405,7 +411,8 @@ impl Worker {
         Ok(())
     }
 
-    /// Shares, headlines and company groups of open incidents.
+    /// Shares and headlines of the open incidents of `services` (those
+    /// judged this tick), then company groups.
     async fn refresh_incidents(&mut self, held: &[String], now: i64) -> StoreResult<()> {
         for s in held {
             let Some(service) = self.registry.service(s).cloned() else {
