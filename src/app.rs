@@ -14,10 +14,11 @@ use anyhow::Context;
 
 use crate::config::Settings;
 use crate::domain::Registry;
-use crate::http::{self, ApiError, AppState, Code};
+use crate::http::{self, ApiError, AppState, Code, ReadCaches};
 use crate::intake::{Intake, RateLimiter, Writer, WriterTask};
 use crate::store::{AnyStore, Retention};
 use crate::telemetry::Metrics;
+use crate::web::stream::Hub;
 use crate::worker::Worker;
 use tokio::sync::watch;
 
@@ -68,6 +69,8 @@ impl Application {
                 settings.intake.rate_limit_per_minute,
                 settings.intake.rate_limit_burst,
             ),
+            reads: ReadCaches::new(&settings.web),
+            hub: Hub::start(store.clone(), metrics.clone(), &settings.web),
             settings: settings.clone(),
             registry,
             store,
@@ -88,6 +91,7 @@ impl Application {
                     ApiError::new(Code::InvalidParameter, format!("invalid path: {e}")).into()
                 }))
                 .wrap(from_fn(http::observe))
+                .configure(crate::web::routes)
                 .configure(http::routes)
         })
         .shutdown_timeout(settings.http.shutdown_timeout_secs)

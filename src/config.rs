@@ -43,6 +43,7 @@ pub struct Settings {
     pub intake: IntakeSettings,
     pub import: ImportSettings,
     pub api: ApiSettings,
+    pub web: WebSettings,
     pub detect: DetectSettings,
     pub worker: WorkerSettings,
     pub admin: AdminSettings,
@@ -82,6 +83,9 @@ pub struct StoreSettings {
     pub rollup_ttl_secs: u64,
     /// Retention of per-minute distinct-reporter estimates.
     pub reporters_ttl_secs: u64,
+    /// Feed events (opened, updated, resolved) kept for clients resuming
+    /// the live stream with Last-Event-ID.
+    pub event_backlog: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,6 +145,34 @@ pub struct ApiSettings {
     /// Most anomalies one feed request reads while filtering; past it the
     /// page may be short and `next_cursor` continues the scan.
     pub max_feed_scan: usize,
+}
+
+/// Pages, charts, feeds and the live stream: what readers and journalists
+/// see, and how much of the store a flood of them may cost.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    /// How long a computed answer (counts, series, breakdown, open
+    /// incidents) is reused; 0 reads the store on every request.
+    pub read_cache_ms: u64,
+    /// Most cached answers per kind.
+    pub read_cache_entries: usize,
+    /// Cache-Control max-age of pages and JSON reads.
+    pub page_max_age_secs: u64,
+    /// Cache-Control max-age of `/embed/{id}.svg`.
+    pub embed_max_age_secs: u64,
+    /// How often open pages fetch fresh data.
+    pub page_refresh_secs: u64,
+    /// Entries of the Atom feeds.
+    pub feed_entries: usize,
+    /// How often the stream looks for new events in the store.
+    pub stream_poll_ms: u64,
+    /// A comment line keeps idle streams open through proxies this often.
+    pub stream_keepalive_secs: u64,
+    /// Most streams open at once; past it, 503.
+    pub max_streams: usize,
+    /// Most rows of one history.csv export.
+    pub max_export_rows: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -180,6 +180,7 @@ mod tests {
                 reporters_ttl_secs: 86_400,
                 dedup_window_secs: 3600,
                 idempotency_ttl_secs: 86_400,
+                event_backlog: 100,
             },
             now: 1_790_000_000,
             max_future_skew_secs: 60,

@@ -19,4 +19,5 @@ pub mod intake;
 pub mod simulate;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 pub mod worker;

@@ -7,7 +7,7 @@ pub mod problem;
 pub mod registry;
 pub mod report;
 
-pub use anomaly::{Anomaly, AnomalyStatus};
+pub use anomaly::{Anomaly, AnomalyStatus, Share};
 pub use country::Country;
 pub use problem::Problem;
 pub use registry::{Category, Company, Registry, RegistryError, Service};

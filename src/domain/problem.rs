@@ -56,6 +56,26 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// How the report button names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Problem::Login => "Log-in",
+            Problem::App => "App",
+            Problem::Website => "Website",
+            Problem::Feed => "Feed or timeline",
+            Problem::Upload => "Uploading",
+            Problem::Messaging => "Messages",
+            Problem::Notifications => "Notifications",
+            Problem::Payments => "Payments",
+            Problem::Connection => "Connection",
+            Problem::Api => "API",
+            Problem::Outage => "Total outage",
+            Problem::Other => "Something else",
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -14,15 +14,16 @@ use crate::store::{FeedRange, FeedStore, StoreError};
 type Query = web::Query<HashMap<String, String>>;
 
 /// The feed's filters, validated.
-struct Filter {
-    service: Option<String>,
-    company: Option<String>,
-    status: Option<AnomalyStatus>,
-    severity: Option<String>,
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub service: Option<String>,
+    pub company: Option<String>,
+    pub status: Option<AnomalyStatus>,
+    pub severity: Option<String>,
 }
 
 impl Filter {
-    fn keeps(&self, a: &Anomaly) -> bool {
+    pub fn keeps(&self, a: &Anomaly) -> bool {
         self.service.as_ref().is_none_or(|s| &a.service == s)
             && self.company.as_ref().is_none_or(|c| &a.company == c)
             && self.status.is_none_or(|s| a.status == s)
@@ -34,7 +35,7 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(Code::InvalidParameter, message)
 }
 
-fn time_param(query: &Query, name: &str) -> Result<Option<i64>, ApiError> {
+fn time_param(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
     query
         .get(name)
         .map(|t| {
@@ -49,7 +50,7 @@ fn time_param(query: &Query, name: &str) -> Result<Option<i64>, ApiError> {
         .transpose()
 }
 
-fn parse_filter(state: &AppState, query: &Query) -> Result<Filter, ApiError> {
+pub fn parse_filter(state: &AppState, query: &HashMap<String, String>) -> Result<Filter, ApiError> {
     let service = match query.get("service") {
         Some(s) => Some(
             state
@@ -100,7 +101,7 @@ fn parse_filter(state: &AppState, query: &Query) -> Result<Filter, ApiError> {
 }
 
 /// The cursor is `<start>_<id>` of the last item of the previous page.
-fn parse_cursor(text: &str) -> Option<(i64, String)> {
+pub fn parse_cursor(text: &str) -> Option<(i64, String)> {
     let (t, id) = text.split_once('_')?;
     (!id.is_empty()).then_some(())?;
     Some((t.parse().ok()?, id.to_string()))
@@ -116,9 +117,13 @@ fn store_error(state: &AppState, e: StoreError) -> ApiError {
     .retry_after(state.settings.intake.retry_after_secs)
 }
 
-/// `GET /api/v1/anomalies`.
-pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
-    let filter = parse_filter(&state, &query)?;
+/// A page of the feed as asked by `query`: `limit`, `cursor`, `since`,
+/// `until` and the filters.
+pub async fn page_of(
+    state: &AppState,
+    query: &HashMap<String, String>,
+) -> Result<(Vec<Anomaly>, Option<String>), ApiError> {
+    let filter = parse_filter(state, query)?;
     let api = &state.settings.api;
     let limit = match query.get("limit") {
         None => api.default_page_size,
@@ -128,15 +133,28 @@ pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpRespon
             .filter(|n| (1..=api.max_page_size).contains(n))
             .ok_or_else(|| bad(format!("limit must be from 1 to {}", api.max_page_size)))?,
     };
-    let mut range = FeedRange {
+    let range = FeedRange {
         after: match query.get("cursor") {
             Some(c) => Some(parse_cursor(c).ok_or_else(|| bad("cursor is not one this API gave"))?),
             None => None,
         },
-        since: time_param(&query, "since")?,
-        until: time_param(&query, "until")?,
-        limit: limit.max(50),
+        since: time_param(query, "since")?,
+        until: time_param(query, "until")?,
+        limit,
     };
+    page(state, &filter, range).await
+}
+
+/// Up to `range.limit` anomalies that pass `filter`, newest first, without
+/// timelines, and the cursor of the next page. Reads at most
+/// `api.max_feed_scan` documents.
+pub async fn page(
+    state: &AppState,
+    filter: &Filter,
+    mut range: FeedRange,
+) -> Result<(Vec<Anomaly>, Option<String>), ApiError> {
+    let limit = range.limit;
+    range.limit = limit.max(50);
     let mut items: Vec<Anomaly> = Vec::new();
     let mut more = false;
     let mut scanned = 0usize;
@@ -145,7 +163,7 @@ pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpRespon
             .store
             .anomalies(&range)
             .await
-            .map_err(|e| store_error(&state, e))?;
+            .map_err(|e| store_error(state, e))?;
         let exhausted = page.len() < range.limit;
         scanned += page.len();
         for (t, id, doc) in page {
@@ -166,7 +184,7 @@ pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpRespon
         if more || exhausted {
             break;
         }
-        if scanned >= api.max_feed_scan {
+        if scanned >= state.settings.api.max_feed_scan {
             // A narrow filter over a long feed: answer what was found and
             // let the client go on from where the scan stopped.
             more = true;
@@ -178,6 +196,12 @@ pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpRespon
         (true, true) => items.last().map(|a| format!("{}_{}", a.started_unix, a.id)),
         (true, false) => range.after.as_ref().map(|(t, id)| format!("{t}_{id}")),
     };
+    Ok((items, next_cursor))
+}
+
+/// `GET /api/v1/anomalies`.
+pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
+    let (items, next_cursor) = page_of(&state, &query).await?;
     Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
 }
 

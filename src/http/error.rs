@@ -38,7 +38,7 @@ pub enum Code {
 
 impl Code {
     /// The table from code to status and title.
-    fn describe(self) -> (StatusCode, &'static str, &'static str) {
+    pub fn describe(self) -> (StatusCode, &'static str, &'static str) {
         use StatusCode as S;
         match self {
             Code::MalformedBody => (S::BAD_REQUEST, "malformed_body", "Malformed request body"),

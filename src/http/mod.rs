@@ -3,8 +3,10 @@
 
 pub mod admin;
 pub mod anomalies;
+pub mod cache;
 pub mod error;
 pub mod ops;
+pub mod read;
 pub mod reports;
 pub mod services;
 
@@ -19,6 +21,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 
 pub use self::error::{ApiError, Code};
+pub use self::read::ReadCaches;
 use crate::config::Settings;
 use crate::domain::Registry;
 use crate::intake::{Intake, RateLimiter};
@@ -35,6 +38,10 @@ pub struct AppState {
     /// Per-address limit of report posts; `None` when disabled.
     pub limiter: Option<RateLimiter>,
     pub metrics: Arc<Metrics>,
+    /// Short-lived answers shared by the API and the pages.
+    pub reads: ReadCaches,
+    /// Feed events for the live streams.
+    pub hub: crate::web::stream::Hub,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -51,7 +58,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     "/services/{id}/breakdown",
                     web::get().to(services::breakdown),
                 )
+                .route(
+                    "/services/{id}/history.csv",
+                    web::get().to(services::history_csv),
+                )
                 .route("/anomalies", web::get().to(anomalies::list))
+                .route(
+                    "/anomalies/stream",
+                    web::get().to(crate::web::stream::stream),
+                )
                 .route("/anomalies/{id}", web::get().to(anomalies::one))
                 .route("/companies", web::get().to(services::companies))
                 .route("/companies/{id}", web::get().to(services::company))

@@ -133,6 +133,7 @@ async fn handle(
         BodyKind::Form => serde_urlencoded::from_bytes(&body)
             .map_err(|e| ApiError::new(Code::MalformedBody, format!("invalid form report: {e}")))?,
     };
+    let raw_problem = raw.problem.clone();
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
@@ -149,10 +150,35 @@ async fn handle(
         .submit(raw, origin)
         .await
         .map_err(|e| ApiError::from_intake(e, state.settings.intake.retry_after_secs))?;
+    if matches!(kind, BodyKind::Form) && wants_html(req) {
+        // The status page's form without JavaScript: back to the page, which
+        // thanks the person.
+        let location = format!(
+            "/status/{}?{}",
+            accepted.service,
+            serde_urlencoded::to_string([
+                ("reported", raw_problem.as_str()),
+                ("counted", if accepted.counted { "1" } else { "0" }),
+            ])
+            .unwrap_or_default()
+        );
+        return Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, location))
+            .finish());
+    }
     Ok(json_response(
         StatusCode::ACCEPTED,
         &AcceptedBody::from(accepted),
     ))
+}
+
+/// Whether the client asked for a page rather than JSON (a browser's form
+/// post without JavaScript).
+fn wants_html(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
 }
 
 /// Visible ASCII, 1 to `max` bytes.

@@ -2,10 +2,11 @@
 //! leases expire, commits are refused to a worker that lost its lease,
 //! expected counts expire with the minute buckets.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
+use super::feed::{FeedEvent, parse_event_id};
 use super::{
     AnomalyRecord, EmbeddedStore, FeedRange, FeedStore, Lease, ServiceCommit, StoreResult,
 };
@@ -21,6 +22,48 @@ pub struct FeedData {
     index: BTreeSet<(i64, String)>,
     open: HashMap<String, String>,
     epoch: u64,
+    /// Feed events, oldest first, at most `event_backlog`; ids as Redis
+    /// makes them (milliseconds, then a sequence within the millisecond).
+    events: VecDeque<((u64, u64), FeedEvent)>,
+}
+
+impl FeedData {
+    fn push_event(&mut self, kind: &str, doc: &str, backlog: usize) {
+        let ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+        let id = match self.events.back() {
+            Some(((last_ms, seq), _)) if *last_ms >= ms => (*last_ms, seq + 1),
+            _ => (ms, 0),
+        };
+        self.events.push_back((
+            id,
+            FeedEvent {
+                id: format!("{}-{}", id.0, id.1),
+                kind: kind.to_string(),
+                doc: doc.to_string(),
+            },
+        ));
+        while self.events.len() > backlog {
+            self.events.pop_front();
+        }
+    }
+}
+
+/// The event an anomaly's new version makes, given the stored one (as the
+/// Redis script decides it); `None` when nothing changed.
+fn event_kind(
+    old: Option<&serde_json::Value>,
+    old_text: Option<&str>,
+    r: &AnomalyRecord,
+) -> Option<&'static str> {
+    if old_text == Some(r.doc.as_str()) {
+        return None;
+    }
+    let was_open = old.map(|d| d["status"] == "open");
+    Some(match (was_open, r.open) {
+        (None, true) | (Some(false), true) => "opened",
+        (Some(true), true) | (Some(false), false) => "updated",
+        (None, false) | (Some(true), false) => "resolved",
+    })
 }
 
 impl EmbeddedStore {
@@ -103,17 +146,24 @@ impl FeedStore for EmbeddedStore {
     }
 
     async fn put_anomalies(&self, records: &[AnomalyRecord]) -> StoreResult<()> {
+        let backlog = self.retention.event_backlog;
         let mut f = self.feed();
         for r in records {
-            let newer_stored = f
-                .docs
-                .get(&r.id)
-                .and_then(|old| serde_json::from_str::<serde_json::Value>(old).ok())
+            let old_text = f.docs.get(&r.id).cloned();
+            let old = old_text
+                .as_deref()
+                .and_then(|old| serde_json::from_str::<serde_json::Value>(old).ok());
+            let newer_stored = old
+                .as_ref()
                 .and_then(|old| old["updated_unix"].as_i64())
                 .is_some_and(|stored| stored > r.updated_unix);
             if newer_stored {
                 continue;
             }
+            let Some(kind) = event_kind(old.as_ref(), old_text.as_deref(), r) else {
+                continue;
+            };
+            f.push_event(kind, &r.summary, backlog);
             f.docs.insert(r.id.clone(), r.doc.clone());
             f.index.insert((r.started_unix, r.id.clone()));
             if r.open {
@@ -145,6 +195,21 @@ impl FeedStore for EmbeddedStore {
             .filter_map(|(t, id)| Some((*t, id.clone(), f.docs.get(id)?.clone())))
             .take(range.limit)
             .collect())
+    }
+
+    async fn events_after(&self, after: &str, limit: usize) -> StoreResult<Vec<FeedEvent>> {
+        let after = parse_event_id(after).unwrap_or((u64::MAX, u64::MAX));
+        let f = self.feed();
+        Ok(f.events
+            .iter()
+            .filter(|(id, _)| *id > after)
+            .take(limit.max(1))
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    async fn last_event_id(&self) -> StoreResult<Option<String>> {
+        Ok(self.feed().events.back().map(|(_, e)| e.id.clone()))
     }
 
     async fn anomaly(&self, id: &str) -> StoreResult<Option<String>> {

@@ -60,6 +60,28 @@ pub struct AnomalyRecord {
     pub open: bool,
     /// The JSON document served by the API.
     pub doc: String,
+    /// The document without its timeline: what feed events carry.
+    pub summary: String,
+}
+
+/// What happened to an incident, as the live stream tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEvent {
+    /// `<milliseconds>-<sequence>`, increasing (a Redis stream id).
+    pub id: String,
+    /// `opened` (also when a resolved incident reopens), `updated` or
+    /// `resolved`.
+    pub kind: String,
+    /// The anomaly document without its timeline.
+    pub doc: String,
+}
+
+/// The order of event ids; `None` for text that is not one.
+pub fn parse_event_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(ms) && digits(seq)).then_some(())?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// Where a page of the feed starts: newest first, strictly after `after`
@@ -105,7 +127,8 @@ pub trait FeedStore: Send + Sync + 'static {
         commits: &[ServiceCommit],
     ) -> impl Future<Output = StoreResult<Vec<bool>>> + Send;
 
-    /// Stores anomaly documents and keeps the index and open set in step.
+    /// Stores anomaly documents and keeps the index and open set in step;
+    /// each document that changed adds a [`FeedEvent`].
     fn put_anomalies(
         &self,
         records: &[AnomalyRecord],
@@ -118,6 +141,17 @@ pub trait FeedStore: Send + Sync + 'static {
     ) -> impl Future<Output = StoreResult<Vec<(i64, String, String)>>> + Send;
 
     fn anomaly(&self, id: &str) -> impl Future<Output = StoreResult<Option<String>>> + Send;
+
+    /// Up to `limit` feed events after the one with id `after`, oldest
+    /// first; `after` = `0-0` reads from the oldest kept.
+    fn events_after(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> impl Future<Output = StoreResult<Vec<FeedEvent>>> + Send;
+
+    /// The id of the newest feed event, if any.
+    fn last_event_id(&self) -> impl Future<Output = StoreResult<Option<String>>> + Send;
 
     /// The open anomaly document of each service that has one.
     fn open_anomalies(&self) -> impl Future<Output = StoreResult<HashMap<String, String>>> + Send;
@@ -178,6 +212,14 @@ impl FeedStore for AnyStore {
 
     async fn anomaly(&self, id: &str) -> StoreResult<Option<String>> {
         dispatch!(self, s => s.anomaly(id))
+    }
+
+    async fn events_after(&self, after: &str, limit: usize) -> StoreResult<Vec<FeedEvent>> {
+        dispatch!(self, s => s.events_after(after, limit))
+    }
+
+    async fn last_event_id(&self) -> StoreResult<Option<String>> {
+        dispatch!(self, s => s.last_event_id())
     }
 
     async fn open_anomalies(&self) -> StoreResult<HashMap<String, String>> {

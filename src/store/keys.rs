@@ -75,6 +75,9 @@ pub fn expected(service: &str, hour: i64) -> String {
 pub const FEED_DOCS: &str = "ow:{feed}:docs";
 pub const FEED_INDEX: &str = "ow:{feed}:index";
 pub const FEED_OPEN: &str = "ow:{feed}:open";
+/// A stream of feed events (opened, updated, resolved), capped at
+/// `store.event_backlog` entries.
+pub const FEED_EVENTS: &str = "ow:{feed}:events";
 pub const HISTORY_EPOCH: &str = "ow:{feed}:epoch";
 
 /// Field of a minute in its hour's totals hash.

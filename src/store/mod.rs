@@ -22,7 +22,10 @@ use std::future::Future;
 use uuid::Uuid;
 
 pub use self::embedded::EmbeddedStore;
-pub use self::feed::{AnomalyRecord, ExpectedMinute, FeedRange, FeedStore, Lease, ServiceCommit};
+pub use self::feed::{
+    AnomalyRecord, ExpectedMinute, FeedEvent, FeedRange, FeedStore, Lease, ServiceCommit,
+    parse_event_id,
+};
 pub use self::redis::RedisStore;
 use crate::config::{IntakeSettings, StoreSettings};
 use crate::domain::{Country, Problem, ReporterKey};
@@ -84,6 +87,8 @@ pub struct Retention {
     pub reporters_ttl_secs: i64,
     pub dedup_window_secs: i64,
     pub idempotency_ttl_secs: i64,
+    /// Feed events kept for resuming streams.
+    pub event_backlog: usize,
 }
 
 impl Retention {
@@ -95,6 +100,7 @@ impl Retention {
             reporters_ttl_secs: secs(store.reporters_ttl_secs),
             dedup_window_secs: secs(intake.dedup_window_secs),
             idempotency_ttl_secs: secs(intake.idempotency_ttl_secs),
+            event_backlog: store.event_backlog.max(1),
         }
     }
 

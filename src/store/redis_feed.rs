@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use super::feed::FeedEvent;
 use super::keys::{self, MINUTES_PER_HOUR};
 use super::{AnomalyRecord, FeedRange, FeedStore, Lease, RedisStore, ServiceCommit, StoreResult};
 
@@ -39,20 +40,33 @@ for k = 3, #KEYS do
 end
 return 1";
 
-/// KEYS: docs, index, open. ARGV: id, doc, started, updated, service,
-/// open (1/0). A document older than the stored one (`updated_unix`) is
-/// not written: a worker that lost its lease mid-tick cannot undo the newer
-/// holder's work. The open set only ever points at the service's newest
-/// open anomaly.
+/// KEYS: docs, index, open, events. ARGV: id, doc, started, updated,
+/// service, open (1/0), event backlog, summary. A document older than the
+/// stored one (`updated_unix`) is not written: a worker that lost its lease
+/// mid-tick cannot undo the newer holder's work. The open set only ever
+/// points at the service's newest open anomaly. A changed document adds an
+/// event: opened (new, or open again), updated, or resolved.
 const PUT_ANOMALY_LUA: &str = r"
 local old = redis.call('HGET', KEYS[1], ARGV[1])
+local now_open = ARGV[6] == '1'
+local kind = now_open and 'opened' or 'resolved'
 if old then
+  if old == ARGV[2] then return 0 end
   local ok, d = pcall(cjson.decode, old)
-  if ok and type(d) == 'table' and tonumber(d.updated_unix) and tonumber(d.updated_unix) > tonumber(ARGV[4]) then
-    return 0
+  if ok and type(d) == 'table' then
+    if tonumber(d.updated_unix) and tonumber(d.updated_unix) > tonumber(ARGV[4]) then
+      return 0
+    end
+    local was_open = d.status == 'open'
+    if now_open then
+      kind = was_open and 'updated' or 'opened'
+    else
+      kind = was_open and 'resolved' or 'updated'
+    end
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*', 'kind', kind, 'doc', ARGV[8])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 if ARGV[6] == '1' then
   redis.call('HSET', KEYS[3], ARGV[5], ARGV[1])
@@ -178,16 +192,19 @@ impl FeedStore for RedisStore {
         for r in records {
             pipe.cmd("EVAL")
                 .arg(PUT_ANOMALY_LUA)
-                .arg(3)
+                .arg(4)
                 .arg(keys::FEED_DOCS)
                 .arg(keys::FEED_INDEX)
                 .arg(keys::FEED_OPEN)
+                .arg(keys::FEED_EVENTS)
                 .arg(&r.id)
                 .arg(&r.doc)
                 .arg(r.started_unix)
                 .arg(r.updated_unix)
                 .arg(&r.service)
                 .arg(u8::from(r.open))
+                .arg(self.retention.event_backlog)
+                .arg(&r.summary)
                 .ignore();
         }
         self.query::<()>(&pipe, self.write_timeout).await
@@ -261,6 +278,45 @@ impl FeedStore for RedisStore {
             cursor = Some(last);
         }
         Ok(out)
+    }
+
+    async fn events_after(&self, after: &str, limit: usize) -> StoreResult<Vec<FeedEvent>> {
+        let (entries,): (Vec<(String, HashMap<String, String>)>,) = self
+            .query(
+                redis::pipe()
+                    .cmd("XRANGE")
+                    .arg(keys::FEED_EVENTS)
+                    .arg(format!("({after}"))
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limit.max(1)),
+                self.read_timeout,
+            )
+            .await?;
+        Ok(entries
+            .into_iter()
+            .map(|(id, mut fields)| FeedEvent {
+                id,
+                kind: fields.remove("kind").unwrap_or_default(),
+                doc: fields.remove("doc").unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn last_event_id(&self) -> StoreResult<Option<String>> {
+        let (entries,): (Vec<(String, HashMap<String, String>)>,) = self
+            .query(
+                redis::pipe()
+                    .cmd("XREVRANGE")
+                    .arg(keys::FEED_EVENTS)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1),
+                self.read_timeout,
+            )
+            .await?;
+        Ok(entries.into_iter().next().map(|(id, _)| id))
     }
 
     async fn anomaly(&self, id: &str) -> StoreResult<Option<String>> {

@@ -257,6 +257,7 @@ impl Worker {
                     updated_unix: doc.updated_unix,
                     open: doc.status == AnomalyStatus::Open,
                     doc: json,
+                    summary: summary_json(doc),
                 }),
                 Err(e) => {
                     tracing::error!(error = %e, id = %doc.id, "anomaly not serializable");
@@ -444,4 +445,13 @@ impl Worker {
         incident::group_by_company(&mut docs, &self.registry);
         Ok(())
     }
+}
+
+/// The document without its timeline, for feed events.
+fn summary_json(doc: &Anomaly) -> String {
+    let summary = Anomaly {
+        timeline: Vec::new(),
+        ..doc.clone()
+    };
+    serde_json::to_string(&summary).unwrap_or_default()
 }

@@ -338,6 +338,7 @@ async fn the_feed_pages_newest_first_and_tracks_open_incidents(store: AnyStore) 
             "{{\"id\":\"{id}\",\"open\":{open},\"updated_unix\":{}}}",
             started + i64::from(!open)
         ),
+        summary: format!("{{\"id\":\"{id}\"}}"),
     };
     // Three start in the same second (a company-wide event).
     let records = vec![
@@ -474,7 +475,71 @@ macro_rules! conformance {
     };
 }
 
+/// An anomaly document at version `updated` as the worker writes it.
+fn version(id: &str, updated: i64, open: bool, reports: u64) -> AnomalyRecord {
+    let status = if open { "open" } else { "resolved" };
+    AnomalyRecord {
+        id: id.into(),
+        service: "whatsapp".into(),
+        started_unix: 1000,
+        updated_unix: updated,
+        open,
+        doc: format!(
+            r#"{{"id":"{id}","status":"{status}","updated_unix":{updated},"reports":{reports},"timeline":[1,2,3]}}"#
+        ),
+        summary: format!(r#"{{"id":"{id}","status":"{status}","reports":{reports}}}"#),
+    }
+}
+
+async fn each_change_of_an_incident_is_an_event_in_order(store: AnyStore) {
+    assert_eq!(store.last_event_id().await.expect("store"), None);
+    let writes = [
+        version("w-1", 1060, true, 50),
+        version("w-1", 1120, true, 80),
+        // The same version again (a retried tick) tells nothing new.
+        version("w-1", 1120, true, 80),
+        // A stale version from a worker that lost its lease is refused.
+        version("w-1", 1060, true, 60),
+        version("w-1", 1180, false, 90),
+        version("w-1", 1240, true, 120),
+    ];
+    for w in &writes {
+        store
+            .put_anomalies(std::slice::from_ref(w))
+            .await
+            .expect("store");
+    }
+    let events = store.events_after("0-0", 100).await.expect("store");
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["opened", "updated", "resolved", "opened"]);
+    // Events carry the summary (no timeline), not the stored document.
+    assert_eq!(events[1].doc, writes[1].summary);
+    let keys: Vec<(u64, u64)> = events
+        .iter()
+        .map(|e| outagewatch::store::parse_event_id(&e.id).expect("an event id"))
+        .collect();
+    assert!(
+        keys.windows(2).all(|k| k[0] < k[1]),
+        "ids increase: {keys:?}"
+    );
+    // Resuming after an event gives exactly the ones after it.
+    let rest = store.events_after(&events[1].id, 100).await.expect("store");
+    assert_eq!(rest, events[2..].to_vec());
+    assert_eq!(
+        store.last_event_id().await.expect("store").as_deref(),
+        Some(events[3].id.as_str())
+    );
+    assert!(
+        store
+            .events_after(&events[3].id, 100)
+            .await
+            .expect("store")
+            .is_empty()
+    );
+}
+
 conformance!(
+    each_change_of_an_incident_is_an_event_in_order,
     a_lease_is_exclusive_and_guards_commits,
     the_feed_pages_newest_first_and_tracks_open_incidents,
     first_report_per_reporter_counts_and_repeats_do_not,
@@ -546,6 +611,7 @@ async fn every_key_carries_its_service_tag_or_the_feed_tag() {
             updated_unix: now,
             open: true,
             doc: "{}".into(),
+            summary: "{}".into(),
         }])
         .await
         .expect("store");

@@ -182,6 +182,9 @@ pub fn test_settings(redis_url: Option<&str>) -> Settings {
     // Tests drive detection themselves, tick by tick (`TestApp::worker`).
     settings.worker.enabled = false;
     settings.worker.lease_secs = 1;
+    // Tests read what they just wrote; `reads::a_flood_of_readers...` turns
+    // the read cache on.
+    settings.web.read_cache_ms = 0;
     settings
 }
 

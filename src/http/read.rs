@@ -1,0 +1,411 @@
+//! What readers see, computed once for the JSON API and the web pages: a
+//! service's recent counts and status, its report series with the detector's
+//! baseline and threshold, its problem and country breakdown. Each answer is
+//! kept for `web.read_cache_ms` (see [`super::cache`]), so a flood of readers
+//! on one status page costs the store a few reads a second, not one per view.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde::Serialize;
+
+use super::cache::TtlCache;
+use super::{ApiError, AppState, Code};
+use crate::config::WebSettings;
+use crate::domain::{Anomaly, Service, Share};
+use crate::intake::minute_start;
+use crate::store::{FeedStore, Store, StoreError};
+
+pub const MINUTES_PER_DAY: usize = 1440;
+const RECENT_MINUTES: usize = 15;
+const HOUR_MINUTES: usize = 60;
+
+pub type OpenIncidents = Arc<HashMap<String, Anomaly>>;
+
+/// Reports counted over the last 15 minutes, hour and day.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Recent {
+    pub m15: u64,
+    pub h1: u64,
+    pub h24: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Point {
+    pub t: String,
+    /// Start of the step, in Unix minutes.
+    #[serde(skip)]
+    pub minute: i64,
+    pub reports: u64,
+    /// Expected count (the detector's baseline); null where the detector
+    /// has not judged these minutes (before it ran, or older than the
+    /// minute buckets' retention).
+    pub baseline: Option<f64>,
+    /// Alert threshold: the count at which the detector's short window would
+    /// alert, spread over its minutes and summed per step.
+    pub upper: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Series {
+    pub service: String,
+    pub window_secs: i64,
+    pub step_secs: i64,
+    pub points: Vec<Point>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Breakdown {
+    pub service: String,
+    pub window_secs: i64,
+    pub from: String,
+    pub reports: u64,
+    pub distinct_reporters: u64,
+    pub problems: Vec<Share>,
+    pub countries: Vec<Share>,
+}
+
+/// One cache per kind of answer.
+pub struct ReadCaches {
+    open: TtlCache<OpenIncidents>,
+    recent: TtlCache<Arc<Vec<Recent>>>,
+    series: TtlCache<Arc<Series>>,
+    breakdown: TtlCache<Arc<Breakdown>>,
+}
+
+impl ReadCaches {
+    pub fn new(web: &WebSettings) -> Self {
+        let ttl = Duration::from_millis(web.read_cache_ms);
+        let n = web.read_cache_entries;
+        ReadCaches {
+            open: TtlCache::new(ttl, 1),
+            recent: TtlCache::new(ttl, n),
+            series: TtlCache::new(ttl, n),
+            breakdown: TtlCache::new(ttl, n),
+        }
+    }
+}
+
+pub fn now_minute() -> i64 {
+    Utc::now().timestamp().div_euclid(60)
+}
+
+pub fn rfc3339_minute(minute: i64) -> String {
+    minute_start(minute).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn store_error(state: &AppState, op: &str, e: StoreError) -> ApiError {
+    state.metrics.store_error(op, &e);
+    tracing::warn!(error = %e, op, "store read failed");
+    ApiError::new(
+        Code::StoreUnavailable,
+        "The store cannot answer right now; retry shortly.",
+    )
+    .retry_after(state.settings.intake.retry_after_secs)
+}
+
+/// Recent counts of each service, in one round trip; `None` for all when the
+/// store cannot answer (lists still serve).
+pub async fn recent_counts(state: &AppState, services: &[&Service]) -> Vec<Option<Recent>> {
+    let ids: Vec<&str> = services.iter().map(|s| s.id.as_str()).collect();
+    let key = blake3::hash(ids.join(",").as_bytes()).to_hex().to_string();
+    let loaded = state
+        .reads
+        .recent
+        .get(&key, Instant::now(), || async {
+            let from = now_minute() - MINUTES_PER_DAY as i64 + 1;
+            let series = state
+                .store
+                .minute_totals(&ids, from, MINUTES_PER_DAY)
+                .await?;
+            Ok::<_, StoreError>(Arc::new(
+                series
+                    .iter()
+                    .map(|m| Recent {
+                        m15: m[MINUTES_PER_DAY - RECENT_MINUTES..].iter().sum(),
+                        h1: m[MINUTES_PER_DAY - HOUR_MINUTES..].iter().sum(),
+                        h24: m.iter().sum(),
+                    })
+                    .collect(),
+            ))
+        })
+        .await;
+    match loaded {
+        Ok(counts) => counts.iter().copied().map(Some).collect(),
+        Err(e) => {
+            state.metrics.store_error("minute_totals", &e);
+            tracing::warn!(error = %e, "recent counts unavailable");
+            vec![None; services.len()]
+        }
+    }
+}
+
+/// The open incident of each service, from the feed; `None` when the store
+/// cannot answer.
+pub async fn open_incidents(state: &AppState) -> Option<OpenIncidents> {
+    let loaded = state
+        .reads
+        .open
+        .get("open", Instant::now(), || async {
+            let open = state.store.open_anomalies().await?;
+            Ok::<_, StoreError>(Arc::new(
+                open.into_iter()
+                    .filter_map(|(s, doc)| {
+                        let mut a: Anomaly = serde_json::from_str(&doc).ok()?;
+                        a.timeline.clear();
+                        Some((s, a))
+                    })
+                    .collect(),
+            ))
+        })
+        .await;
+    match loaded {
+        Ok(open) => Some(open),
+        Err(e) => {
+            state.metrics.store_error("open_anomalies", &e);
+            tracing::warn!(error = %e, "open incidents unavailable");
+            None
+        }
+    }
+}
+
+/// A service's status given the open incidents: `ok`, `possible` or
+/// `problem`; `None` when the store could not say.
+pub fn status_of(open: &Option<OpenIncidents>, service: &str) -> Option<&'static str> {
+    let open = open.as_ref()?;
+    Some(match open.get(service).map(|a| a.severity.as_str()) {
+        Some("problem") => "problem",
+        Some(_) => "possible",
+        None => "ok",
+    })
+}
+
+/// The worst of several statuses.
+pub fn worst<'a>(statuses: impl IntoIterator<Item = &'a str>) -> &'a str {
+    statuses
+        .into_iter()
+        .max_by_key(|s| match *s {
+            "problem" => 2,
+            "possible" => 1,
+            _ => 0,
+        })
+        .unwrap_or("ok")
+}
+
+pub fn find_service<'a>(state: &'a AppState, id: &str) -> Result<&'a Service, ApiError> {
+    state
+        .registry
+        .find(id)
+        .ok_or_else(|| ApiError::new(Code::ServiceNotFound, format!("no service {id:?}")))
+}
+
+/// Counts per `step` minutes over the last `window` minutes with the
+/// detector's expected count and threshold, the last point being the
+/// current, partial step. Minute buckets serve windows inside their
+/// retention; older windows use the 15-minute rollups.
+pub async fn series(
+    state: &AppState,
+    service: &Service,
+    window: i64,
+    step: i64,
+) -> Result<Arc<Series>, ApiError> {
+    if step > window {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            "step must not exceed window",
+        ));
+    }
+    let retention_minutes = state.retention.rollup_ttl_secs / 60;
+    if window > retention_minutes {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            format!(
+                "window exceeds the retention of {} days",
+                retention_minutes / 1440
+            ),
+        ));
+    }
+    let points = ((window + step - 1) / step) as usize;
+    if points > state.settings.api.max_series_points {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            format!(
+                "window / step gives {points} points; the limit is {} (api.max_series_points)",
+                state.settings.api.max_series_points
+            ),
+        ));
+    }
+    // Minute buckets expire a whole hour at a time, so they cover the last
+    // minute_ttl minus one hour whatever the clock; further back, rollups.
+    let minute_span = state.retention.minute_ttl_secs / 60 - 60;
+    if points as i64 * step > minute_span && step % 15 != 0 {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            format!(
+                "windows longer than {} h are served from 15-minute rollups and need a step that is a multiple of 15m",
+                minute_span / 60
+            ),
+        ));
+    }
+    let key = format!("{}:{window}:{step}", service.id);
+    state
+        .reads
+        .series
+        .get(&key, Instant::now(), || async move {
+            let end = (now_minute().div_euclid(step) + 1) * step;
+            let start = end - points as i64 * step;
+            Ok(Arc::new(Series {
+                service: service.id.clone(),
+                window_secs: window * 60,
+                step_secs: step * 60,
+                points: counts(state, service, start, points, step).await?,
+            }))
+        })
+        .await
+}
+
+/// `points` steps of `step` minutes from minute `start`: counts, and the
+/// detector's numbers where the minute buckets still hold them. Callers
+/// check `step` is a multiple of 15 where rollups serve.
+pub async fn counts(
+    state: &AppState,
+    service: &Service,
+    start: i64,
+    points: usize,
+    step: i64,
+) -> Result<Vec<Point>, ApiError> {
+    let end = start + points as i64 * step;
+    let minute_span = state.retention.minute_ttl_secs / 60 - 60;
+    let in_minutes = end - start <= minute_span && now_minute() - start < minute_span;
+    let mut expected: Vec<Option<(f64, f64)>> = vec![None; points];
+    let counts: Vec<u64> = if in_minutes {
+        let count = points * step as usize;
+        let ids = [service.id.as_str()];
+        let (minutes, per_minute) = tokio::join!(
+            state.store.minute_totals(&ids, start, count),
+            state.store.expected(&service.id, start, count),
+        );
+        let minutes = minutes.map_err(|e| store_error(state, "minute_totals", e))?;
+        // Without the detector's numbers the counts still serve.
+        let per_minute = per_minute.unwrap_or_else(|e| {
+            state.metrics.store_error("expected", &e);
+            vec![None; count]
+        });
+        for (slot, chunk) in expected.iter_mut().zip(per_minute.chunks(step as usize)) {
+            let known: Vec<(f64, f64)> = chunk.iter().flatten().copied().collect();
+            if !known.is_empty() {
+                // Minutes the worker has not judged yet count at the mean.
+                let scale = chunk.len() as f64 / known.len() as f64;
+                let (e, u) = known
+                    .iter()
+                    .fold((0.0, 0.0), |(e, u), (ke, ku)| (e + ke, u + ku));
+                *slot = Some((round2(e * scale), round2(u * scale)));
+            }
+        }
+        minutes[0]
+            .chunks(step as usize)
+            .map(|c| c.iter().sum())
+            .collect()
+    } else {
+        let quarters = state
+            .store
+            .quarter_totals(&service.id, start / 15, points * (step / 15) as usize)
+            .await
+            .map_err(|e| store_error(state, "quarter_totals", e))?;
+        quarters
+            .chunks((step / 15) as usize)
+            .map(|c| c.iter().sum())
+            .collect()
+    };
+    Ok(counts
+        .into_iter()
+        .zip(expected)
+        .enumerate()
+        .map(|(i, (reports, expected))| {
+            let minute = start + i as i64 * step;
+            Point {
+                t: rfc3339_minute(minute),
+                minute,
+                reports,
+                baseline: expected.map(|e| e.0),
+                upper: expected.map(|e| e.1),
+            }
+        })
+        .collect())
+}
+
+/// Problems and countries of the reports counted over the last `window`
+/// minutes, with shares of the total. Resolution is 5 minutes.
+pub async fn breakdown(
+    state: &AppState,
+    service: &Service,
+    window: i64,
+) -> Result<Arc<Breakdown>, ApiError> {
+    let max = state.settings.api.max_breakdown_window_secs as i64 / 60;
+    if window > max {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            format!("window must be at most {max}m (api.max_breakdown_window_secs)"),
+        ));
+    }
+    let key = format!("{}:{window}", service.id);
+    state
+        .reads
+        .breakdown
+        .get(&key, Instant::now(), || {
+            load_breakdown(state, service, window)
+        })
+        .await
+}
+
+async fn load_breakdown(
+    state: &AppState,
+    service: &Service,
+    window: i64,
+) -> Result<Arc<Breakdown>, ApiError> {
+    // Problems and countries are kept per 5-minute slot: widen the window to
+    // whole slots so that totals, breakdown and reporters cover the same span.
+    let now = now_minute();
+    let from = (now - window + 1).div_euclid(5) * 5;
+    let count = (now - from + 1) as usize;
+    let ids = [service.id.as_str()];
+    let (totals, breakdown, reporters) = tokio::join!(
+        state.store.minute_totals(&ids, from, count),
+        state.store.breakdown(&service.id, from, count),
+        state.store.distinct_reporters(&service.id, from, count),
+    );
+    let totals = totals.map_err(|e| store_error(state, "minute_totals", e))?;
+    let breakdown = breakdown.map_err(|e| store_error(state, "breakdown", e))?;
+    let reporters = reporters.map_err(|e| store_error(state, "distinct_reporters", e))?;
+    let reports: u64 = totals[0].iter().sum();
+    let shares = |map: &BTreeMap<String, u64>| {
+        let mut rows: Vec<(&String, &u64)> = map.iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        rows.into_iter()
+            .map(|(name, &count)| Share {
+                name: name.clone(),
+                count,
+                share: round4(count as f64 / reports.max(1) as f64),
+            })
+            .collect()
+    };
+    Ok(Arc::new(Breakdown {
+        service: service.id.clone(),
+        window_secs: window * 60,
+        from: rfc3339_minute(from),
+        reports,
+        distinct_reporters: reporters,
+        problems: shares(&breakdown.problems),
+        countries: shares(&breakdown.countries),
+    }))
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}

@@ -1,0 +1,185 @@
+//! Atom feeds of incidents: all of them, one service's, one company's. Each
+//! entry is an incident under a stable id, its title the headline a
+//! journalist can quote, updated whenever the incident changes.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use atom_syndication::{Content, Entry, Feed, Link, Person, Text};
+use chrono::{DateTime, FixedOffset};
+
+use super::cached;
+use crate::domain::Anomaly;
+use crate::http::anomalies::{self, Filter};
+use crate::http::read::find_service;
+use crate::http::{ApiError, AppState, Code};
+use crate::store::FeedRange;
+
+const ATOM: &str = "application/atom+xml; charset=utf-8";
+
+/// `GET /feeds/anomalies.atom`.
+pub async fn all(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    feed(
+        &req,
+        &state,
+        Filter::default(),
+        "all services",
+        "/feeds/anomalies.atom",
+        "/anomalies",
+    )
+    .await
+}
+
+/// `GET /feeds/services/{id}.atom`.
+pub async fn service(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let s = find_service(&state, &path)?;
+    let filter = Filter {
+        service: Some(s.id.clone()),
+        ..Filter::default()
+    };
+    let own = format!("/feeds/services/{}.atom", s.id);
+    let page = format!("/status/{}", s.id);
+    feed(&req, &state, filter, &s.name, &own, &page).await
+}
+
+/// `GET /feeds/companies/{id}.atom`.
+pub async fn company(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let c = state.registry.company(&path).ok_or_else(|| {
+        ApiError::new(
+            Code::CompanyNotFound,
+            format!("no company {:?}", path.as_str()),
+        )
+    })?;
+    let filter = Filter {
+        company: Some(c.id.clone()),
+        ..Filter::default()
+    };
+    let own = format!("/feeds/companies/{}.atom", c.id);
+    let page = format!("/company/{}", c.id);
+    feed(&req, &state, filter, &c.name, &own, &page).await
+}
+
+async fn feed(
+    req: &HttpRequest,
+    state: &AppState,
+    filter: Filter,
+    about: &str,
+    own_path: &str,
+    page_path: &str,
+) -> Result<HttpResponse, ApiError> {
+    let range = FeedRange {
+        limit: state.settings.web.feed_entries.max(1),
+        ..FeedRange::default()
+    };
+    let (items, _) = anomalies::page(state, &filter, range).await?;
+    let base = base_url(req);
+    let body = atom(&items, about, &base, own_path, page_path).to_string();
+    Ok(cached(
+        req,
+        ATOM,
+        state.settings.web.page_max_age_secs,
+        body,
+    ))
+}
+
+/// Scheme and host the request came to, for absolute links.
+fn base_url(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
+fn time(unix: i64) -> DateTime<FixedOffset> {
+    DateTime::from_timestamp(unix, 0)
+        .unwrap_or_default()
+        .fixed_offset()
+}
+
+fn link(href: String, rel: &str, mime: Option<&str>) -> Link {
+    let mut l = Link::default();
+    l.set_href(href);
+    l.set_rel(rel);
+    l.set_mime_type(mime.map(str::to_string));
+    l
+}
+
+fn atom(items: &[Anomaly], about: &str, base: &str, own_path: &str, page_path: &str) -> Feed {
+    let mut feed = Feed::default();
+    feed.set_title(format!("outagewatch: incidents of {about}"));
+    feed.set_id(format!("{base}{own_path}"));
+    feed.set_updated(time(
+        items.iter().map(|a| a.updated_unix).max().unwrap_or(0),
+    ));
+    feed.set_subtitle(Text::plain(
+        "Times when a service got far more problem reports than usual. Counts are reports, not people affected.",
+    ));
+    feed.set_links(vec![
+        link(
+            format!("{base}{own_path}"),
+            "self",
+            Some("application/atom+xml"),
+        ),
+        link(format!("{base}{page_path}"), "alternate", Some("text/html")),
+    ]);
+    let mut author = Person::default();
+    author.set_name("outagewatch");
+    feed.set_authors(vec![author]);
+    feed.set_entries(items.iter().map(|a| entry(a, base)).collect::<Vec<_>>());
+    feed
+}
+
+fn entry(a: &Anomaly, base: &str) -> Entry {
+    let mut e = Entry::default();
+    e.set_id(format!("{base}/api/v1/anomalies/{}", a.id));
+    e.set_title(a.headline.clone());
+    e.set_updated(time(a.updated_unix));
+    e.set_published(Some(time(a.started_unix)));
+    e.set_links(vec![
+        link(
+            format!("{base}/status/{}", a.service),
+            "alternate",
+            Some("text/html"),
+        ),
+        link(
+            format!("{base}/api/v1/anomalies/{}", a.id),
+            "related",
+            Some("application/json"),
+        ),
+    ]);
+    e.set_summary(Some(Text::plain(summary(a))));
+    let mut content = Content::default();
+    content.set_content_type(Some("text".to_string()));
+    content.set_value(Some(summary(a)));
+    e.set_content(Some(content));
+    e
+}
+
+/// The incident in a few plain sentences.
+fn summary(a: &Anomaly) -> String {
+    let state = match &a.ended_at {
+        Some(end) => format!("Resolved; it ran from {} to {end}.", a.started_at),
+        None => format!("Ongoing since {}.", a.started_at),
+    };
+    let problems: Vec<String> = a
+        .top_problems
+        .iter()
+        .take(3)
+        .map(|s| format!("{} {:.0}%", s.name, s.share * 100.0))
+        .collect();
+    let mut text = format!(
+        "{} {state} Severity: {}. {} reports where about {:.0} were expected ({:.1}x).",
+        a.headline, a.severity, a.reports, a.baseline, a.ratio
+    );
+    if !problems.is_empty() {
+        text.push_str(&format!(" Problems: {}.", problems.join(", ")));
+    }
+    if let Some(g) = &a.group {
+        text.push_str(&format!(" Part of a company-wide event: {}.", g.headline));
+    }
+    text
+}

@@ -1,0 +1,120 @@
+//! What readers and journalists see: server-rendered pages (askama
+//! templates, usable without JavaScript), SVG charts, the embeddable chart,
+//! Atom feeds, the live event stream and the API's own documentation.
+//!
+//! Pages read through [`crate::http::read`], whose short-lived cache keeps a
+//! flood of readers off the store; answers carry an ETag and Cache-Control
+//! so browsers and proxies can absorb repeats too.
+
+pub mod chart;
+pub mod feeds;
+pub mod pages;
+pub mod stream;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use askama::Template;
+
+use crate::http::ApiError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(pages::home))
+        .route("/status/{id}", web::get().to(pages::status))
+        .route("/company/{id}", web::get().to(pages::company))
+        .route("/anomalies", web::get().to(pages::anomalies))
+        .route("/embed/{id}.svg", web::get().to(pages::embed))
+        .route("/static/site.css", web::get().to(pages::css))
+        .route("/static/site.js", web::get().to(pages::js))
+        .route("/feeds/anomalies.atom", web::get().to(feeds::all))
+        .route("/feeds/services/{id}.atom", web::get().to(feeds::service))
+        .route("/feeds/companies/{id}.atom", web::get().to(feeds::company));
+}
+
+/// An answer with a strong ETag of its body: a request that already has it
+/// gets 304 without the body.
+pub fn cached(
+    req: &HttpRequest,
+    content_type: &'static str,
+    max_age_secs: u64,
+    body: String,
+) -> HttpResponse {
+    let etag = format!("\"{}\"", &blake3::hash(body.as_bytes()).to_hex()[..20]);
+    let cache_control = format!("public, max-age={max_age_secs}");
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut response = if matches {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, cache_control));
+    if matches {
+        response.finish()
+    } else {
+        response.content_type(content_type).body(body)
+    }
+}
+
+pub const HTML: &str = "text/html; charset=utf-8";
+
+/// An [`ApiError`] shown to a person: the same status, as a page.
+#[derive(Debug)]
+pub struct PageError(pub ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        PageError(e)
+    }
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    page: pages::Page,
+    status: u16,
+    title: &'a str,
+    detail: &'a str,
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.0.code.describe().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, _, title) = self.0.code.describe();
+        let page = ErrorPage {
+            page: pages::Page::new(title, 0),
+            status: status.as_u16(),
+            title,
+            detail: &self.0.detail,
+        };
+        let mut response = HttpResponse::build(status);
+        if let Some(secs) = self.0.retry_after_secs {
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        match page.render() {
+            Ok(body) => response.content_type(HTML).body(body),
+            Err(_) => response.finish(),
+        }
+    }
+}
+
+/// Renders a template; a failure is a bug, logged, and a plain 500.
+pub fn render(t: &impl Template) -> Result<String, PageError> {
+    t.render().map_err(|e| {
+        tracing::error!(error = %e, "rendering a template");
+        PageError(ApiError::new(crate::http::Code::Internal, "internal error"))
+    })
+}

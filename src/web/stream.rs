@@ -1,0 +1,269 @@
+//! `GET /api/v1/anomalies/stream`: Server-Sent Events of the feed (an
+//! incident opened, updated or resolved), resumable with Last-Event-ID.
+//!
+//! Events live in the store (a capped Redis stream), so every API replica
+//! sees every worker's events. One [`Hub`] task per process polls the store
+//! every `web.stream_poll_ms` and fans new events out to its open streams,
+//! so a thousand journalists cost the store one read per poll, not a
+//! thousand. A stream that resumes first replays what it missed from the
+//! store, then follows the hub, skipping what it already sent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use bytes::Bytes;
+use futures_util::stream;
+use tokio::sync::broadcast;
+
+use crate::config::WebSettings;
+use crate::domain::Anomaly;
+use crate::http::anomalies::{Filter, parse_filter};
+use crate::http::{ApiError, AppState, Code};
+use crate::store::{AnyStore, FeedEvent, FeedStore, parse_event_id};
+use crate::telemetry::Metrics;
+
+/// Events read from the store per round trip.
+const READ_BATCH: usize = 500;
+
+/// Fans the store's feed events out to this process's streams.
+pub struct Hub {
+    sender: broadcast::Sender<Arc<FeedEvent>>,
+    open: AtomicUsize,
+    max_streams: usize,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Hub {
+    /// Starts the polling task on the current runtime.
+    pub fn start(store: Arc<AnyStore>, metrics: Arc<Metrics>, web: &WebSettings) -> Self {
+        let (sender, _) = broadcast::channel(READ_BATCH * 2);
+        let poll = Duration::from_millis(web.stream_poll_ms.max(10));
+        let task = tokio::spawn(follow(store, metrics, sender.clone(), poll));
+        Hub {
+            sender,
+            open: AtomicUsize::new(0),
+            max_streams: web.max_streams,
+            task,
+        }
+    }
+}
+
+async fn follow(
+    store: Arc<AnyStore>,
+    metrics: Arc<Metrics>,
+    sender: broadcast::Sender<Arc<FeedEvent>>,
+    poll: Duration,
+) {
+    let mut last: Option<String> = None;
+    let mut ticker = tokio::time::interval(poll);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        // Start after the newest event there is: streams replay older
+        // ones from the store themselves.
+        let Some(after) = last.clone() else {
+            match store.last_event_id().await {
+                Ok(id) => last = Some(id.unwrap_or_else(|| "0-0".into())),
+                Err(e) => metrics.store_error("last_event_id", &e),
+            }
+            continue;
+        };
+        match store.events_after(&after, READ_BATCH).await {
+            Ok(events) => {
+                for e in events {
+                    last = Some(e.id.clone());
+                    // No receivers is fine: nobody is listening.
+                    let _ = sender.send(Arc::new(e));
+                }
+            }
+            Err(e) => {
+                metrics.store_error("events_after", &e);
+                tracing::warn!(error = %e, "feed events unavailable");
+            }
+        }
+    }
+}
+
+/// Counts an open stream while it lives.
+struct Slot(web::Data<AppState>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.hub.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What a stream has sent so far and what it still has to.
+struct Cursor {
+    slot: Slot,
+    receiver: broadcast::Receiver<Arc<FeedEvent>>,
+    filter: Filter,
+    /// The last event sent, in id order.
+    last: Option<(u64, u64)>,
+    last_id: Option<String>,
+    /// Replayed events still to send.
+    pending: std::vec::IntoIter<FeedEvent>,
+    keepalive: tokio::time::Interval,
+    started: bool,
+}
+
+/// `GET /api/v1/anomalies/stream?service&company` with an optional
+/// `Last-Event-ID` header (or `last_event_id` parameter).
+pub async fn stream(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<HashMap<String, String>>,
+) -> Result<HttpResponse, ApiError> {
+    let mut query = query.into_inner();
+    let resume = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| query.remove("last_event_id"));
+    let filter = parse_filter(&state, &query)?;
+    let last = match resume.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(id) => Some((
+            parse_event_id(id).ok_or_else(|| {
+                ApiError::new(
+                    Code::InvalidParameter,
+                    format!("Last-Event-ID {id:?} is not an event id this API sent"),
+                )
+            })?,
+            id.to_string(),
+        )),
+    };
+    let hub = &state.hub;
+    if hub.open.fetch_add(1, Ordering::SeqCst) >= hub.max_streams {
+        hub.open.fetch_sub(1, Ordering::SeqCst);
+        return Err(ApiError::new(
+            Code::Overloaded,
+            format!(
+                "this server has {} streams open (web.max_streams); retry shortly",
+                hub.max_streams
+            ),
+        )
+        .retry_after(state.settings.intake.retry_after_secs));
+    }
+    let slot = Slot(state.clone());
+    // Subscribe before reading the backlog, so nothing falls between them.
+    let receiver = hub.sender.subscribe();
+    let pending = match &last {
+        Some((_, id)) => replay(&state, id).await?,
+        None => Vec::new(),
+    };
+    let keepalive_every = Duration::from_secs(state.settings.web.stream_keepalive_secs.max(1));
+    let mut keepalive = tokio::time::interval_at(
+        tokio::time::Instant::now() + keepalive_every,
+        keepalive_every,
+    );
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let cursor = Cursor {
+        slot,
+        receiver,
+        filter,
+        last: last.as_ref().map(|(k, _)| *k),
+        last_id: last.map(|(_, id)| id),
+        pending: pending.into_iter(),
+        keepalive,
+        started: false,
+    };
+    let body = stream::unfold(cursor, |mut c| async move {
+        let chunk = next_chunk(&mut c).await?;
+        Some((Ok::<_, actix_web::Error>(chunk), c))
+    });
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(body))
+}
+
+/// Everything after `after` that the store still keeps.
+async fn replay(state: &AppState, after: &str) -> Result<Vec<FeedEvent>, ApiError> {
+    let mut out: Vec<FeedEvent> = Vec::new();
+    let mut from = after.to_string();
+    loop {
+        let batch = state
+            .store
+            .events_after(&from, READ_BATCH)
+            .await
+            .map_err(|e| crate::http::read::store_error(state, "events_after", e))?;
+        let done = batch.len() < READ_BATCH;
+        if let Some(last) = batch.last() {
+            from = last.id.clone();
+        }
+        out.extend(batch);
+        if done || out.len() >= state.settings.store.event_backlog {
+            return Ok(out);
+        }
+    }
+}
+
+/// The next bytes of the stream; `None` ends it (the hub is gone).
+async fn next_chunk(c: &mut Cursor) -> Option<Bytes> {
+    if !c.started {
+        c.started = true;
+        // Browsers reconnect after this many milliseconds.
+        return Some(Bytes::from_static(
+            b"retry: 3000\n: outagewatch anomaly events\n\n",
+        ));
+    }
+    loop {
+        if let Some(e) = c.pending.next() {
+            if let Some(chunk) = accept(c, &e) {
+                return Some(chunk);
+            }
+            continue;
+        }
+        tokio::select! {
+            received = c.receiver.recv() => match received {
+                Ok(e) => {
+                    if let Some(chunk) = accept(c, &e) {
+                        return Some(chunk);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Too slow for the hub: catch up from the store.
+                    let from = c.last_id.clone().unwrap_or_else(|| "0-0".into());
+                    let state = c.slot.0.clone();
+                    match replay(&state, &from).await {
+                        Ok(missed) => c.pending = missed.into_iter(),
+                        Err(_) => return None,
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            },
+            _ = c.keepalive.tick() => return Some(Bytes::from_static(b": keep-alive\n\n")),
+        }
+    }
+}
+
+/// The event as SSE text, if it is new to this stream and passes its filter.
+fn accept(c: &mut Cursor, e: &FeedEvent) -> Option<Bytes> {
+    let key = parse_event_id(&e.id)?;
+    if c.last.is_some_and(|last| key <= last) {
+        return None;
+    }
+    c.last = Some(key);
+    c.last_id = Some(e.id.clone());
+    let anomaly: Anomaly = serde_json::from_str(&e.doc).ok()?;
+    if !c.filter.keeps(&anomaly) {
+        return None;
+    }
+    Some(Bytes::from(format!(
+        "id: {}\nevent: {}\ndata: {}\n\n",
+        e.id, e.kind, e.doc
+    )))
+}
