@@ -13,6 +13,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 
 use crate::config::Settings;
+use crate::demo::Demo;
 use crate::domain::Registry;
 use crate::http::{self, ApiError, AppState, Code, ReadCaches};
 use crate::intake::{Intake, RateLimiter, Writer, WriterTask};
@@ -29,6 +30,8 @@ pub struct Application {
     state: web::Data<AppState>,
     /// The detection worker running beside the API, when enabled.
     worker: Option<WorkerThread>,
+    /// Simulated traffic (`serve --demo`).
+    _demo: Option<Demo>,
 }
 
 impl Application {
@@ -109,12 +112,18 @@ impl Application {
         } else {
             None
         };
+        let demo = if settings.demo.enabled {
+            Some(Demo::start(state.clone(), chrono::Utc::now().timestamp()).await?)
+        } else {
+            None
+        };
         Ok(Application {
             port,
             server: server.run(),
             writer: writer_task,
             state,
             worker,
+            _demo: demo,
         })
     }
 

@@ -44,6 +44,7 @@ pub struct Settings {
     pub import: ImportSettings,
     pub api: ApiSettings,
     pub web: WebSettings,
+    pub demo: DemoSettings,
     pub detect: DetectSettings,
     pub worker: WorkerSettings,
     pub admin: AdminSettings,
@@ -173,6 +174,26 @@ pub struct WebSettings {
     pub max_streams: usize,
     /// Most rows of one history.csv export.
     pub max_export_rows: usize,
+}
+
+/// `serve --demo`: simulated history and live traffic with outages, so a
+/// newcomer sees charts and incidents within minutes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoSettings {
+    /// Run the demo traffic inside `serve` (the `--demo` flag sets it).
+    pub enabled: bool,
+    /// Simulated services: the five Meta services, then the registry's next.
+    pub services: usize,
+    /// Days of history imported at start (the baselines' memory).
+    pub history_days: u32,
+    /// The first Meta-style outage starts this long after start.
+    pub first_outage_after_secs: u64,
+    /// A Meta-style outage this often, and a single-service one between.
+    pub outage_every_mins: u64,
+    /// How long the Meta-style outages last at most.
+    pub outage_minutes: u32,
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,6 +11,7 @@
 pub mod app;
 pub mod backtest;
 pub mod config;
+pub mod demo;
 pub mod detect;
 pub mod domain;
 pub mod http;

@@ -31,7 +31,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP API and the detection worker (the default).
-    Serve,
+    Serve {
+        /// Simulated history and live traffic with an outage every so often
+        /// (see [demo] in config/default.toml): a system with data to look at.
+        #[arg(long)]
+        demo: bool,
+    },
     /// Run only the detection worker (needs Redis; scale it apart from the API).
     Worker,
     /// Print the effective settings (defaults, file, environment) and exit.
@@ -192,7 +197,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command.unwrap_or(Command::Serve) {
+    let mut settings = settings;
+    match cli.command.unwrap_or(Command::Serve { demo: false }) {
         Command::Config => {
             println!("{settings:#?}");
             ExitCode::SUCCESS
@@ -220,7 +226,8 @@ fn main() -> ExitCode {
             telemetry::init_tracing(&settings.log);
             run_logged(outagewatch::app::run_worker(settings))
         }
-        Command::Serve => {
+        Command::Serve { demo } => {
+            settings.demo.enabled |= demo;
             telemetry::init_tracing(&settings.log);
             run_logged(serve(settings))
         }

@@ -32,6 +32,7 @@ pub enum Code {
     ClientIdTooLong,
     RateLimited,
     Overloaded,
+    TooManyStreams,
     StoreUnavailable,
     Internal,
 }
@@ -102,6 +103,11 @@ impl Code {
                 "Too many reports from this address",
             ),
             Code::Overloaded => (S::SERVICE_UNAVAILABLE, "overloaded", "Intake is overloaded"),
+            Code::TooManyStreams => (
+                S::SERVICE_UNAVAILABLE,
+                "too_many_streams",
+                "Too many open streams",
+            ),
             Code::StoreUnavailable => (
                 S::SERVICE_UNAVAILABLE,
                 "store_unavailable",

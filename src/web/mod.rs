@@ -7,6 +7,7 @@
 //! so browsers and proxies can absorb repeats too.
 
 pub mod chart;
+pub mod docs;
 pub mod feeds;
 pub mod pages;
 pub mod stream;
@@ -27,7 +28,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/static/site.js", web::get().to(pages::js))
         .route("/feeds/anomalies.atom", web::get().to(feeds::all))
         .route("/feeds/services/{id}.atom", web::get().to(feeds::service))
-        .route("/feeds/companies/{id}.atom", web::get().to(feeds::company));
+        .route("/feeds/companies/{id}.atom", web::get().to(feeds::company))
+        .route("/api/openapi.json", web::get().to(docs::openapi))
+        .route("/api/docs", web::get().to(docs::docs));
 }
 
 /// An answer with a strong ETag of its body: a request that already has it

@@ -148,7 +148,7 @@ pub async fn stream(
     if hub.open.fetch_add(1, Ordering::SeqCst) >= hub.max_streams {
         hub.open.fetch_sub(1, Ordering::SeqCst);
         return Err(ApiError::new(
-            Code::Overloaded,
+            Code::TooManyStreams,
             format!(
                 "this server has {} streams open (web.max_streams); retry shortly",
                 hub.max_streams
