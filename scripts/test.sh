@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need, then runs them.
 #
-# The integration tests start their own redis-server (own socket, own temp
-# dir), so the binary must be on PATH; it comes from Debian's redis-server
-# package. Extra arguments go to `cargo test`.
+# - redis-server: the integration tests start their own (own socket, own
+#   temp dir), so the binary must be on PATH.
+# - chromium and chromium-driver: the browser test drives a headless
+#   Chromium through chromedriver.
+# - Python with feedparser and openapi-spec-validator, in a virtualenv under
+#   target/: independent checks of the Atom feeds and the OpenAPI document.
+# Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c "import venv, ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -16,5 +24,15 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+venv=target/test-python
+if ! "$venv/bin/python" -c "import feedparser, openapi_spec_validator" >/dev/null 2>&1; then
+  echo "installing feedparser and openapi-spec-validator into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    "feedparser==6.0.*" "openapi-spec-validator==0.9.*"
+fi
+export OUTAGEWATCH_TEST_PYTHON="$PWD/$venv/bin/python"
 
 cargo test --locked "$@"

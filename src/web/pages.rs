@@ -102,7 +102,8 @@ struct HomePage<'a> {
     most_reported: Vec<ServiceRow<'a>>,
     /// Search results, when there was a search.
     found: Option<Vec<&'a Service>>,
-    services: &'a [Service],
+    /// Every service, by name.
+    services: Vec<&'a Service>,
 }
 
 /// `GET /?q=`.
@@ -173,7 +174,11 @@ pub async fn home(
         events,
         most_reported,
         found,
-        services: state.registry.services(),
+        services: {
+            let mut by_name = all.clone();
+            by_name.sort_by_key(|s| s.name.to_lowercase());
+            by_name
+        },
     })?;
     Ok(cached(
         &req,
@@ -499,4 +504,44 @@ pub async fn css(req: HttpRequest) -> HttpResponse {
 
 pub async fn js(req: HttpRequest) -> HttpResponse {
     cached(&req, "text/javascript; charset=utf-8", 3600, JS.to_string())
+}
+
+/// `16018` → `16,018`: counts as people read them.
+pub fn group_thousands(value: impl std::fmt::Display) -> String {
+    let text = value.to_string();
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest.to_string()),
+        None => ("", text),
+    };
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    format!("{sign}{out}")
+}
+
+/// Template filters.
+pub mod filters {
+    #[askama::filter_fn]
+    pub fn thousands<T: std::fmt::Display>(
+        value: T,
+        _: &dyn askama::Values,
+    ) -> askama::Result<String> {
+        Ok(super::group_thousands(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_are_separated() {
+        let t = super::group_thousands;
+        assert_eq!(t(0), "0");
+        assert_eq!(t(999), "999");
+        assert_eq!(t(16018), "16,018");
+        assert_eq!(t(-1234567), "-1,234,567");
+    }
 }

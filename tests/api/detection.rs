@@ -13,7 +13,7 @@ use crate::helpers::{RedisServer, TestApp, eventually};
 
 /// 29 days of minute counts for `service` ending at `now`: a daily wave
 /// around 3 reports a minute.
-fn history(service: &str, now: i64) -> String {
+pub fn history(service: &str, now: i64) -> String {
     let last = now.div_euclid(60) - 1;
     let mut out = String::new();
     for minute in (last - 29 * 1440)..=last {
@@ -32,7 +32,7 @@ fn history(service: &str, now: i64) -> String {
     out
 }
 
-async fn spike(app: &TestApp, service: &str, reports: usize, tag: &str) {
+pub async fn spike(app: &TestApp, service: &str, reports: usize, tag: &str) {
     let answers: Vec<u16> = futures_util::stream::iter(0..reports)
         .map(|i| async move {
             let (status, _) = app

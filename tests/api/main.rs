@@ -2,9 +2,11 @@
 //! the app on a free port; tests talk HTTP to it.
 
 mod admin;
+mod browser;
 mod conformance;
 mod detection;
 mod faults;
 mod helpers;
 mod intake;
 mod reads;
+mod web;

@@ -19,7 +19,8 @@ function localize(root) {
 let refreshing = null;
 async function refresh() {
   try {
-    const res = await fetch(location.href, { headers: { Accept: "text/html" } });
+    // Revalidate (ETag) rather than take the browser cache's copy.
+    const res = await fetch(location.href, { cache: "no-cache", headers: { Accept: "text/html" } });
     if (!res.ok) return;
     const doc = new DOMParser().parseFromString(await res.text(), "text/html");
     const fresh = doc.getElementById("live");
