@@ -29,9 +29,11 @@ RUN mkdir -p src benches \
     && rm -rf src benches
 
 # Real sources. config/ is needed at compile time: default.toml and
-# services.toml are embedded with include_str!.
+# services.toml are embedded with include_str!; askama.toml tells the page
+# templates' derive where src/web/templates is.
 COPY src ./src
 COPY config ./config
+COPY askama.toml ./
 COPY benches ./benches
 # COPY keeps the files' original mtimes, which can be older than the dummy
 # build's artifacts; touch them so cargo sees the sources as changed and

@@ -73,6 +73,8 @@ pub struct ReadCaches {
     recent: TtlCache<Arc<Vec<Recent>>>,
     series: TtlCache<Arc<Series>>,
     breakdown: TtlCache<Arc<Breakdown>>,
+    /// Rendered pages, charts and feeds (see [`crate::web::shared_page`]).
+    pub pages: TtlCache<Arc<crate::web::Rendered>>,
 }
 
 impl ReadCaches {
@@ -84,6 +86,7 @@ impl ReadCaches {
             recent: TtlCache::new(ttl, n),
             series: TtlCache::new(ttl, n),
             breakdown: TtlCache::new(ttl, n),
+            pages: TtlCache::new(ttl, n),
         }
     }
 }

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use atom_syndication::{Content, Entry, Feed, Link, Person, Text};
 use chrono::{DateTime, FixedOffset};
 
-use super::cached;
+use super::{respond, shared_page};
 use crate::domain::Anomaly;
 use crate::http::anomalies::{self, Filter};
 use crate::http::read::find_service;
@@ -73,18 +73,22 @@ async fn feed(
     own_path: &str,
     page_path: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let range = FeedRange {
-        limit: state.settings.web.feed_entries.max(1),
-        ..FeedRange::default()
-    };
-    let (items, _) = anomalies::page(state, &filter, range).await?;
     let base = base_url(req);
-    let body = atom(&items, about, &base, own_path, page_path).to_string();
-    Ok(cached(
+    let key = format!("atom:{base}{own_path}");
+    let page = shared_page(state, key, || async {
+        let range = FeedRange {
+            limit: state.settings.web.feed_entries.max(1),
+            ..FeedRange::default()
+        };
+        let (items, _) = anomalies::page(state, &filter, range).await?;
+        Ok::<_, ApiError>(atom(&items, about, &base, own_path, page_path).to_string())
+    })
+    .await?;
+    Ok(respond(
         req,
         ATOM,
         state.settings.web.page_max_age_secs,
-        body,
+        &page,
     ))
 }
 

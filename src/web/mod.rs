@@ -12,11 +12,15 @@ pub mod feeds;
 pub mod pages;
 pub mod stream;
 
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
-use crate::http::ApiError;
+use crate::http::{ApiError, AppState};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::home))
@@ -33,34 +37,80 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/docs", web::get().to(docs::docs));
 }
 
-/// An answer with a strong ETag of its body: a request that already has it
-/// gets 304 without the body.
-pub fn cached(
+/// A rendered answer and its strong ETag.
+pub struct Rendered {
+    pub body: String,
+    pub etag: String,
+}
+
+impl Rendered {
+    pub fn new(body: String) -> Self {
+        let etag = format!("\"{}\"", &blake3::hash(body.as_bytes()).to_hex()[..20]);
+        Rendered { body, etag }
+    }
+}
+
+/// The page at `key`, rendered by `render` at most once per
+/// `web.read_cache_ms` however many readers ask: under a flood, rendering
+/// (charts and templates) would otherwise cost more than the reads.
+pub async fn shared_page<E, F, Fut>(
+    state: &AppState,
+    key: String,
+    render: F,
+) -> Result<Arc<Rendered>, E>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<String, E>>,
+{
+    state
+        .reads
+        .pages
+        .get(&key, Instant::now(), || async {
+            render().await.map(|body| Arc::new(Rendered::new(body)))
+        })
+        .await
+}
+
+/// An answer that carries an ETag of its body and Cache-Control; a request
+/// that already has it gets 304 without the body.
+pub fn respond(
     req: &HttpRequest,
     content_type: &'static str,
     max_age_secs: u64,
-    body: String,
+    page: &Rendered,
 ) -> HttpResponse {
-    let etag = format!("\"{}\"", &blake3::hash(body.as_bytes()).to_hex()[..20]);
     let cache_control = format!("public, max-age={max_age_secs}");
     let matches = req
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == page.etag || t.trim() == "*")
+        });
     let mut response = if matches {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
     response
-        .insert_header((header::ETAG, etag))
+        .insert_header((header::ETAG, page.etag.clone()))
         .insert_header((header::CACHE_CONTROL, cache_control));
     if matches {
         response.finish()
     } else {
-        response.content_type(content_type).body(body)
+        response.content_type(content_type).body(page.body.clone())
     }
+}
+
+/// [`respond`] for a body rendered for this request alone.
+pub fn cached(
+    req: &HttpRequest,
+    content_type: &'static str,
+    max_age_secs: u64,
+    body: String,
+) -> HttpResponse {
+    respond(req, content_type, max_age_secs, &Rendered::new(body))
 }
 
 pub const HTML: &str = "text/html; charset=utf-8";

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::chart::{self, Chart};
-use super::{HTML, PageError, cached, render};
+use super::{HTML, PageError, cached, render, respond, shared_page};
 use crate::domain::{Anomaly, Problem, Service, Share};
 use crate::http::anomalies::{self, Filter};
 use crate::http::read::{self, Recent, find_service, status_of};
@@ -112,10 +112,24 @@ pub async fn home(
     state: web::Data<AppState>,
     query: Query,
 ) -> Result<HttpResponse, PageError> {
+    let q = query
+        .get("q")
+        .map(|q| q.trim().to_string())
+        .unwrap_or_default();
+    let page = shared_page(&state, format!("home:{q}"), || home_page(&state, q.clone())).await?;
+    Ok(respond(
+        &req,
+        HTML,
+        state.settings.web.page_max_age_secs,
+        &page,
+    ))
+}
+
+async fn home_page(state: &AppState, q: String) -> Result<String, PageError> {
     let all: Vec<&Service> = state.registry.services().iter().collect();
     let (recent, open) = tokio::join!(
-        read::recent_counts(&state, &all),
-        read::open_incidents(&state)
+        read::recent_counts(state, &all),
+        read::open_incidents(state)
     );
     let rows: Vec<ServiceRow> = all
         .iter()
@@ -158,17 +172,13 @@ pub async fn home(
         .collect();
     most_reported.sort_by_key(|r| std::cmp::Reverse(r.recent.map_or(0, |c| c.h1)));
     most_reported.truncate(10);
-    let q = query
-        .get("q")
-        .map(|q| q.trim().to_string())
-        .unwrap_or_default();
-    let found = (!q.is_empty()).then(|| search(&state, &q));
+    let found = (!q.is_empty()).then(|| search(state, &q));
     let mut page = Page::new(
         "outagewatch: is it down?",
         state.settings.web.page_refresh_secs,
     );
     page.q = q;
-    let body = render(&HomePage {
+    render(&HomePage {
         page,
         problems,
         events,
@@ -179,13 +189,7 @@ pub async fn home(
             by_name.sort_by_key(|s| s.name.to_lowercase());
             by_name
         },
-    })?;
-    Ok(cached(
-        &req,
-        HTML,
-        state.settings.web.page_max_age_secs,
-        body,
-    ))
+    })
 }
 
 /// Services whose id, name or an alias contains `q` (any case); an exact
@@ -238,12 +242,34 @@ pub async fn status(
             .insert_header((header::LOCATION, format!("/status/{}", service.id)))
             .finish());
     }
+    // A page with a thank-you is one person's; the rest is everyone's.
+    if let Some(reported) = query.get("reported") {
+        let body = status_page(&state, service, Some(problem_label(reported))).await?;
+        return Ok(cached(&req, HTML, 0, body));
+    }
+    let page = shared_page(&state, format!("status:{}", service.id), || {
+        status_page(&state, service, None)
+    })
+    .await?;
+    Ok(respond(
+        &req,
+        HTML,
+        state.settings.web.page_max_age_secs,
+        &page,
+    ))
+}
+
+async fn status_page(
+    state: &AppState,
+    service: &Service,
+    thanks: Option<String>,
+) -> Result<String, PageError> {
     let one = [service];
     let (recent, open, series, breakdown) = tokio::join!(
-        read::recent_counts(&state, &one),
-        read::open_incidents(&state),
-        read::series(&state, service, 24 * 60, 15),
-        read::breakdown(&state, service, 60),
+        read::recent_counts(state, &one),
+        read::open_incidents(state),
+        read::series(state, service, 24 * 60, 15),
+        read::breakdown(state, service, 60),
     );
     let status = status_of(&open, &service.id);
     let (word, sentence) = status_words(status);
@@ -261,12 +287,11 @@ pub async fn status(
         ),
         Err(_) => (Vec::new(), Vec::new(), None),
     };
-    let thanks = query.get("reported").map(|p| problem_label(p));
     let company = state
         .registry
         .company(&service.company)
         .map_or_else(|| service.company.clone(), |c| c.name.clone());
-    let body = render(&StatusPage {
+    render(&StatusPage {
         page: Page::new(
             &format!("{} status: {word}", service.name),
             state.settings.web.page_refresh_secs,
@@ -288,14 +313,7 @@ pub async fn status(
             .map(|p| (p.as_str(), p.label()))
             .collect(),
         thanks,
-    })?;
-    // A page with a thank-you is one person's; the rest is everyone's.
-    let max_age = if query.contains_key("reported") {
-        0
-    } else {
-        state.settings.web.page_max_age_secs
-    };
-    Ok(cached(&req, HTML, max_age, body))
+    })
 }
 
 #[derive(Template)]
@@ -322,14 +340,30 @@ pub async fn company(
             format!("no company {:?}", path.as_str()),
         )
     })?;
+    let page = shared_page(&state, format!("company:{}", company.id), || {
+        company_page(&state, company)
+    })
+    .await?;
+    Ok(respond(
+        &req,
+        HTML,
+        state.settings.web.page_max_age_secs,
+        &page,
+    ))
+}
+
+async fn company_page(
+    state: &AppState,
+    company: &crate::domain::Company,
+) -> Result<String, PageError> {
     let services: Vec<&Service> = state.registry.services_of(&company.id).collect();
     let (recent, open) = tokio::join!(
-        read::recent_counts(&state, &services),
-        read::open_incidents(&state)
+        read::recent_counts(state, &services),
+        read::open_incidents(state)
     );
     let mut cards = Vec::new();
     for (s, r) in services.iter().zip(recent) {
-        let chart = match read::series(&state, s, 24 * 60, 15).await {
+        let chart = match read::series(state, s, 24 * 60, 15).await {
             Ok(series) => chart::draw(
                 &series,
                 &format!("{}, last 24 hours", s.name),
@@ -372,7 +406,7 @@ pub async fn company(
         "possible" => "possible",
         _ => "ok",
     };
-    let body = render(&CompanyPage {
+    render(&CompanyPage {
         page: Page::new(
             &format!("{} status", company.name),
             state.settings.web.page_refresh_secs,
@@ -383,13 +417,7 @@ pub async fn company(
         status,
         cards,
         events,
-    })?;
-    Ok(cached(
-        &req,
-        HTML,
-        state.settings.web.page_max_age_secs,
-        body,
-    ))
+    })
 }
 
 #[derive(Template)]
@@ -413,7 +441,23 @@ pub async fn anomalies(
     // An empty choice in the filter form means "all".
     let mut query: HashMap<String, String> = query.into_inner();
     query.retain(|_, v| !v.is_empty());
-    let filter = anomalies::parse_filter(&state, &query)?;
+    let mut key: Vec<(&String, &String)> = query.iter().collect();
+    key.sort();
+    let key = format!("anomalies:{key:?}");
+    let page = shared_page(&state, key, || anomalies_page(&state, &query)).await?;
+    Ok(respond(
+        &req,
+        HTML,
+        state.settings.web.page_max_age_secs,
+        &page,
+    ))
+}
+
+async fn anomalies_page(
+    state: &AppState,
+    query: &HashMap<String, String>,
+) -> Result<String, PageError> {
+    let filter = anomalies::parse_filter(state, query)?;
     let after = match query.get("cursor") {
         Some(c) => Some(anomalies::parse_cursor(c).ok_or_else(|| {
             ApiError::new(Code::InvalidParameter, "cursor is not one this site gave")
@@ -425,7 +469,7 @@ pub async fn anomalies(
         limit: 50,
         ..FeedRange::default()
     };
-    let (items, next_cursor) = anomalies::page(&state, &filter, range).await?;
+    let (items, next_cursor) = anomalies::page(state, &filter, range).await?;
     let next = next_cursor.map(|c| {
         let mut params = vec![("cursor", c)];
         if let Some(s) = &filter.service {
@@ -439,7 +483,7 @@ pub async fn anomalies(
     let Filter {
         service, company, ..
     } = filter;
-    let body = render(&AnomaliesPage {
+    render(&AnomaliesPage {
         page: Page::new(
             "Outages reported now and before",
             state.settings.web.page_refresh_secs,
@@ -450,13 +494,7 @@ pub async fn anomalies(
         companies: state.registry.companies(),
         service: service.unwrap_or_default(),
         company: company.unwrap_or_default(),
-    })?;
-    Ok(cached(
-        &req,
-        HTML,
-        state.settings.web.page_max_age_secs,
-        body,
-    ))
+    })
 }
 
 /// `GET /embed/{id}.svg`: the 24 h chart on its own, for newsrooms.
@@ -466,7 +504,26 @@ pub async fn embed(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let service = find_service(&state, &path)?;
-    let series = read::series(&state, service, 24 * 60, 15).await?;
+    let page = shared_page(&state, format!("embed:{}", service.id), || {
+        embed_chart(&state, service)
+    })
+    .await?;
+    let mut response = respond(
+        &req,
+        "image/svg+xml",
+        state.settings.web.embed_max_age_secs,
+        &page,
+    );
+    // Newsrooms embed it from their own pages.
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    Ok(response)
+}
+
+async fn embed_chart(state: &AppState, service: &Service) -> Result<String, ApiError> {
+    let series = read::series(state, service, 24 * 60, 15).await?;
     let now = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
     let chart: Chart = chart::draw(
         &series,
@@ -477,22 +534,10 @@ pub async fn embed(
             "outagewatch · counts of reports, not of people affected · {now}"
         )),
     );
-    let body = chart.render().map_err(|e| {
+    chart.render().map_err(|e| {
         tracing::error!(error = %e, "rendering a chart");
         ApiError::new(Code::Internal, "internal error")
-    })?;
-    let mut response = cached(
-        &req,
-        "image/svg+xml",
-        state.settings.web.embed_max_age_secs,
-        body,
-    );
-    // Newsrooms embed it from their own pages.
-    response.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        header::HeaderValue::from_static("*"),
-    );
-    Ok(response)
+    })
 }
 
 const CSS: &str = include_str!("assets/site.css");
