@@ -192,6 +192,7 @@ fn parse_time(t: &str) -> anyhow::Result<i64> {
 mod tests {
     use super::*;
     use crate::config::Settings;
+    use crate::detect::Event;
 
     fn csv(values: &[f64]) -> String {
         let mut s = String::from("timestamp,value\n");
@@ -209,14 +210,18 @@ mod tests {
             .collect())
     }
 
-    #[test]
-    fn scores_are_causal_and_a_spike_stands_out() {
-        let settings = Settings::defaults().detect;
-        // Two days of a daily wave at 5-minute steps, then a spike.
-        let mut values: Vec<f64> = (0..600)
+    /// Two days of a daily wave at 5-minute steps.
+    fn wave() -> Vec<f64> {
+        (0..600)
             .map(|i| (50.0 + 30.0 * (i as f64 * std::f64::consts::TAU / 288.0).sin()).round())
-            .collect();
-        values[590] = 400.0;
+            .collect()
+    }
+
+    #[test]
+    fn scores_are_causal_and_a_lasting_rise_stands_out() {
+        let settings = Settings::defaults().detect;
+        let mut values = wave();
+        values[588..592].fill(400.0);
         let full = scores(&parse(&csv(&values)).unwrap(), &settings).unwrap();
         let part = scores(&parse(&csv(&values[..595])).unwrap(), &settings).unwrap();
         assert_eq!(
@@ -224,13 +229,33 @@ mod tests {
             &part[..],
             "the first k scores do not depend on later rows"
         );
-        let spike = full[590];
-        let before = full[..590].iter().cloned().fold(0.0, f64::max);
+        let rise = full[588..592].iter().cloned().fold(0.0, f64::max);
+        let before = full[..588].iter().cloned().fold(0.0, f64::max);
         assert!(
-            spike > 0.5 && spike > before,
-            "spike {spike}, max before {before}"
+            rise > 0.5 && rise > before,
+            "rise {rise}, max before {before}"
         );
         assert!(full.iter().all(|s| (0.0..=1.0).contains(s)));
+    }
+
+    #[test]
+    fn a_hit_that_only_opens_a_possible_scores_below_the_alert() {
+        // The first hit is a `possible`; the score waits, as the lifecycle
+        // does, for the evidence of a second one.
+        let settings = Settings::defaults().detect;
+        let mut values = wave();
+        values[590] = 400.0;
+        let rows = parse(&csv(&values)).unwrap();
+        let verdicts = verdicts(&rows, &settings).unwrap();
+        assert!(verdicts[590].hit);
+        assert_eq!(verdicts[590].event, Some(Event::Opened));
+        assert!(verdicts[590].score < 0.5, "{}", verdicts[590].score);
+        let confirmed = verdicts
+            .iter()
+            .position(|v| v.event == Some(Event::Confirmed))
+            .unwrap();
+        assert!(verdicts[confirmed].score > 0.5);
+        assert!(verdicts[..confirmed].iter().all(|v| v.score < 0.5));
     }
 
     #[test]

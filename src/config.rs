@@ -226,6 +226,9 @@ pub struct DetectSettings {
     pub window_short_mins: u32,
     pub window_mid_mins: u32,
     pub window_long_mins: u32,
+    /// How much of a longer window's fewer independent tests per day it is
+    /// credited (0 to 1): its surprise gains this times ln(len / short).
+    pub window_credit: f64,
     /// Same-time-of-week samples looked at (weeks back).
     pub season_weeks: u32,
     /// Same-time-of-day samples looked at when weeks are missing (days back).
@@ -327,6 +330,9 @@ impl DetectSettings {
         let unit_open = |v: f64| v > 0.0 && v < 1.0;
         if !unit_open(self.calibration_quantile) {
             return invalid("detect.calibration_quantile", "must be between 0 and 1");
+        }
+        if !(0.0..=1.0).contains(&self.window_credit) {
+            return invalid("detect.window_credit", "must be between 0 and 1");
         }
         if !unit_open(self.alert_p) {
             return invalid("detect.alert_p", "must be between 0 and 1");

@@ -27,12 +27,15 @@ pub struct WindowJudgement {
     pub dispersion: f64,
     /// Upper-tail p-value under the model.
     pub p_value: f64,
-    /// The p-value after the series' calibration (never smaller than `p_value`).
+    /// The p-value after the series' calibration and the window's credit
+    /// for its length (see [`credit`]).
     pub p_calibrated: f64,
     /// `-ln p_calibrated`.
     pub surprise: f64,
     /// `-ln p_value`, what calibration learns from.
     raw_surprise: f64,
+    /// What the window's length added to its surprise.
+    credit: f64,
 }
 
 impl WindowJudgement {
@@ -66,9 +69,11 @@ impl WindowJudgement {
 
     /// The count at which this window would reach the alert threshold.
     pub fn upper(&self, s: &DetectSettings, calibration: f64) -> f64 {
-        // Calibrated surprise = raw * factor, so the raw p at the alert is
-        // alert_p^(1 / factor).
-        let p = s.alert_p.powf(1.0 / calibration.max(1e-6));
+        // Calibrated surprise = raw * factor + credit, so the raw p at the
+        // alert is (alert_p * e^credit)^(1 / factor).
+        let p = (s.alert_p * self.credit.exp())
+            .min(1.0)
+            .powf(1.0 / calibration.max(1e-6));
         tail::threshold_count(p, self.baseline.expected, self.dispersion, s.poisson_below)
     }
 }
@@ -97,6 +102,16 @@ pub fn window_lengths(step_secs: i64, s: &DetectSettings) -> [i64; 3] {
     })
 }
 
+/// What a window's surprise gains for being longer than the shortest. Judged
+/// every tick, a window overlaps its own recent judgements, so in a day a
+/// window of length L makes about day / L independent tests where the
+/// shortest makes day / short: a false-alarm budget per day spread evenly
+/// over the windows lets the longer one a p-value L / short times larger,
+/// i.e. ln(L / short) more surprise (`detect.window_credit` of it).
+fn credit(len: i64, shortest: i64, s: &DetectSettings) -> f64 {
+    s.window_credit * (len as f64 / shortest.max(1) as f64).ln().max(0.0)
+}
+
 /// Judges the windows ending at `end` (exclusive) from what `h` holds.
 pub fn judge(
     h: &impl History,
@@ -113,7 +128,8 @@ pub fn judge(
         let dispersion = state.dispersion[i].value(s.dispersion_prior, s.dispersion_prior_weight);
         let p_value = tail::upper_tail(observed, baseline.expected, dispersion, s.poisson_below);
         let raw_surprise = tail::surprise(p_value);
-        let surprise = raw_surprise * state.tail[i].factor(s.calibration_quantile);
+        let credit = credit(len, lengths[0], s);
+        let surprise = raw_surprise * state.tail[i].factor(s.calibration_quantile) + credit;
         Some(WindowJudgement {
             len_secs: len,
             observed,
@@ -123,6 +139,7 @@ pub fn judge(
             p_calibrated: (-surprise).exp(),
             surprise,
             raw_surprise,
+            credit,
         })
     });
     // Every window with a baseline is judged; the most surprising decides

@@ -1,6 +1,14 @@
 //! The detector over one in-memory series, row by row: what `outagewatch
 //! backtest` runs, and what tests use to check the detector end to end. It is
 //! causal by construction: a row's verdict is computed before later rows exist.
+//!
+//! Its score ranks rows by the evidence for a `problem`, not for a single
+//! hit: the lifecycle only calls a problem once `confirm_hits` of the last
+//! `confirm_ticks` ticks hit, so the score is built from the surprise that
+//! many of those ticks reached. A lone spike is a `possible` in the product
+//! and scores as one; a rise that holds for a few ticks scores in full.
+
+use std::collections::VecDeque;
 
 use super::baseline::{History, WindowSum};
 use super::judge::{self, Judgement, SeriesState};
@@ -94,8 +102,10 @@ pub struct Verdict {
     pub judgement: Judgement,
     pub hit: bool,
     pub event: Option<Event>,
-    /// In [0, 1]: 0.5 at the alert threshold, higher for stronger evidence;
-    /// rows of an incident already known score half, unless they escalate it.
+    /// In [0, 1]: 0.5 where the evidence for a problem reaches the alert
+    /// threshold (see [`SeriesDetector::conclude`]), higher for stronger
+    /// evidence; rows of an incident already known score half, unless they
+    /// escalate it.
     pub score: f64,
 }
 
@@ -103,6 +113,11 @@ pub struct SeriesDetector<'a> {
     history: ArrayHistory,
     state: SeriesState,
     settings: &'a DetectSettings,
+    /// The decisive surprise of the last `confirm_ticks` rows, newest last.
+    recent: VecDeque<f64>,
+    /// The greatest evidence scored in full during the current incident
+    /// (or the one that may still reopen).
+    scored_peak: Option<f64>,
 }
 
 impl<'a> SeriesDetector<'a> {
@@ -111,6 +126,8 @@ impl<'a> SeriesDetector<'a> {
             history: ArrayHistory::new(start, step),
             state: SeriesState::default(),
             settings,
+            recent: VecDeque::new(),
+            scored_peak: None,
         }
     }
 
@@ -137,34 +154,37 @@ impl<'a> SeriesDetector<'a> {
         judge::judge(&self.history, &self.state, at + step, step, self.settings)
     }
 
-    /// Learns from the row and advances the incident lifecycle.
+    /// Learns from the row, advances the incident lifecycle and scores the
+    /// row. The score is the evidence for a problem: the `confirm_hits`-th
+    /// largest decisive surprise of the last `confirm_ticks` rows, the level
+    /// at which the lifecycle would have confirmed. Within an incident only
+    /// a row that doubles the evidence scored so far scores in full.
     pub fn conclude(&mut self, judgement: Judgement, hit: bool) -> Verdict {
         let s = self.settings;
         let step = self.history.step;
         let at = self.history.end() - step;
         let decisive = judgement.decisive().copied();
         let surprise = decisive.map_or(0.0, |w| w.surprise);
-        // A reopened incident is the same incident: its rows are judged
-        // against its peak so far.
-        let peak_before = self
-            .state
-            .lifecycle
-            .open
-            .as_ref()
-            .map(|o| o.peak_surprise)
-            .or(self.state.lifecycle.last_peak);
         if !self.state.lifecycle.masks(at, s) {
             judge::learn(&mut self.state, &judgement, step, s);
         }
         let event = self.state.lifecycle.tick(at, hit, surprise, s);
         self.history.mask_last(self.state.lifecycle.masks(at, s));
 
+        let evidence = self.evidence(surprise);
+        // A resolved incident that may still reopen is still the same one.
+        let lifecycle = &self.state.lifecycle;
+        if lifecycle.open.is_none() && lifecycle.last_peak.is_none() {
+            self.scored_peak = None;
+        }
+        let escalates = self.scored_peak.is_none_or(|peak| evidence > 2.0 * peak);
+        if escalates && (lifecycle.open.is_some() || lifecycle.last_peak.is_some()) {
+            self.scored_peak = Some(evidence);
+        }
         let alert = -s.alert_p.ln();
-        let mut score = surprise / (surprise + alert);
-        let opened = matches!(event, Some(Event::Opened));
-        let escalates = peak_before.is_some_and(|peak| surprise > 2.0 * peak);
+        let mut score = evidence / (evidence + alert);
         let floors = decisive.is_some_and(|w| w.floors_met(s));
-        if (!opened && peak_before.is_some() && !escalates) || !floors {
+        if !escalates || !floors {
             score *= 0.5;
         }
         Verdict {
@@ -173,6 +193,20 @@ impl<'a> SeriesDetector<'a> {
             event,
             score,
         }
+    }
+
+    /// Remembers the row's surprise and returns the `confirm_hits`-th largest
+    /// of the last `confirm_ticks` (0 until there are that many rows).
+    fn evidence(&mut self, surprise: f64) -> f64 {
+        let ticks = self.settings.confirm_ticks.max(1) as usize;
+        let hits = (self.settings.confirm_hits.max(1) as usize).min(ticks);
+        self.recent.push_back(surprise);
+        while self.recent.len() > ticks {
+            self.recent.pop_front();
+        }
+        let mut sorted: Vec<f64> = self.recent.iter().copied().collect();
+        sorted.sort_by(|a, b| b.total_cmp(a));
+        sorted.get(hits - 1).copied().unwrap_or(0.0)
     }
 
     pub fn state(&self) -> &SeriesState {
