@@ -49,9 +49,14 @@ struct DocsPage<'a> {
     sections: &'a [Section],
 }
 
-static SECTIONS: LazyLock<Vec<Section>> = LazyLock::new(|| {
+/// The document's title, description and operations by tag, read once.
+static DOC: LazyLock<(String, String, Vec<Section>)> = LazyLock::new(|| {
     let doc: Value = serde_json::from_str(OPENAPI).unwrap_or_default();
-    sections(&doc)
+    (
+        text(&doc["info"]["title"]),
+        text(&doc["info"]["description"]),
+        sections(&doc),
+    )
 });
 
 fn text(v: &Value) -> String {
@@ -123,12 +128,38 @@ pub async fn openapi(req: HttpRequest) -> HttpResponse {
 
 /// `GET /api/docs`.
 pub async fn docs(req: HttpRequest) -> Result<HttpResponse, PageError> {
-    let doc: Value = serde_json::from_str(OPENAPI).unwrap_or_default();
+    let (title, description, sections) = &*DOC;
     let body = render(&DocsPage {
         page: Page::new("outagewatch API", 0),
-        title: text(&doc["info"]["title"]),
-        description: text(&doc["info"]["description"]),
-        sections: &SECTIONS,
+        title: title.clone(),
+        description: description.clone(),
+        sections,
     })?;
     Ok(cached(&req, HTML, 300, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_parses_into_sections_of_operations() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        let sections = sections(&doc);
+        let operations: usize = sections.iter().map(|s| s.operations.len()).sum();
+        assert_eq!(operations, doc["paths"].as_object().map_or(0, |p| p.len()));
+        let report = sections
+            .iter()
+            .flat_map(|s| &s.operations)
+            .find(|o| o.path == "/api/v1/reports")
+            .expect("the report endpoint");
+        assert_eq!(report.method, "POST");
+        assert!(report.responses.iter().any(|r| r.status == "429"));
+        assert!(
+            report
+                .parameters
+                .iter()
+                .any(|p| p.name == "Idempotency-Key")
+        );
+    }
 }
