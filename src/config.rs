@@ -153,12 +153,16 @@ pub struct ApiSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebSettings {
+    /// Where readers reach this site (`https://outagewatch.example`), for
+    /// the absolute links and ids of Atom feeds; empty takes the request's
+    /// Host header.
+    pub public_url: String,
     /// How long a computed answer (counts, series, breakdown, open
     /// incidents) is reused; 0 reads the store on every request.
     pub read_cache_ms: u64,
     /// Most cached answers per kind.
     pub read_cache_entries: usize,
-    /// Cache-Control max-age of pages and JSON reads.
+    /// Cache-Control max-age of pages and feeds.
     pub page_max_age_secs: u64,
     /// Cache-Control max-age of `/embed/{id}.svg`.
     pub embed_max_age_secs: u64,
@@ -438,6 +442,13 @@ impl Settings {
                 format!("{:?} is not host:port ({e})", self.http.bind),
             )
         })?;
+        let url = &self.web.public_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(invalid(
+                "web.public_url",
+                format!("{url:?} must start with http:// or https://"),
+            ));
+        }
         if !self.store.redis_url.is_empty() {
             redis::Client::open(self.store.redis_url.as_str())
                 .map_err(|e| invalid("store.redis_url", e.to_string()))?;
@@ -463,6 +474,11 @@ impl Settings {
             ("api.default_page_size", self.api.default_page_size as u64),
             ("api.max_feed_scan", self.api.max_feed_scan as u64),
             ("worker.tick_secs", self.worker.tick_secs),
+            ("web.feed_entries", self.web.feed_entries as u64),
+            ("web.stream_poll_ms", self.web.stream_poll_ms),
+            ("web.stream_keepalive_secs", self.web.stream_keepalive_secs),
+            ("web.max_export_rows", self.web.max_export_rows as u64),
+            ("store.event_backlog", self.store.event_backlog as u64),
             ("worker.lease_secs", self.worker.lease_secs),
             (
                 "worker.history_refresh_secs",

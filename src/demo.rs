@@ -1,5 +1,5 @@
 //! `outagewatch serve --demo`: a living system for newcomers. At start it
-//! imports a week of simulated history for a few dozen services (the five
+//! imports `demo.history_days` (8) days of simulated history for a few dozen services (the five
 //! Meta services first), then keeps sending their simulated reports through
 //! the real intake, second by second, with a Meta-style outage soon after
 //! start and again every `demo.outage_every_mins`, and a single-service
@@ -105,15 +105,18 @@ fn outages(sc: &Scenario, s: &DemoSettings, now: i64) -> Vec<Outage> {
     let mut rng = StdRng::seed_from_u64(s.seed);
     let every = (s.outage_every_mins.max(10) * 60) as i64;
     let end = sc.start + sc.minutes as i64 * 60;
-    let meta_services: Vec<usize> = META_REPLAY
+    // Each Meta service present, with its replay peak and length.
+    let meta_services: Vec<(usize, f64, i64)> = META_REPLAY
         .iter()
-        .filter_map(|m| sc.services.iter().position(|s| s.id == m.0))
+        .filter_map(|&(id, _, peak, minutes)| {
+            let i = sc.services.iter().position(|s| s.id == id)?;
+            Some((i, peak, minutes))
+        })
         .collect();
     let mut planned = Vec::new();
     let mut at = now + s.first_outage_after_secs as i64;
     while at < end {
-        for (k, &i) in meta_services.iter().enumerate() {
-            let (_, _, peak, minutes) = META_REPLAY[k];
+        for &(i, peak, minutes) in &meta_services {
             planned.push(Outage {
                 service: i,
                 start: at.div_euclid(60) * 60,

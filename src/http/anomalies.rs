@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::{ApiError, AppState, Code};
 use crate::domain::{Anomaly, AnomalyStatus};
-use crate::store::{FeedRange, FeedStore, StoreError};
+use crate::store::{FeedRange, FeedStore};
 
 type Query = web::Query<HashMap<String, String>>;
 
@@ -63,14 +63,7 @@ pub fn parse_filter(state: &AppState, query: &HashMap<String, String>) -> Result
         None => None,
     };
     let company = match query.get("company") {
-        Some(c) => Some(
-            state
-                .registry
-                .company(&c.to_ascii_lowercase())
-                .ok_or_else(|| ApiError::new(Code::CompanyNotFound, format!("no company {c:?}")))?
-                .id
-                .clone(),
-        ),
+        Some(c) => Some(super::read::find_company(state, c)?.id.clone()),
         None => None,
     };
     let status = match query.get("status").map(String::as_str) {
@@ -105,16 +98,6 @@ pub fn parse_cursor(text: &str) -> Option<(i64, String)> {
     let (t, id) = text.split_once('_')?;
     (!id.is_empty()).then_some(())?;
     Some((t.parse().ok()?, id.to_string()))
-}
-
-fn store_error(state: &AppState, e: StoreError) -> ApiError {
-    state.metrics.store_error("feed", &e);
-    tracing::warn!(error = %e, "feed read failed");
-    ApiError::new(
-        Code::StoreUnavailable,
-        "The store cannot answer right now; retry shortly.",
-    )
-    .retry_after(state.settings.intake.retry_after_secs)
 }
 
 /// A page of the feed as asked by `query`: `limit`, `cursor`, `since`,
@@ -163,7 +146,7 @@ pub async fn page(
             .store
             .anomalies(&range)
             .await
-            .map_err(|e| store_error(state, e))?;
+            .map_err(|e| super::read::store_error(state, "feed", e))?;
         let exhausted = page.len() < range.limit;
         scanned += page.len();
         for (t, id, doc) in page {
@@ -214,7 +197,7 @@ pub async fn one(
         .store
         .anomaly(&path)
         .await
-        .map_err(|e| store_error(&state, e))?
+        .map_err(|e| super::read::store_error(&state, "feed", e))?
         .ok_or_else(|| {
             ApiError::new(
                 Code::AnomalyNotFound,

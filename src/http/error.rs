@@ -122,7 +122,7 @@ impl Code {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub code: Code,
     pub detail: String,

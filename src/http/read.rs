@@ -24,12 +24,21 @@ const HOUR_MINUTES: usize = 60;
 
 pub type OpenIncidents = Arc<HashMap<String, Anomaly>>;
 
-/// Reports counted over the last 15 minutes, hour and day.
+/// Reports counted over the last 15 minutes, hour and (when read) day.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Recent {
     pub m15: u64,
     pub h1: u64,
-    pub h24: u64,
+    pub h24: Option<u64>,
+}
+
+/// How far back [`recent_counts`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    /// 15 minutes and an hour: what a list of every service needs.
+    Hour,
+    /// And 24 hours.
+    Day,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,12 +78,12 @@ pub struct Breakdown {
 
 /// One cache per kind of answer.
 pub struct ReadCaches {
-    open: TtlCache<OpenIncidents>,
-    recent: TtlCache<Arc<Vec<Recent>>>,
-    series: TtlCache<Arc<Series>>,
-    breakdown: TtlCache<Arc<Breakdown>>,
+    open: TtlCache<OpenIncidents, StoreError>,
+    recent: TtlCache<Arc<Vec<Recent>>, StoreError>,
+    series: TtlCache<Arc<Series>, ApiError>,
+    breakdown: TtlCache<Arc<Breakdown>, ApiError>,
     /// Rendered pages, charts and feeds (see [`crate::web::shared_page`]).
-    pub pages: TtlCache<Arc<crate::web::Rendered>>,
+    pub pages: TtlCache<Arc<crate::web::Rendered>, crate::web::PageError>,
 }
 
 impl ReadCaches {
@@ -111,25 +120,33 @@ pub fn store_error(state: &AppState, op: &str, e: StoreError) -> ApiError {
 
 /// Recent counts of each service, in one round trip; `None` for all when the
 /// store cannot answer (lists still serve).
-pub async fn recent_counts(state: &AppState, services: &[&Service]) -> Vec<Option<Recent>> {
+pub async fn recent_counts(
+    state: &AppState,
+    services: &[&Service],
+    span: Span,
+) -> Vec<Option<Recent>> {
     let ids: Vec<&str> = services.iter().map(|s| s.id.as_str()).collect();
-    let key = blake3::hash(ids.join(",").as_bytes()).to_hex().to_string();
+    let minutes = match span {
+        Span::Hour => HOUR_MINUTES,
+        Span::Day => MINUTES_PER_DAY,
+    };
+    let key = format!(
+        "{minutes}:{}",
+        blake3::hash(ids.join(",").as_bytes()).to_hex()
+    );
     let loaded = state
         .reads
         .recent
         .get(&key, Instant::now(), || async {
-            let from = now_minute() - MINUTES_PER_DAY as i64 + 1;
-            let series = state
-                .store
-                .minute_totals(&ids, from, MINUTES_PER_DAY)
-                .await?;
-            Ok::<_, StoreError>(Arc::new(
+            let from = now_minute() - minutes as i64 + 1;
+            let series = state.store.minute_totals(&ids, from, minutes).await?;
+            Ok(Arc::new(
                 series
                     .iter()
                     .map(|m| Recent {
-                        m15: m[MINUTES_PER_DAY - RECENT_MINUTES..].iter().sum(),
-                        h1: m[MINUTES_PER_DAY - HOUR_MINUTES..].iter().sum(),
-                        h24: m.iter().sum(),
+                        m15: m[minutes - RECENT_MINUTES..].iter().sum(),
+                        h1: m[minutes - HOUR_MINUTES..].iter().sum(),
+                        h24: (span == Span::Day).then(|| m.iter().sum()),
                     })
                     .collect(),
             ))
@@ -185,16 +202,31 @@ pub fn status_of(open: &Option<OpenIncidents>, service: &str) -> Option<&'static
     })
 }
 
+/// How bad a status is: `problem` over `possible` over the rest.
+pub fn severity_rank(status: &str) -> u8 {
+    match status {
+        "problem" => 2,
+        "possible" => 1,
+        _ => 0,
+    }
+}
+
 /// The worst of several statuses.
 pub fn worst<'a>(statuses: impl IntoIterator<Item = &'a str>) -> &'a str {
     statuses
         .into_iter()
-        .max_by_key(|s| match *s {
-            "problem" => 2,
-            "possible" => 1,
-            _ => 0,
-        })
+        .max_by_key(|s| severity_rank(s))
         .unwrap_or("ok")
+}
+
+pub fn find_company<'a>(
+    state: &'a AppState,
+    id: &str,
+) -> Result<&'a crate::domain::Company, ApiError> {
+    state
+        .registry
+        .company(id)
+        .ok_or_else(|| ApiError::new(Code::CompanyNotFound, format!("no company {id:?}")))
 }
 
 pub fn find_service<'a>(state: &'a AppState, id: &str) -> Result<&'a Service, ApiError> {
@@ -240,48 +272,49 @@ pub async fn series(
             ),
         ));
     }
-    // Minute buckets expire a whole hour at a time, so they cover the last
-    // minute_ttl minus one hour whatever the clock; further back, rollups.
-    let minute_span = state.retention.minute_ttl_secs / 60 - 60;
-    if points as i64 * step > minute_span && step % 15 != 0 {
-        return Err(ApiError::new(
-            Code::InvalidParameter,
-            format!(
-                "windows longer than {} h are served from 15-minute rollups and need a step that is a multiple of 15m",
-                minute_span / 60
-            ),
-        ));
-    }
     let key = format!("{}:{window}:{step}", service.id);
     state
         .reads
         .series
         .get(&key, Instant::now(), || async move {
-            let end = (now_minute().div_euclid(step) + 1) * step;
+            let now = now_minute();
+            let end = (now.div_euclid(step) + 1) * step;
             let start = end - points as i64 * step;
             Ok(Arc::new(Series {
                 service: service.id.clone(),
                 window_secs: window * 60,
                 step_secs: step * 60,
-                points: counts(state, service, start, points, step).await?,
+                points: counts(state, service, start, points, step, now).await?,
             }))
         })
         .await
 }
 
-/// `points` steps of `step` minutes from minute `start`: counts, and the
-/// detector's numbers where the minute buckets still hold them. Callers
-/// check `step` is a multiple of 15 where rollups serve.
+/// `points` steps of `step` minutes from minute `start` (`now` being the
+/// current minute): counts, and the detector's numbers where the minute
+/// buckets still hold them. Minute buckets expire a whole hour at a time,
+/// so they cover the last minute_ttl less an hour whatever the clock;
+/// further back the 15-minute rollups serve, so the step must be a multiple
+/// of 15 minutes there.
 pub async fn counts(
     state: &AppState,
     service: &Service,
     start: i64,
     points: usize,
     step: i64,
+    now: i64,
 ) -> Result<Vec<Point>, ApiError> {
-    let end = start + points as i64 * step;
     let minute_span = state.retention.minute_ttl_secs / 60 - 60;
-    let in_minutes = end - start <= minute_span && now_minute() - start < minute_span;
+    let in_minutes = now - start < minute_span;
+    if !in_minutes && (step % 15 != 0 || start % 15 != 0) {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            format!(
+                "counts older than {} h are kept per 15 minutes: use a step that is a multiple of 15m",
+                minute_span / 60
+            ),
+        ));
+    }
     let mut expected: Vec<Option<(f64, f64)>> = vec![None; points];
     let counts: Vec<u64> = if in_minutes {
         let count = points * step as usize;

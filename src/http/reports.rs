@@ -74,6 +74,14 @@ pub async fn post_report(
                 .inc();
         }
     }
+    // A browser's form post without JavaScript gets its error as a page.
+    let result = match result {
+        Err(e) if is_form(&req) && wants_html(&req) => {
+            use actix_web::ResponseError as _;
+            Ok(crate::web::PageError(e).error_response())
+        }
+        other => other,
+    };
     let Some(Ok(allowance) | Err(allowance)) = allowance else {
         return result;
     };
@@ -170,6 +178,10 @@ async fn handle(
         StatusCode::ACCEPTED,
         &AcceptedBody::from(accepted),
     ))
+}
+
+fn is_form(req: &HttpRequest) -> bool {
+    media_type(req).as_deref() == Some("application/x-www-form-urlencoded")
 }
 
 /// Whether the client asked for a page rather than JSON (a browser's form

@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use serde_json::json;
 
-use super::read::{self, OpenIncidents, Recent, find_service, status_of};
+use super::read::{self, OpenIncidents, Recent, Span, find_service, status_of};
 use super::{ApiError, AppState, Code};
 use crate::domain::{Company, Service, Share};
 
@@ -42,7 +42,7 @@ impl<'a> ServiceView<'a> {
             problems: s.problems.iter().map(|p| p.as_str()).collect(),
             status: status_of(open, &s.id),
             reports_15m: recent.map(|r| r.m15),
-            reports_24h: recent.map(|r| r.h24),
+            reports_24h: recent.and_then(|r| r.h24),
         }
     }
 }
@@ -68,7 +68,7 @@ pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpRespon
         _ => None,
     };
     let (counts, open) = tokio::join!(
-        read::recent_counts(&state, &page),
+        read::recent_counts(&state, &page, Span::Day),
         read::open_incidents(&state)
     );
     let items: Vec<ServiceView> = page
@@ -87,7 +87,7 @@ pub async fn one(
     let service = find_service(&state, &path)?;
     let one = [service];
     let (counts, open) = tokio::join!(
-        read::recent_counts(&state, &one),
+        read::recent_counts(&state, &one, Span::Day),
         read::open_incidents(&state)
     );
     let view = ServiceView::new(service, counts[0], &open);
@@ -203,17 +203,7 @@ pub async fn history_csv(
             ),
         ));
     }
-    let minute_span = state.retention.minute_ttl_secs / 60 - 60;
-    if now - from >= minute_span && step % 15 != 0 {
-        return Err(ApiError::new(
-            Code::InvalidParameter,
-            format!(
-                "counts older than {} h are kept per 15 minutes: use a step that is a multiple of 15m",
-                minute_span / 60
-            ),
-        ));
-    }
-    let rows = read::counts(&state, service, from, points, step).await?;
+    let rows = read::counts(&state, service, from, points, step, now).await?;
     let mut csv = String::from("timestamp,reports,baseline,upper\n");
     let number = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for p in rows {
@@ -257,15 +247,10 @@ pub async fn company(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let company: &Company = state.registry.company(&path).ok_or_else(|| {
-        ApiError::new(
-            Code::CompanyNotFound,
-            format!("no company {:?}", path.as_str()),
-        )
-    })?;
+    let company: &Company = read::find_company(&state, &path)?;
     let services: Vec<&Service> = state.registry.services_of(&company.id).collect();
     let (counts, open) = tokio::join!(
-        read::recent_counts(&state, &services),
+        read::recent_counts(&state, &services, Span::Day),
         read::open_incidents(&state)
     );
     let views: Vec<ServiceView> = services

@@ -49,11 +49,10 @@ pub struct Chart {
     pub hovers: Vec<Hover>,
     /// Shown at the bottom right; embeds say where the numbers come from.
     pub attribution: Option<String>,
-    /// Whether any step has the detector's baseline (else no legend for it).
+    /// Whether any step has the detector's baseline and threshold (else
+    /// no legend for them). Charts narrower than 600 px have no legend:
+    /// they sit beside a page that explains them.
     pub has_baseline: bool,
-    /// Where the legend's last item starts (it moves left without the
-    /// baseline's two items).
-    pub legend_above_x: u32,
 }
 
 /// Draws `series` (counts per step with baseline and threshold).
@@ -198,9 +197,7 @@ pub fn draw(
         hovers,
         attribution,
         has_baseline: points.iter().any(|p| p.baseline.is_some()),
-        legend_above_x: 0,
     }
-    .with_legend()
 }
 
 fn empty(title: &str, width: u32, height: u32, attribution: Option<String>) -> Chart {
@@ -214,16 +211,6 @@ fn empty(title: &str, width: u32, height: u32, attribution: Option<String>) -> C
         hovers: Vec::new(),
         attribution,
         has_baseline: false,
-        legend_above_x: 0,
-    }
-    .with_legend()
-}
-
-impl Chart {
-    fn with_legend(mut self) -> Self {
-        let from_right = if self.has_baseline { 124 } else { 300 };
-        self.legend_above_x = self.width.saturating_sub(from_right);
-        self
     }
 }
 

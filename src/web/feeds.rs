@@ -9,8 +9,8 @@ use chrono::{DateTime, FixedOffset};
 use super::{respond, shared_page};
 use crate::domain::Anomaly;
 use crate::http::anomalies::{self, Filter};
-use crate::http::read::find_service;
-use crate::http::{ApiError, AppState, Code};
+use crate::http::read::{find_company, find_service};
+use crate::http::{ApiError, AppState};
 use crate::store::FeedRange;
 
 const ATOM: &str = "application/atom+xml; charset=utf-8";
@@ -50,12 +50,7 @@ pub async fn company(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let c = state.registry.company(&path).ok_or_else(|| {
-        ApiError::new(
-            Code::CompanyNotFound,
-            format!("no company {:?}", path.as_str()),
-        )
-    })?;
+    let c = find_company(&state, &path)?;
     let filter = Filter {
         company: Some(c.id.clone()),
         ..Filter::default()
@@ -73,7 +68,7 @@ async fn feed(
     own_path: &str,
     page_path: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let base = base_url(req);
+    let base = base_url(req, &state.settings.web.public_url);
     let key = format!("atom:{base}{own_path}");
     let page = shared_page(state, key, || async {
         let range = FeedRange {
@@ -81,9 +76,10 @@ async fn feed(
             ..FeedRange::default()
         };
         let (items, _) = anomalies::page(state, &filter, range).await?;
-        Ok::<_, ApiError>(atom(&items, about, &base, own_path, page_path).to_string())
+        Ok(atom(&items, about, &base, own_path, page_path).to_string())
     })
-    .await?;
+    .await
+    .map_err(|e| e.0)?;
     Ok(respond(
         req,
         ATOM,
@@ -92,10 +88,24 @@ async fn feed(
     ))
 }
 
-/// Scheme and host the request came to, for absolute links.
-fn base_url(req: &HttpRequest) -> String {
-    let info = req.connection_info();
-    format!("{}://{}", info.scheme(), info.host())
+/// Where links point: `web.public_url`, else the Host the request named
+/// (when it looks like a host name; forwarding headers are not trusted).
+fn base_url(req: &HttpRequest, public_url: &str) -> String {
+    if !public_url.is_empty() {
+        return public_url.trim_end_matches('/').to_string();
+    }
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("http://{host}")
 }
 
 fn time(unix: i64) -> DateTime<FixedOffset> {

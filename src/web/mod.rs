@@ -10,6 +10,7 @@ pub mod chart;
 pub mod docs;
 pub mod feeds;
 pub mod pages;
+pub mod status;
 pub mod stream;
 
 use std::future::Future;
@@ -24,10 +25,10 @@ use crate::http::{ApiError, AppState};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::home))
-        .route("/status/{id}", web::get().to(pages::status))
+        .route("/status/{id}", web::get().to(status::status))
         .route("/company/{id}", web::get().to(pages::company))
         .route("/anomalies", web::get().to(pages::anomalies))
-        .route("/embed/{id}.svg", web::get().to(pages::embed))
+        .route("/embed/{id}.svg", web::get().to(status::embed))
         .route("/static/site.css", web::get().to(pages::css))
         .route("/static/site.js", web::get().to(pages::js))
         .route("/feeds/anomalies.atom", web::get().to(feeds::all))
@@ -53,14 +54,14 @@ impl Rendered {
 /// The page at `key`, rendered by `render` at most once per
 /// `web.read_cache_ms` however many readers ask: under a flood, rendering
 /// (charts and templates) would otherwise cost more than the reads.
-pub async fn shared_page<E, F, Fut>(
+pub async fn shared_page<F, Fut>(
     state: &AppState,
     key: String,
     render: F,
-) -> Result<Arc<Rendered>, E>
+) -> Result<Arc<Rendered>, PageError>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<String, E>>,
+    Fut: Future<Output = Result<String, PageError>>,
 {
     state
         .reads
@@ -69,6 +70,27 @@ where
             render().await.map(|body| Arc::new(Rendered::new(body)))
         })
         .await
+}
+
+/// A page everyone sees alike, shared as [`shared_page`] and answered with
+/// `web.page_max_age_secs`.
+pub async fn shared_html<F, Fut>(
+    req: &HttpRequest,
+    state: &AppState,
+    key: String,
+    render: F,
+) -> Result<HttpResponse, PageError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<String, PageError>>,
+{
+    let page = shared_page(state, key, render).await?;
+    Ok(respond(
+        req,
+        HTML,
+        state.settings.web.page_max_age_secs,
+        &page,
+    ))
 }
 
 /// An answer that carries an ETag of its body and Cache-Control; a request
@@ -116,7 +138,7 @@ pub fn cached(
 pub const HTML: &str = "text/html; charset=utf-8";
 
 /// An [`ApiError`] shown to a person: the same status, as a page.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct PageError(pub ApiError);
 
 impl From<ApiError> for PageError {

@@ -1,23 +1,26 @@
 //! The pages: `/` (problems now, company events, most reported, search),
-//! `/status/{id}`, `/company/{id}`, `/anomalies`, and the embeddable chart.
+//! `/company/{id}` and `/anomalies`, and what every page shares; the status
+//! page and the embeddable chart are in [`super::status`].
 //! Each handler gathers its numbers through [`crate::http::read`] and renders
 //! one template.
 
 use std::collections::HashMap;
 
-use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use super::chart::{self, Chart};
-use super::{HTML, PageError, cached, render, respond, shared_page};
+use super::chart;
+use super::{HTML, PageError, cached, render, shared_html};
 use crate::domain::{Anomaly, Problem, Service, Share};
 use crate::http::anomalies::{self, Filter};
-use crate::http::read::{self, Recent, find_service, status_of};
+use crate::http::read::{self, Recent, Span, status_of};
 use crate::http::{ApiError, AppState, Code};
 use crate::store::FeedRange;
 
 type Query = web::Query<HashMap<String, String>>;
+
+/// Longest search text looked at.
+const MAX_QUERY_CHARS: usize = 100;
 
 /// What every page's frame needs.
 pub struct Page {
@@ -45,7 +48,7 @@ pub struct ShareRow {
     pub percent: u32,
 }
 
-fn share_rows(shares: &[Share], name: impl Fn(&str) -> String, n: usize) -> Vec<ShareRow> {
+pub fn share_rows(shares: &[Share], name: impl Fn(&str) -> String, n: usize) -> Vec<ShareRow> {
     shares
         .iter()
         .take(n)
@@ -57,7 +60,7 @@ fn share_rows(shares: &[Share], name: impl Fn(&str) -> String, n: usize) -> Vec<
         .collect()
 }
 
-fn problem_label(name: &str) -> String {
+pub fn problem_label(name: &str) -> String {
     name.parse::<Problem>()
         .map(|p| p.label().to_string())
         .unwrap_or_else(|_| name.to_string())
@@ -85,14 +88,6 @@ pub fn status_words(status: Option<&str>) -> (&'static str, &'static str) {
     }
 }
 
-fn status_rank(status: &str) -> u8 {
-    match status {
-        "problem" => 2,
-        "possible" => 1,
-        _ => 0,
-    }
-}
-
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage<'a> {
@@ -116,19 +111,24 @@ pub async fn home(
         .get("q")
         .map(|q| q.trim().to_string())
         .unwrap_or_default();
-    let page = shared_page(&state, format!("home:{q}"), || home_page(&state, q.clone())).await?;
-    Ok(respond(
-        &req,
-        HTML,
-        state.settings.web.page_max_age_secs,
-        &page,
-    ))
+    if !q.is_empty() {
+        // Searches are each reader's own: rendered, not kept.
+        let q: String = q.chars().take(MAX_QUERY_CHARS).collect();
+        let body = home_page(&state, q).await?;
+        return Ok(cached(
+            &req,
+            HTML,
+            state.settings.web.page_max_age_secs,
+            body,
+        ));
+    }
+    shared_html(&req, &state, "home".into(), || home_page(&state, q.clone())).await
 }
 
 async fn home_page(state: &AppState, q: String) -> Result<String, PageError> {
     let all: Vec<&Service> = state.registry.services().iter().collect();
     let (recent, open) = tokio::join!(
-        read::recent_counts(state, &all),
+        read::recent_counts(state, &all, Span::Hour),
         read::open_incidents(state)
     );
     let rows: Vec<ServiceRow> = all
@@ -147,7 +147,7 @@ async fn home_page(state: &AppState, q: String) -> Result<String, PageError> {
     let mut problems: Vec<ServiceRow> = rows.iter().filter(|r| r.status != "ok").cloned().collect();
     problems.sort_by_key(|r| {
         (
-            std::cmp::Reverse(status_rank(r.status)),
+            std::cmp::Reverse(read::severity_rank(r.status)),
             std::cmp::Reverse(r.recent.map_or(0, |c| c.m15)),
         )
     });
@@ -209,114 +209,6 @@ fn search<'a>(state: &'a AppState, q: &str) -> Vec<&'a Service> {
 }
 
 #[derive(Template)]
-#[template(path = "status.html")]
-struct StatusPage<'a> {
-    page: Page,
-    service: &'a Service,
-    company: String,
-    word: &'static str,
-    sentence: &'static str,
-    status: &'static str,
-    incident: Option<Anomaly>,
-    recent: Option<Recent>,
-    chart: Option<String>,
-    problems: Vec<ShareRow>,
-    countries: Vec<ShareRow>,
-    breakdown_reports: Option<u64>,
-    buttons: Vec<(&'static str, &'static str)>,
-    /// Set after a report was posted without JavaScript.
-    thanks: Option<String>,
-}
-
-/// `GET /status/{id}`.
-pub async fn status(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-    query: Query,
-) -> Result<HttpResponse, PageError> {
-    let service = find_service(&state, &path)?;
-    if service.id != *path {
-        // Aliases and other spellings live at the canonical address.
-        return Ok(HttpResponse::MovedPermanently()
-            .insert_header((header::LOCATION, format!("/status/{}", service.id)))
-            .finish());
-    }
-    // A page with a thank-you is one person's; the rest is everyone's.
-    if let Some(reported) = query.get("reported") {
-        let body = status_page(&state, service, Some(problem_label(reported))).await?;
-        return Ok(cached(&req, HTML, 0, body));
-    }
-    let page = shared_page(&state, format!("status:{}", service.id), || {
-        status_page(&state, service, None)
-    })
-    .await?;
-    Ok(respond(
-        &req,
-        HTML,
-        state.settings.web.page_max_age_secs,
-        &page,
-    ))
-}
-
-async fn status_page(
-    state: &AppState,
-    service: &Service,
-    thanks: Option<String>,
-) -> Result<String, PageError> {
-    let one = [service];
-    let (recent, open, series, breakdown) = tokio::join!(
-        read::recent_counts(state, &one),
-        read::open_incidents(state),
-        read::series(state, service, 24 * 60, 15),
-        read::breakdown(state, service, 60),
-    );
-    let status = status_of(&open, &service.id);
-    let (word, sentence) = status_words(status);
-    let chart = series.ok().map(|s| {
-        let title = format!("{} reports, last 24 hours", service.name);
-        chart::draw(&s, &title, 720, 260, None)
-            .render()
-            .unwrap_or_default()
-    });
-    let (problems, countries, breakdown_reports) = match breakdown {
-        Ok(b) => (
-            share_rows(&b.problems, problem_label, 6),
-            share_rows(&b.countries, |c| c.to_string(), 6),
-            Some(b.reports),
-        ),
-        Err(_) => (Vec::new(), Vec::new(), None),
-    };
-    let company = state
-        .registry
-        .company(&service.company)
-        .map_or_else(|| service.company.clone(), |c| c.name.clone());
-    render(&StatusPage {
-        page: Page::new(
-            &format!("{} status: {word}", service.name),
-            state.settings.web.page_refresh_secs,
-        ),
-        service,
-        company,
-        word,
-        sentence,
-        status: status.unwrap_or("unknown"),
-        incident: open.as_ref().and_then(|o| o.get(&service.id)).cloned(),
-        recent: recent[0],
-        chart,
-        problems,
-        countries,
-        breakdown_reports,
-        buttons: service
-            .problems
-            .iter()
-            .map(|p| (p.as_str(), p.label()))
-            .collect(),
-        thanks,
-    })
-}
-
-#[derive(Template)]
 #[template(path = "company.html")]
 struct CompanyPage<'a> {
     page: Page,
@@ -334,22 +226,11 @@ pub async fn company(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let company = state.registry.company(&path).ok_or_else(|| {
-        ApiError::new(
-            Code::CompanyNotFound,
-            format!("no company {:?}", path.as_str()),
-        )
-    })?;
-    let page = shared_page(&state, format!("company:{}", company.id), || {
+    let company = read::find_company(&state, &path)?;
+    shared_html(&req, &state, format!("company:{}", company.id), || {
         company_page(&state, company)
     })
-    .await?;
-    Ok(respond(
-        &req,
-        HTML,
-        state.settings.web.page_max_age_secs,
-        &page,
-    ))
+    .await
 }
 
 async fn company_page(
@@ -358,7 +239,7 @@ async fn company_page(
 ) -> Result<String, PageError> {
     let services: Vec<&Service> = state.registry.services_of(&company.id).collect();
     let (recent, open) = tokio::join!(
-        read::recent_counts(state, &services),
+        read::recent_counts(state, &services, Span::Day),
         read::open_incidents(state)
     );
     let mut cards = Vec::new();
@@ -441,32 +322,26 @@ pub async fn anomalies(
     // An empty choice in the filter form means "all".
     let mut query: HashMap<String, String> = query.into_inner();
     query.retain(|_, v| !v.is_empty());
-    let mut key: Vec<(&String, &String)> = query.iter().collect();
-    key.sort();
-    let key = format!("anomalies:{key:?}");
-    let page = shared_page(&state, key, || anomalies_page(&state, &query)).await?;
-    Ok(respond(
-        &req,
-        HTML,
-        state.settings.web.page_max_age_secs,
-        &page,
-    ))
-}
-
-async fn anomalies_page(
-    state: &AppState,
-    query: &HashMap<String, String>,
-) -> Result<String, PageError> {
-    let filter = anomalies::parse_filter(state, query)?;
+    let filter = anomalies::parse_filter(&state, &query)?;
     let after = match query.get("cursor") {
         Some(c) => Some(anomalies::parse_cursor(c).ok_or_else(|| {
             ApiError::new(Code::InvalidParameter, "cursor is not one this site gave")
         })?),
         None => None,
     };
+    // Keyed by what was understood, not by what was sent.
+    let key = format!("anomalies:{filter:?}:{after:?}");
+    shared_html(&req, &state, key, || anomalies_page(&state, filter, after)).await
+}
+
+async fn anomalies_page(
+    state: &AppState,
+    filter: Filter,
+    after: Option<(i64, String)>,
+) -> Result<String, PageError> {
     let range = FeedRange {
         after,
-        limit: 50,
+        limit: state.settings.api.default_page_size,
         ..FeedRange::default()
     };
     let (items, next_cursor) = anomalies::page(state, &filter, range).await?;
@@ -477,6 +352,16 @@ async fn anomalies_page(
         }
         if let Some(c) = &filter.company {
             params.push(("company", c.clone()));
+        }
+        if let Some(status) = filter.status {
+            let status = match status {
+                crate::domain::AnomalyStatus::Open => "open",
+                crate::domain::AnomalyStatus::Resolved => "resolved",
+            };
+            params.push(("status", status.to_string()));
+        }
+        if let Some(severity) = &filter.severity {
+            params.push(("severity", severity.clone()));
         }
         serde_urlencoded::to_string(params).unwrap_or_default()
     });
@@ -494,49 +379,6 @@ async fn anomalies_page(
         companies: state.registry.companies(),
         service: service.unwrap_or_default(),
         company: company.unwrap_or_default(),
-    })
-}
-
-/// `GET /embed/{id}.svg`: the 24 h chart on its own, for newsrooms.
-pub async fn embed(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let service = find_service(&state, &path)?;
-    let page = shared_page(&state, format!("embed:{}", service.id), || {
-        embed_chart(&state, service)
-    })
-    .await?;
-    let mut response = respond(
-        &req,
-        "image/svg+xml",
-        state.settings.web.embed_max_age_secs,
-        &page,
-    );
-    // Newsrooms embed it from their own pages.
-    response.headers_mut().insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        header::HeaderValue::from_static("*"),
-    );
-    Ok(response)
-}
-
-async fn embed_chart(state: &AppState, service: &Service) -> Result<String, ApiError> {
-    let series = read::series(state, service, 24 * 60, 15).await?;
-    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
-    let chart: Chart = chart::draw(
-        &series,
-        &format!("{}: user reports, last 24 hours (UTC)", service.name),
-        640,
-        260,
-        Some(format!(
-            "outagewatch · counts of reports, not of people affected · {now}"
-        )),
-    );
-    chart.render().map_err(|e| {
-        tracing::error!(error = %e, "rendering a chart");
-        ApiError::new(Code::Internal, "internal error")
     })
 }
 

@@ -5,12 +5,13 @@
 //! sees every worker's events. One [`Hub`] task per process polls the store
 //! every `web.stream_poll_ms` and fans new events out to its open streams,
 //! so a thousand journalists cost the store one read per poll, not a
-//! thousand. A stream that resumes first replays what it missed from the
-//! store, then follows the hub, skipping what it already sent.
+//! thousand. A stream that resumes (or falls behind the hub) reads what it
+//! missed from the store a batch at a time, then follows the hub again,
+//! skipping what it already sent.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -32,6 +33,8 @@ const READ_BATCH: usize = 500;
 /// Fans the store's feed events out to this process's streams.
 pub struct Hub {
     sender: broadcast::Sender<Arc<FeedEvent>>,
+    /// The last event the hub has read: where a new stream starts.
+    position: Arc<Mutex<Option<String>>>,
     open: AtomicUsize,
     max_streams: usize,
     task: tokio::task::JoinHandle<()>,
@@ -48,9 +51,17 @@ impl Hub {
     pub fn start(store: Arc<AnyStore>, metrics: Arc<Metrics>, web: &WebSettings) -> Self {
         let (sender, _) = broadcast::channel(READ_BATCH * 2);
         let poll = Duration::from_millis(web.stream_poll_ms.max(10));
-        let task = tokio::spawn(follow(store, metrics, sender.clone(), poll));
+        let position = Arc::new(Mutex::new(None));
+        let task = tokio::spawn(follow(
+            store,
+            metrics,
+            sender.clone(),
+            position.clone(),
+            poll,
+        ));
         Hub {
             sender,
+            position,
             open: AtomicUsize::new(0),
             max_streams: web.max_streams,
             task,
@@ -62,33 +73,43 @@ async fn follow(
     store: Arc<AnyStore>,
     metrics: Arc<Metrics>,
     sender: broadcast::Sender<Arc<FeedEvent>>,
+    position: Arc<Mutex<Option<String>>>,
     poll: Duration,
 ) {
     let mut last: Option<String> = None;
+    // Logged when reading starts and stops failing, not once a poll.
+    let mut failing = false;
     let mut ticker = tokio::time::interval(poll);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         // Start after the newest event there is: streams replay older
         // ones from the store themselves.
-        let Some(after) = last.clone() else {
-            match store.last_event_id().await {
-                Ok(id) => last = Some(id.unwrap_or_else(|| "0-0".into())),
-                Err(e) => metrics.store_error("last_event_id", &e),
-            }
-            continue;
-        };
-        match store.events_after(&after, READ_BATCH).await {
-            Ok(events) => {
+        let read = match last.clone() {
+            None => store.last_event_id().await.map(|id| {
+                last = Some(id.unwrap_or_else(|| "0-0".into()));
+            }),
+            Some(after) => store.events_after(&after, READ_BATCH).await.map(|events| {
                 for e in events {
                     last = Some(e.id.clone());
                     // No receivers is fine: nobody is listening.
                     let _ = sender.send(Arc::new(e));
                 }
+            }),
+        };
+        *position.lock().unwrap_or_else(|p| p.into_inner()) = last.clone();
+        match read {
+            Ok(()) if failing => {
+                failing = false;
+                tracing::info!("feed events readable again");
             }
+            Ok(()) => {}
             Err(e) => {
                 metrics.store_error("events_after", &e);
-                tracing::warn!(error = %e, "feed events unavailable");
+                if !failing {
+                    failing = true;
+                    tracing::warn!(error = %e, "feed events unavailable; streams wait");
+                }
             }
         }
     }
@@ -111,8 +132,11 @@ struct Cursor {
     /// The last event sent, in id order.
     last: Option<(u64, u64)>,
     last_id: Option<String>,
-    /// Replayed events still to send.
+    /// Events read from the store, still to send.
     pending: std::vec::IntoIter<FeedEvent>,
+    /// Reading missed events from the store (after a resume, or after
+    /// falling behind the hub) rather than following the hub.
+    catching_up: bool,
     keepalive: tokio::time::Interval,
     started: bool,
 }
@@ -159,10 +183,16 @@ pub async fn stream(
     let slot = Slot(state.clone());
     // Subscribe before reading the backlog, so nothing falls between them.
     let receiver = hub.sender.subscribe();
-    let pending = match &last {
-        Some((_, id)) => replay(&state, id).await?,
-        None => Vec::new(),
-    };
+    let catching_up = last.is_some();
+    // Without Last-Event-ID the stream starts where the hub is now.
+    let last = last.or_else(|| {
+        let at = hub
+            .position
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        Some((parse_event_id(&at)?, at))
+    });
     let keepalive_every = Duration::from_secs(state.settings.web.stream_keepalive_secs.max(1));
     let mut keepalive = tokio::time::interval_at(
         tokio::time::Instant::now() + keepalive_every,
@@ -175,7 +205,8 @@ pub async fn stream(
         filter,
         last: last.as_ref().map(|(k, _)| *k),
         last_id: last.map(|(_, id)| id),
-        pending: pending.into_iter(),
+        pending: Vec::new().into_iter(),
+        catching_up,
         keepalive,
         started: false,
     };
@@ -188,27 +219,6 @@ pub async fn stream(
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("x-accel-buffering", "no"))
         .streaming(body))
-}
-
-/// Everything after `after` that the store still keeps.
-async fn replay(state: &AppState, after: &str) -> Result<Vec<FeedEvent>, ApiError> {
-    let mut out: Vec<FeedEvent> = Vec::new();
-    let mut from = after.to_string();
-    loop {
-        let batch = state
-            .store
-            .events_after(&from, READ_BATCH)
-            .await
-            .map_err(|e| crate::http::read::store_error(state, "events_after", e))?;
-        let done = batch.len() < READ_BATCH;
-        if let Some(last) = batch.last() {
-            from = last.id.clone();
-        }
-        out.extend(batch);
-        if done || out.len() >= state.settings.store.event_backlog {
-            return Ok(out);
-        }
-    }
 }
 
 /// The next bytes of the stream; `None` ends it (the hub is gone).
@@ -227,6 +237,16 @@ async fn next_chunk(c: &mut Cursor) -> Option<Bytes> {
             }
             continue;
         }
+        if c.catching_up {
+            let from = c.last_id.clone().unwrap_or_else(|| "0-0".into());
+            let state = c.slot.0.clone();
+            // A store that cannot answer ends the stream; the client
+            // reconnects with its Last-Event-ID.
+            let batch = state.store.events_after(&from, READ_BATCH).await.ok()?;
+            c.catching_up = batch.len() == READ_BATCH;
+            c.pending = batch.into_iter();
+            continue;
+        }
         tokio::select! {
             received = c.receiver.recv() => match received {
                 Ok(e) => {
@@ -236,12 +256,7 @@ async fn next_chunk(c: &mut Cursor) -> Option<Bytes> {
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     // Too slow for the hub: catch up from the store.
-                    let from = c.last_id.clone().unwrap_or_else(|| "0-0".into());
-                    let state = c.slot.0.clone();
-                    match replay(&state, &from).await {
-                        Ok(missed) => c.pending = missed.into_iter(),
-                        Err(_) => return None,
-                    }
+                    c.catching_up = true;
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             },

@@ -141,7 +141,36 @@ async fn the_status_page_works_without_javascript() {
         page.contains(r#"<strong id="reports-15m">1</strong>"#),
         "{page}"
     );
-    assert_eq!(headers[header::CACHE_CONTROL], "public, max-age=0");
+    assert_eq!(headers[header::CACHE_CONTROL], "private, no-store");
+    // Only the service's own problem types are thanked for.
+    let (_, _, page) = text(
+        &app,
+        "/status/whatsapp?reported=%3Cb%3Eyou%20won%3C/b%3E&counted=1",
+    )
+    .await;
+    assert!(
+        !page.contains("Thanks") && !page.contains("you won"),
+        "{page}"
+    );
+    let (_, _, page) = text(&app, "/status/whatsapp?reported=login&counted=0").await;
+    assert!(page.contains("we count one report per person"), "{page}");
+
+    // A refused form post from a browser is a page too.
+    let refused = reqwest::Client::new()
+        .post(app.url("/api/v1/reports"))
+        .header(header::ACCEPT, "text/html")
+        .form(&[("service", "whatsapp"), ("problem", "payments")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+    assert!(
+        refused.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(refused.text().await.unwrap().contains("<h1>"));
 
     let (status, _, home) = text(&app, "/?q=insta").await;
     assert_eq!(status, 200);
@@ -214,7 +243,12 @@ async fn history_csv_exports_counts_per_step() {
         .map(|l| l.split(',').nth(1).unwrap().parse::<u64>().unwrap())
         .sum();
     assert_eq!(total, 4);
+    // Just past the minute buckets, where 15-minute rollups serve.
+    let old = (chrono::Utc::now() - chrono::Duration::minutes(47 * 60 + 10))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let rollups_need_quarters = format!("step=7m&from={old}");
     for bad in [
+        rollups_need_quarters.as_str(),
         "from=yesterday",
         "step=0m",
         "from=2001-01-01T00:00:00Z",

@@ -16,8 +16,18 @@ function localize(root) {
   document.querySelectorAll(".tz").forEach((el) => { el.textContent = "shown in your time zone (" + zone + ")"; });
 }
 
-let refreshing = null;
-async function refresh() {
+// Updates wait while the reader is using a form on the page (a half-made
+// choice or a focused field would be lost) and while they are paused.
+let paused = false;
+let dirty = false;
+function busy() {
+  const live = document.getElementById("live");
+  const active = document.activeElement;
+  return paused || dirty || (live && active && live.contains(active) && active.matches("input, select, textarea"));
+}
+
+async function refresh(force) {
+  if (!force && busy()) return;
   try {
     // Revalidate (ETag) rather than take the browser cache's copy.
     const res = await fetch(location.href, { cache: "no-cache", headers: { Accept: "text/html" } });
@@ -63,7 +73,7 @@ function wireForms(root) {
             ? "Thanks: your report (" + what + ") is counted."
             : "Thanks: you already reported this service recently, and we count one report per person.";
           // The numbers are cached for about a second; fetch them after that.
-          setTimeout(refresh, 1500);
+          setTimeout(() => refresh(true), 1500);
         } else {
           out.textContent = answer.detail || "Your report could not be sent; please try again.";
         }
@@ -77,9 +87,30 @@ function wireForms(root) {
   });
 }
 
+function pauseControl(secs) {
+  const footer = document.querySelector("footer");
+  if (!footer) return;
+  const button = document.createElement("button");
+  button.type = "button";
+  button.setAttribute("aria-pressed", "false");
+  button.textContent = "Pause updates (every " + secs + " s)";
+  button.addEventListener("click", () => {
+    paused = !paused;
+    button.setAttribute("aria-pressed", String(paused));
+    button.textContent = paused ? "Resume updates" : "Pause updates (every " + secs + " s)";
+  });
+  footer.prepend(button);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   localize(document);
   wireForms(document);
+  document.addEventListener("change", (ev) => {
+    if (ev.target.closest && ev.target.closest("#live form")) dirty = true;
+  });
   const secs = Number(document.body.dataset.refresh || 0);
-  if (secs > 0) refreshing = setInterval(refresh, secs * 1000);
+  if (secs > 0) {
+    setInterval(refresh, secs * 1000);
+    pauseControl(secs);
+  }
 });

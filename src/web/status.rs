@@ -1,0 +1,188 @@
+//! The status page of one service (`/status/{id}`) and its chart alone
+//! for newsrooms (`/embed/{id}.svg`): what readers open during an outage.
+
+use std::collections::HashMap;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::chart::{self, Chart};
+use super::pages::{Page, ShareRow, filters, problem_label, share_rows, status_words};
+use super::{HTML, PageError, cached, render, respond, shared_html, shared_page};
+use crate::domain::{Anomaly, Problem, Service};
+use crate::http::read::{self, Recent, Span, find_service, status_of};
+use crate::http::{ApiError, AppState, Code};
+
+type Query = web::Query<HashMap<String, String>>;
+
+#[derive(Template)]
+#[template(path = "status.html")]
+struct StatusPage<'a> {
+    page: Page,
+    service: &'a Service,
+    company: String,
+    word: &'static str,
+    sentence: &'static str,
+    status: &'static str,
+    incident: Option<Anomaly>,
+    recent: Option<Recent>,
+    chart: Option<String>,
+    problems: Vec<ShareRow>,
+    countries: Vec<ShareRow>,
+    breakdown_reports: Option<u64>,
+    buttons: Vec<(&'static str, &'static str)>,
+    /// Set after a report was posted without JavaScript.
+    thanks: Option<String>,
+}
+
+/// `GET /status/{id}`.
+pub async fn status(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: Query,
+) -> Result<HttpResponse, PageError> {
+    let service = find_service(&state, &path)?;
+    if service.id != *path {
+        // Aliases and other spellings live at the canonical address.
+        let query = req.query_string();
+        let location = if query.is_empty() {
+            format!("/status/{}", service.id)
+        } else {
+            format!("/status/{}?{query}", service.id)
+        };
+        return Ok(HttpResponse::MovedPermanently()
+            .insert_header((header::LOCATION, location))
+            .finish());
+    }
+    // A page with a thank-you is one person's; the rest is everyone's.
+    if let Some(thanks) = thanks(service, &query) {
+        let body = status_page(&state, service, Some(thanks)).await?;
+        let mut response = cached(&req, HTML, 0, body);
+        response.headers_mut().insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("private, no-store"),
+        );
+        return Ok(response);
+    }
+    shared_html(&req, &state, format!("status:{}", service.id), || {
+        status_page(&state, service, None)
+    })
+    .await
+}
+
+/// The thank-you after a report posted without JavaScript, worded as the
+/// page's script words it; only for a problem the service offers.
+fn thanks(service: &Service, query: &HashMap<String, String>) -> Option<String> {
+    let problem: Problem = query.get("reported")?.parse().ok()?;
+    if !service.problems.contains(&problem) {
+        return None;
+    }
+    Some(match query.get("counted").map(String::as_str) {
+        Some("1") => format!("Thanks: your report ({}) is counted.", problem.label()),
+        _ => "Thanks: you already reported this service recently, and we count one report per person."
+            .to_string(),
+    })
+}
+
+async fn status_page(
+    state: &AppState,
+    service: &Service,
+    thanks: Option<String>,
+) -> Result<String, PageError> {
+    let one = [service];
+    let (recent, open, series, breakdown) = tokio::join!(
+        read::recent_counts(state, &one, Span::Day),
+        read::open_incidents(state),
+        read::series(state, service, 24 * 60, 15),
+        read::breakdown(state, service, 60),
+    );
+    let status = status_of(&open, &service.id);
+    let (word, sentence) = status_words(status);
+    let chart = series.ok().map(|s| {
+        let title = format!("{} reports, last 24 hours", service.name);
+        chart::draw(&s, &title, 720, 260, None)
+            .render()
+            .unwrap_or_default()
+    });
+    let (problems, countries, breakdown_reports) = match breakdown {
+        Ok(b) => (
+            share_rows(&b.problems, problem_label, 6),
+            share_rows(&b.countries, |c| c.to_string(), 6),
+            Some(b.reports),
+        ),
+        Err(_) => (Vec::new(), Vec::new(), None),
+    };
+    let company = state
+        .registry
+        .company(&service.company)
+        .map_or_else(|| service.company.clone(), |c| c.name.clone());
+    render(&StatusPage {
+        page: Page::new(
+            &format!("{} status: {word}", service.name),
+            state.settings.web.page_refresh_secs,
+        ),
+        service,
+        company,
+        word,
+        sentence,
+        status: status.unwrap_or("unknown"),
+        incident: open.as_ref().and_then(|o| o.get(&service.id)).cloned(),
+        recent: recent[0],
+        chart,
+        problems,
+        countries,
+        breakdown_reports,
+        buttons: service
+            .problems
+            .iter()
+            .map(|p| (p.as_str(), p.label()))
+            .collect(),
+        thanks,
+    })
+}
+
+/// `GET /embed/{id}.svg`: the 24 h chart on its own, for newsrooms.
+pub async fn embed(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let service = find_service(&state, &path)?;
+    let page = shared_page(&state, format!("embed:{}", service.id), || async {
+        embed_chart(&state, service).await.map_err(PageError)
+    })
+    .await
+    .map_err(|e| e.0)?;
+    let mut response = respond(
+        &req,
+        "image/svg+xml",
+        state.settings.web.embed_max_age_secs,
+        &page,
+    );
+    // Newsrooms embed it from their own pages.
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    Ok(response)
+}
+
+async fn embed_chart(state: &AppState, service: &Service) -> Result<String, ApiError> {
+    let series = read::series(state, service, 24 * 60, 15).await?;
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
+    let chart: Chart = chart::draw(
+        &series,
+        &format!("{}: user reports, last 24 hours (UTC)", service.name),
+        640,
+        260,
+        Some(format!(
+            "outagewatch · counts of reports, not of people affected · {now}"
+        )),
+    );
+    chart.render().map_err(|e| {
+        tracing::error!(error = %e, "rendering a chart");
+        ApiError::new(Code::Internal, "internal error")
+    })
+}
