@@ -162,9 +162,11 @@ pub fn draw(
         }
         // A time label every few hours (or minutes), on round times.
         let span = n * step;
+        // About one label per 90 px, so localized times (`09:00 PM`) fit.
+        let max_labels = i64::from(width / 90).clamp(2, 8);
         let every = [15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080]
             .into_iter()
-            .find(|e| span / e <= 8)
+            .find(|e| span / e <= max_labels)
             .unwrap_or(10080);
         for (i, p) in points.iter().enumerate() {
             let (x, _) = chart.backend_coord(&(i as i64, 0.0));
