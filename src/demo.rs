@@ -166,28 +166,25 @@ async fn import_history(
                 country: Country::parse(COUNTRIES[rng.random_range(0..COUNTRIES.len())]),
             });
             if rows.len() == IMPORT_CHUNK {
-                state
-                    .store
-                    .import(&rows, now)
-                    .await
-                    .context("demo import")?;
-                total += rows.len();
-                rows.clear();
+                total += flush(state, &mut rows, now).await?;
             }
         }
     }
-    state
-        .store
-        .import(&rows, now)
-        .await
-        .context("demo import")?;
-    total += rows.len();
+    total += flush(state, &mut rows, now).await?;
     state
         .store
         .bump_history_epoch()
         .await
         .context("demo import")?;
     Ok(total)
+}
+
+/// Imports `rows` and empties it; how many there were.
+async fn flush(state: &AppState, rows: &mut Vec<ImportRow>, now: i64) -> anyhow::Result<usize> {
+    state.store.import(rows, now).await.context("demo import")?;
+    let n = rows.len();
+    rows.clear();
+    Ok(n)
 }
 
 /// Each second, the share of the current minute's planned reports that
