@@ -206,33 +206,108 @@ impl WorkerThread {
 /// Runs the detection worker alone (`outagewatch worker`) until SIGINT or
 /// SIGTERM.
 pub async fn run_worker(settings: Settings) -> anyhow::Result<()> {
-    let registry =
-        Arc::new(Registry::load(&settings.registry.path).context("loading the services registry")?);
-    let store = Arc::new(
-        AnyStore::from_settings(&settings.store, &settings.intake)
-            .context("configuring the store")?,
-    );
-    if store.kind() == "embedded" {
-        anyhow::bail!(
-            "a worker on its own needs Redis (store.redis_url): the embedded store lives inside one process; \
-             `outagewatch serve` runs the worker beside the API"
+    WorkerProcess::start(settings)
+        .await?
+        .run_until(shutdown_signal())
+        .await
+}
+
+/// `outagewatch worker`: the detection worker alone, with a small HTTP
+/// server for its metrics (`worker.metrics_bind`).
+pub struct WorkerProcess {
+    worker: Worker,
+    metrics_server: Option<(u16, Server)>,
+}
+
+impl WorkerProcess {
+    pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+        let registry = Arc::new(
+            Registry::load(&settings.registry.path).context("loading the services registry")?,
         );
+        let store = Arc::new(
+            AnyStore::from_settings(&settings.store, &settings.intake)
+                .context("configuring the store")?,
+        );
+        if store.kind() == "embedded" {
+            anyhow::bail!(
+                "a worker on its own needs Redis (store.redis_url): the embedded store lives inside one process; \
+                 `outagewatch serve` runs the worker beside the API"
+            );
+        }
+        let metrics = Arc::new(Metrics::new());
+        let metrics_server = match settings.worker.metrics_bind.as_str() {
+            "" => None,
+            bind => Some(metrics_server(bind, metrics.clone())?),
+        };
+        let worker = Worker::new(
+            store,
+            registry,
+            metrics,
+            settings.detect.clone(),
+            settings.worker.clone(),
+        );
+        tracing::info!(
+            worker = worker.id(),
+            metrics_port = metrics_server.as_ref().map(|(port, _)| *port),
+            "detection worker started"
+        );
+        Ok(WorkerProcess {
+            worker,
+            metrics_server,
+        })
     }
-    // Alone, the worker has no HTTP server: its metrics are not served yet.
-    let worker = Worker::new(
-        store,
-        registry,
-        Arc::new(Metrics::new()),
-        settings.detect.clone(),
-        settings.worker.clone(),
-    );
-    tracing::info!(worker = worker.id(), "detection worker started");
-    let (stop, stopped) = watch::channel(false);
-    let task = tokio::spawn(worker.run(stopped));
-    shutdown_signal().await;
-    let _ = stop.send(true);
-    task.await.context("detection worker")?;
-    Ok(())
+
+    /// The port of /metrics, when served.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(port, _)| *port)
+    }
+
+    /// Ticks until `stop` completes, then releases the leases and stops the
+    /// metrics server.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let (stopping, stopped) = watch::channel(false);
+        let task = tokio::spawn(self.worker.run(stopped));
+        let server = self.metrics_server.map(|(_, server)| {
+            let handle = server.handle();
+            (handle, tokio::spawn(server))
+        });
+        stop.await;
+        let _ = stopping.send(true);
+        task.await.context("detection worker")?;
+        if let Some((handle, served)) = server {
+            handle.stop(true).await;
+            let _ = served.await;
+        }
+        Ok(())
+    }
+}
+
+/// /metrics and /healthz of a worker on its own.
+fn metrics_server(bind: &str, metrics: Arc<Metrics>) -> anyhow::Result<(u16, Server)> {
+    let listener =
+        TcpListener::bind(bind).with_context(|| format!("binding worker.metrics_bind {bind}"))?;
+    let port = listener.local_addr()?.port();
+    let metrics = web::Data::new(metrics);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(metrics.clone())
+            .route(
+                "/metrics",
+                web::get().to(|m: web::Data<Arc<Metrics>>| async move {
+                    actix_web::HttpResponse::Ok()
+                        .content_type("text/plain; version=0.0.4")
+                        .body(m.render())
+                }),
+            )
+            .route("/healthz", web::get().to(http::ops::healthz))
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
+    Ok((port, server))
 }
 
 async fn shutdown_signal() {

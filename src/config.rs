@@ -218,6 +218,9 @@ pub struct WorkerSettings {
     /// After the store was unreachable, the minutes of the outage and this
     /// long after it cannot open incidents.
     pub outage_quarantine_secs: u64,
+    /// Where `outagewatch worker` serves /metrics and /healthz; empty for
+    /// nowhere.
+    pub metrics_bind: String,
 }
 
 /// The detector's rules; `outagewatch backtest` and the worker use the same
@@ -442,6 +445,17 @@ impl Settings {
                 format!("{:?} is not host:port ({e})", self.http.bind),
             )
         })?;
+        if !self.worker.metrics_bind.is_empty() {
+            self.worker
+                .metrics_bind
+                .parse::<SocketAddr>()
+                .map_err(|e| {
+                    invalid(
+                        "worker.metrics_bind",
+                        format!("{:?} is not host:port ({e})", self.worker.metrics_bind),
+                    )
+                })?;
+        }
         let url = &self.web.public_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return Err(invalid(

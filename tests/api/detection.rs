@@ -278,3 +278,51 @@ async fn the_burst_of_retries_after_the_store_was_down_opens_no_incident() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_worker_on_its_own_serves_its_metrics_and_releases_its_leases_on_stop() {
+    let redis = RedisServer::start().await;
+    let mut settings = crate::helpers::test_settings(Some(&redis.url()));
+    settings.worker.metrics_bind = "127.0.0.1:0".into();
+    let process = outagewatch::app::WorkerProcess::start(settings)
+        .await
+        .expect("worker starts");
+    let port = process.metrics_port().expect("metrics served");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(process.run_until(async {
+        let _ = stopped.await;
+    }));
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let client = reqwest::Client::new();
+    let text = eventually(
+        "a tick in the worker's metrics",
+        Duration::from_secs(20),
+        || async {
+            let text = client.get(&url).send().await.ok()?.text().await.ok()?;
+            text.contains("outagewatch_worker_services_held 113")
+                .then_some(text)
+        },
+    )
+    .await;
+    assert!(
+        text.contains("outagewatch_worker_tick_duration_seconds_count"),
+        "{text}"
+    );
+    let health = client
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    let _ = stop.send(());
+    running.await.expect("join").expect("clean stop");
+    // Its leases are free at once for another worker.
+    let app = TestApp::with_redis(&redis).await;
+    let leases = app
+        .store
+        .acquire_leases(&["whatsapp"], "another", 60_000)
+        .await
+        .expect("store");
+    assert_eq!(leases, [Lease::Taken]);
+}
