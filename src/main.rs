@@ -37,6 +37,9 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Run only the HTTP API, without the detection worker (run workers
+    /// apart with `outagewatch worker`; needs Redis to share data with them).
+    Api,
     /// Run only the detection worker (needs Redis; scale it apart from the API).
     Worker,
     /// Print the effective settings (defaults, file, environment) and exit.
@@ -225,6 +228,11 @@ fn main() -> ExitCode {
         Command::Worker => {
             telemetry::init_tracing(&settings.log);
             run_logged(outagewatch::app::run_worker(settings))
+        }
+        Command::Api => {
+            settings.worker.enabled = false;
+            telemetry::init_tracing(&settings.log);
+            run_logged(serve(settings))
         }
         Command::Serve { demo } => {
             settings.demo.enabled |= demo;
