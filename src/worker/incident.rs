@@ -99,19 +99,27 @@ pub fn reopen(doc: &mut Anomaly) {
     doc.ended_at = None;
 }
 
-fn shares(counts: &BTreeMap<String, u64>, total: u64) -> Vec<Share> {
+/// The largest entries of `counts` as shares of `total` (the breakdown's
+/// reports), each count restated as that share of the incident's
+/// `reports`: the breakdown is kept per 5 minutes, so its slots can reach
+/// past the incident's minutes, and its raw counts could exceed the
+/// incident's total.
+fn shares(counts: &BTreeMap<String, u64>, total: u64, reports: u64) -> Vec<Share> {
     let mut v: Vec<(&String, &u64)> = counts.iter().filter(|(_, c)| **c > 0).collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     v.into_iter()
         .take(TOP)
-        .map(|(name, &count)| Share {
-            name: name.clone(),
-            count,
-            share: if total > 0 {
-                (count as f64 / total as f64 * 1000.0).round() / 1000.0
+        .map(|(name, &count)| {
+            let share = if total > 0 {
+                (count as f64 / total as f64).min(1.0)
             } else {
                 0.0
-            },
+            };
+            Share {
+                name: name.clone(),
+                count: (share * reports as f64).round() as u64,
+                share: (share * 1000.0).round() / 1000.0,
+            }
         })
         .collect()
 }
@@ -119,9 +127,10 @@ fn shares(counts: &BTreeMap<String, u64>, total: u64) -> Vec<Share> {
 /// Problems and countries of the incident so far, and its headline.
 pub fn refresh(doc: &mut Anomaly, service: &Service, breakdown: Option<&Breakdown>) {
     if let Some(b) = breakdown {
-        let problems: u64 = b.problems.values().sum();
-        doc.top_problems = shares(&b.problems, problems.max(doc.reports));
-        doc.top_countries = shares(&b.countries, problems.max(doc.reports));
+        // Every counted report has a problem; not all name a country.
+        let total: u64 = b.problems.values().sum();
+        doc.top_problems = shares(&b.problems, total, doc.reports);
+        doc.top_countries = shares(&b.countries, total, doc.reports);
     }
     // From the start to the end of the last minute recorded.
     let last = doc
@@ -195,6 +204,18 @@ pub fn group_by_company(docs: &mut [&mut Anomaly], registry: &Registry) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shares_restate_slot_counts_as_parts_of_the_incident() {
+        // The 5-minute slots hold 748 reports, the incident's minutes 327.
+        let counts = BTreeMap::from([("login".to_string(), 700), ("app".to_string(), 48)]);
+        let top = shares(&counts, 748, 327);
+        assert_eq!(top[0].name, "login");
+        assert_eq!(top[0].share, 0.936);
+        assert_eq!(top[0].count, 306);
+        assert_eq!(top[1].count, 21);
+        assert!(top.iter().map(|s| s.count).sum::<u64>() <= 327);
+    }
 
     #[test]
     fn a_resolved_incident_ends_with_its_last_hit_and_drops_the_quiet_minutes() {
