@@ -245,7 +245,8 @@ pub struct DetectSettings {
     pub season_span_mins: u32,
     /// A sparse series' samples are widened, up to `season_span_max_mins`,
     /// until each expects at least this many reports at the series' mean
-    /// rate over the last week (0: always `season_span_mins`).
+    /// rate over the last week (0: always `season_span_mins`); weekly
+    /// samples still short of it at their widest are pooled with daily ones.
     pub season_min_reports: f64,
     pub season_span_max_mins: u32,
     /// Fewest unmasked samples a seasonal median needs.

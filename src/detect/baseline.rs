@@ -5,7 +5,9 @@
 //! the same time of day over past days for a series younger than a few weeks.
 //! Each sample is the rate over an hour or more centred on the same time; a
 //! sparse series' samples are wider, so that each holds enough reports for
-//! its median not to be mostly counting noise.
+//! its median not to be mostly counting noise (and one that is still sparse
+//! at its widest pools the same time of day on the last week's days with
+//! its weeks).
 //! Windows that overlap a past incident are left out. Because audiences grow
 //! and shrink, the seasonal value is scaled by how the last few hours compare
 //! with the same hours in those samples, within bounds. A series with no
@@ -66,32 +68,24 @@ pub fn expected(h: &impl History, end: i64, len: i64, s: &DetectSettings) -> Opt
         .map_or(0.0, |w| w.clean / w.clean_secs as f64);
     let mean_floor = s.mean_floor * mean_rate * len as f64;
     let span = sample_span(len, mean_rate, s);
-    let seasonal = seasonal_samples(
-        h,
-        end,
-        len,
-        span,
-        level_end,
-        level_len,
-        WEEK,
-        s.season_weeks,
-        s,
-    )
-    .map(|v| (v, BaselineKind::Weekly))
-    .or_else(|| {
-        seasonal_samples(
-            h,
-            end,
-            len,
-            span,
-            level_end,
-            level_len,
-            DAY,
-            s.season_days,
-            s,
-        )
-        .map(|v| (v, BaselineKind::Daily))
-    });
+    let sample = |period: i64, count: u32| {
+        seasonal_samples(h, end, len, span, level_end, level_len, period, count)
+    };
+    let (mut ww, mut wl) = sample(WEEK, s.season_weeks);
+    let seasonal = if ww.len() >= s.min_season_samples as usize {
+        // Samples that are still sparse at their widest are too few at 4:
+        // the same time of day on the other days of the last week joins them.
+        if mean_rate * (span as f64) < s.season_min_reports {
+            let (dw, dl) = sample(DAY, s.season_days.min(6));
+            ww.extend(dw);
+            wl.extend(dl);
+        }
+        Some(((median(&mut ww), median(&mut wl)), BaselineKind::Weekly))
+    } else {
+        let (mut dw, mut dl) = sample(DAY, s.season_days);
+        (dw.len() >= s.min_season_samples as usize)
+            .then(|| ((median(&mut dw), median(&mut dl)), BaselineKind::Daily))
+    };
     let recent = h.window(level_end, level_len);
     let recent_rate = recent
         .filter(|r| r.clean_secs > 0 && r.clean_secs * 2 >= r.secs)
@@ -124,8 +118,7 @@ pub fn expected(h: &impl History, end: i64, len: i64, s: &DetectSettings) -> Opt
     })
 }
 
-/// Medians of the window and of the level hours before it, over the clean
-/// samples `period` apart; `None` with too few samples.
+/// The window's and the level hours' clean samples `period` apart.
 #[allow(clippy::too_many_arguments)]
 fn seasonal_samples(
     h: &impl History,
@@ -136,8 +129,7 @@ fn seasonal_samples(
     level_len: i64,
     period: i64,
     count: u32,
-    s: &DetectSettings,
-) -> Option<(f64, f64)> {
+) -> (Vec<f64>, Vec<f64>) {
     let mut windows = Vec::with_capacity(count as usize);
     let mut levels = Vec::with_capacity(count as usize);
     let pad = (span - len) / 2;
@@ -155,10 +147,7 @@ fn seasonal_samples(
             levels.push(l.clean * level_len as f64 / l.clean_secs as f64);
         }
     }
-    if windows.len() < s.min_season_samples as usize {
-        return None;
-    }
-    Some((median(&mut windows), median(&mut levels)))
+    (windows, levels)
 }
 
 /// Length of each seasonal sample, centred on the window and scaled to it:
