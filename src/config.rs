@@ -243,6 +243,12 @@ pub struct DetectSettings {
     /// Each seasonal sample is the rate over at least this many minutes
     /// centred on the window's time, scaled to the window.
     pub season_span_mins: u32,
+    /// A sparse series' samples are widened, up to `season_span_max_mins`,
+    /// until each expects at least this many reports at the series' mean
+    /// rate over the last week (0: always `season_span_mins`); weekly
+    /// samples still short of it at their widest are pooled with daily ones.
+    pub season_min_reports: f64,
+    pub season_span_max_mins: u32,
     /// Fewest unmasked samples a seasonal median needs.
     pub min_season_samples: u32,
     /// Recent hours that set the current level against the seasonal shape.
@@ -364,6 +370,7 @@ impl DetectSettings {
         }
         let non_negative = [
             ("detect.mean_floor", self.mean_floor),
+            ("detect.season_min_reports", self.season_min_reports),
             ("detect.dispersion_prior", self.dispersion_prior),
             (
                 "detect.dispersion_prior_weight",

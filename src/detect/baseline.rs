@@ -3,6 +3,11 @@
 //! The seasonal value is the median of the same window at the same time of
 //! week over past weeks (a median, so one past outage cannot lift it), or of
 //! the same time of day over past days for a series younger than a few weeks.
+//! Each sample is the rate over an hour or more centred on the same time; a
+//! sparse series' samples are wider, so that each holds enough reports for
+//! its median not to be mostly counting noise (and one that is still sparse
+//! at its widest pools the same time of day on the last week's days with
+//! its weeks).
 //! Windows that overlap a past incident are left out. Because audiences grow
 //! and shrink, the seasonal value is scaled by how the last few hours compare
 //! with the same hours in those samples, within bounds. A series with no
@@ -53,25 +58,38 @@ pub struct Baseline {
 pub fn expected(h: &impl History, end: i64, len: i64, s: &DetectSettings) -> Option<Baseline> {
     let level_len = i64::from(s.level_hours) * 3600;
     let level_end = end - len;
-    let seasonal = seasonal_samples(h, end, len, level_end, level_len, WEEK, s.season_weeks, s)
-        .map(|v| (v, BaselineKind::Weekly))
-        .or_else(|| {
-            seasonal_samples(h, end, len, level_end, level_len, DAY, s.season_days, s)
-                .map(|v| (v, BaselineKind::Daily))
-        });
+    // The series' mean rate over the last week: a floor, so a sparse series
+    // whose seasonal value is zero still expects a little, and what sets how
+    // wide a sparse series' seasonal samples must be.
+    let mean_rate = h
+        .window(level_end, WEEK)
+        .or_else(|| h.window(level_end, i64::from(s.min_history_hours) * 3600))
+        .filter(|w| w.clean_secs > 0)
+        .map_or(0.0, |w| w.clean / w.clean_secs as f64);
+    let mean_floor = s.mean_floor * mean_rate * len as f64;
+    let span = sample_span(len, mean_rate, s);
+    let sample = |period: i64, count: u32| {
+        seasonal_samples(h, end, len, span, level_end, level_len, period, count)
+    };
+    let (mut ww, mut wl) = sample(WEEK, s.season_weeks);
+    let seasonal = if ww.len() >= s.min_season_samples as usize {
+        // Samples that are still sparse at their widest are too few at 4:
+        // the same time of day on the other days of the last week joins them.
+        if mean_rate * (span as f64) < s.season_min_reports {
+            let (dw, dl) = sample(DAY, s.season_days.min(6));
+            ww.extend(dw);
+            wl.extend(dl);
+        }
+        Some(((median(&mut ww), median(&mut wl)), BaselineKind::Weekly))
+    } else {
+        let (mut dw, mut dl) = sample(DAY, s.season_days);
+        (dw.len() >= s.min_season_samples as usize)
+            .then(|| ((median(&mut dw), median(&mut dl)), BaselineKind::Daily))
+    };
     let recent = h.window(level_end, level_len);
     let recent_rate = recent
         .filter(|r| r.clean_secs > 0 && r.clean_secs * 2 >= r.secs)
         .map(|r| r.clean / r.clean_secs as f64);
-    // A floor from the series' mean over the last week, so a sparse series
-    // whose seasonal median is zero still expects a little.
-    let mean_floor = h
-        .window(level_end, WEEK)
-        .or_else(|| h.window(level_end, i64::from(s.min_history_hours) * 3600))
-        .filter(|w| w.clean_secs > 0)
-        .map_or(0.0, |w| {
-            s.mean_floor * w.clean / w.clean_secs as f64 * len as f64
-        });
     let baseline = match (seasonal, recent_rate) {
         (Some(((window, level), kind)), rate) => {
             let factor = match rate {
@@ -100,25 +118,20 @@ pub fn expected(h: &impl History, end: i64, len: i64, s: &DetectSettings) -> Opt
     })
 }
 
-/// Medians of the window and of the level hours before it, over the clean
-/// samples `period` apart; `None` with too few samples.
+/// The window's and the level hours' clean samples `period` apart.
 #[allow(clippy::too_many_arguments)]
 fn seasonal_samples(
     h: &impl History,
     end: i64,
     len: i64,
+    span: i64,
     level_end: i64,
     level_len: i64,
     period: i64,
     count: u32,
-    s: &DetectSettings,
-) -> Option<(f64, f64)> {
+) -> (Vec<f64>, Vec<f64>) {
     let mut windows = Vec::with_capacity(count as usize);
     let mut levels = Vec::with_capacity(count as usize);
-    // Each sample is the rate over at least an hour centred on the window,
-    // scaled to the window: a 5-minute count of a quiet service is too noisy
-    // (and its median too low) to be a baseline on its own.
-    let span = len.max(i64::from(s.season_span_mins) * 60);
     let pad = (span - len) / 2;
     for k in 1..=i64::from(count) {
         let Some(w) = h.window(end + pad - k * period, span) else {
@@ -134,10 +147,25 @@ fn seasonal_samples(
             levels.push(l.clean * level_len as f64 / l.clean_secs as f64);
         }
     }
-    if windows.len() < s.min_season_samples as usize {
-        return None;
+    (windows, levels)
+}
+
+/// Length of each seasonal sample, centred on the window and scaled to it:
+/// at least `season_span_mins`, since a 5-minute count of a quiet service is
+/// too noisy (and its median too low) to be a baseline on its own; wider
+/// for a sparse series, so each sample expects `season_min_reports`.
+fn sample_span(len: i64, mean_rate: f64, s: &DetectSettings) -> i64 {
+    let min = len.max(i64::from(s.season_span_mins) * 60);
+    let max = min.max(i64::from(s.season_span_max_mins) * 60);
+    if s.season_min_reports <= 0.0 || mean_rate <= 0.0 {
+        return min;
     }
-    Some((median(&mut windows), median(&mut levels)))
+    let needed = s.season_min_reports / mean_rate;
+    if needed >= max as f64 {
+        return max;
+    }
+    // Whole minutes.
+    ((needed / 60.0).ceil() as i64 * 60).clamp(min, max)
 }
 
 /// Median (mean of the middle two for an even count); 0 for no values.
@@ -151,5 +179,32 @@ pub fn median(values: &mut [f64]) -> f64 {
         values[n / 2]
     } else {
         (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    #[test]
+    fn sparse_series_get_wider_seasonal_samples_within_bounds() {
+        let s = Settings::defaults().detect;
+        let hour = 3600;
+        let per_min = |r: f64| r / 60.0;
+        // Busy: the hour holds far more than season_min_reports.
+        assert_eq!(sample_span(300, per_min(5.0), &s), hour);
+        // 0.5 a minute: 60 reports take two hours.
+        assert_eq!(sample_span(300, per_min(0.5), &s), 2 * hour);
+        // Very sparse: capped.
+        let max = i64::from(s.season_span_max_mins) * 60;
+        assert_eq!(sample_span(300, per_min(0.01), &s), max);
+        // Never shorter than the window itself.
+        assert_eq!(sample_span(4 * hour, per_min(0.01), &s), 4 * hour);
+        let off = DetectSettings {
+            season_min_reports: 0.0,
+            ..s
+        };
+        assert_eq!(sample_span(300, per_min(0.01), &off), hour);
     }
 }
