@@ -129,9 +129,8 @@ struct Cursor {
     slot: Slot,
     receiver: broadcast::Receiver<Arc<FeedEvent>>,
     filter: Filter,
-    /// The last event sent, in id order.
-    last: Option<(u64, u64)>,
-    last_id: Option<String>,
+    /// The last event sent: its order and its id.
+    last: Option<((u64, u64), String)>,
     /// Events read from the store, still to send.
     pending: std::vec::IntoIter<FeedEvent>,
     /// Reading missed events from the store (after a resume, or after
@@ -181,7 +180,8 @@ pub async fn stream(
         .retry_after(state.settings.intake.retry_after_secs));
     }
     let slot = Slot(state.clone());
-    // Subscribe before reading the backlog, so nothing falls between them.
+    // Subscribe before catching up from the store, so nothing falls
+    // between the two.
     let receiver = hub.sender.subscribe();
     let catching_up = last.is_some();
     // Without Last-Event-ID the stream starts where the hub is now.
@@ -203,8 +203,7 @@ pub async fn stream(
         slot,
         receiver,
         filter,
-        last: last.as_ref().map(|(k, _)| *k),
-        last_id: last.map(|(_, id)| id),
+        last,
         pending: Vec::new().into_iter(),
         catching_up,
         keepalive,
@@ -238,7 +237,7 @@ async fn next_chunk(c: &mut Cursor) -> Option<Bytes> {
             continue;
         }
         if c.catching_up {
-            let from = c.last_id.clone().unwrap_or_else(|| "0-0".into());
+            let from = c.last.as_ref().map_or("0-0", |(_, id)| id).to_string();
             let state = c.slot.0.clone();
             // A store that cannot answer ends the stream; the client
             // reconnects with its Last-Event-ID.
@@ -268,11 +267,10 @@ async fn next_chunk(c: &mut Cursor) -> Option<Bytes> {
 /// The event as SSE text, if it is new to this stream and passes its filter.
 fn accept(c: &mut Cursor, e: &FeedEvent) -> Option<Bytes> {
     let key = parse_event_id(&e.id)?;
-    if c.last.is_some_and(|last| key <= last) {
+    if c.last.as_ref().is_some_and(|(last, _)| key <= *last) {
         return None;
     }
-    c.last = Some(key);
-    c.last_id = Some(e.id.clone());
+    c.last = Some((key, e.id.clone()));
     let anomaly: Anomaly = serde_json::from_str(&e.doc).ok()?;
     if !c.filter.keeps(&anomaly) {
         return None;
