@@ -236,6 +236,16 @@ pub struct DetectSettings {
     /// How much of a longer window's fewer independent tests per day it is
     /// credited (0 to 1): its surprise gains this times ln(len / short).
     pub window_credit: f64,
+    /// The sustained window: the last `sustained_hours` (0: off) against the
+    /// same hours on each of the last `sustained_days` days, in the series'
+    /// own spread of that comparison over `sustained_spread_days`; a hit at
+    /// `sustained_z` robust standard deviations.
+    pub sustained_hours: u32,
+    pub sustained_days: u32,
+    pub sustained_spread_days: u32,
+    pub sustained_z: f64,
+    /// The sustained window's ratio floor (`min_ratio` is the others').
+    pub sustained_min_ratio: f64,
     /// Same-time-of-week samples looked at (weeks back).
     pub season_weeks: u32,
     /// Same-time-of-day samples looked at when weeks are missing (days back).

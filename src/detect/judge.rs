@@ -7,15 +7,26 @@ use serde::{Deserialize, Serialize};
 use super::baseline::{self, Baseline, History};
 use super::estimate::{Dispersion, SurpriseTail, decay};
 use super::lifecycle::Lifecycle;
+use super::sustained::{self, Spread};
 use super::tail;
 use crate::config::DetectSettings;
+
+/// The minute windows (short, mid, long), judged on counts.
+pub const COUNT_WINDOWS: usize = 3;
+/// Every judging window: the minute windows and the sustained one.
+pub const WINDOWS: usize = COUNT_WINDOWS + 1;
+/// Index of the sustained window in [`Judgement::windows`].
+pub const SUSTAINED: usize = COUNT_WINDOWS;
 
 /// Everything the detector remembers of one series between ticks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SeriesState {
-    pub dispersion: [Dispersion; 3],
-    pub tail: [SurpriseTail; 3],
+    pub dispersion: [Dispersion; COUNT_WINDOWS],
+    pub tail: [SurpriseTail; COUNT_WINDOWS],
     pub lifecycle: Lifecycle,
+    /// The sustained window's spread (states stored before it had none).
+    #[serde(default)]
+    pub sustained: Option<Spread>,
 }
 
 /// The judgement of one window ending at the tick.
@@ -36,6 +47,8 @@ pub struct WindowJudgement {
     raw_surprise: f64,
     /// What the window's length added to its surprise.
     credit: f64,
+    /// Whether this is the sustained window, whose ratio floor is its own.
+    sustained: bool,
 }
 
 impl WindowJudgement {
@@ -49,7 +62,12 @@ impl WindowJudgement {
 
     /// Ratio and excess floors (the caller checks distinct reporters).
     pub fn floors_met(&self, s: &DetectSettings) -> bool {
-        self.ratio() >= s.min_ratio && self.excess() >= s.min_excess
+        let min_ratio = if self.sustained {
+            s.sustained_min_ratio
+        } else {
+            s.min_ratio
+        };
+        self.ratio() >= min_ratio && self.excess() >= s.min_excess
     }
 
     /// The reasoning behind the judgement, for people: window minutes,
@@ -82,7 +100,7 @@ impl WindowJudgement {
 /// decides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judgement {
-    pub windows: [Option<WindowJudgement>; 3],
+    pub windows: [Option<WindowJudgement>; WINDOWS],
     pub chosen: Option<usize>,
 }
 
@@ -92,8 +110,8 @@ impl Judgement {
     }
 }
 
-/// Judging window lengths in seconds, each a whole number of steps.
-pub fn window_lengths(step_secs: i64, s: &DetectSettings) -> [i64; 3] {
+/// The minute windows' lengths in seconds, each a whole number of steps.
+pub fn window_lengths(step_secs: i64, s: &DetectSettings) -> [i64; COUNT_WINDOWS] {
     [s.window_short_mins, s.window_mid_mins, s.window_long_mins].map(|m| {
         let steps = ((i64::from(m) * 60) as f64 / step_secs as f64)
             .round()
@@ -112,6 +130,13 @@ fn credit(len: i64, shortest: i64, s: &DetectSettings) -> f64 {
     s.window_credit * (len as f64 / shortest.max(1) as f64).ln().max(0.0)
 }
 
+/// Relearns what the detector learns from history alone rather than tick by
+/// tick (the sustained window's spread); call before [`judge`] with the same
+/// `end`.
+pub fn refresh(state: &mut SeriesState, h: &impl History, end: i64, s: &DetectSettings) {
+    sustained::refresh(&mut state.sustained, h, end, s);
+}
+
 /// Judges the windows ending at `end` (exclusive) from what `h` holds.
 pub fn judge(
     h: &impl History,
@@ -122,6 +147,22 @@ pub fn judge(
 ) -> Judgement {
     let lengths = window_lengths(step_secs, s);
     let windows = std::array::from_fn(|i| {
+        if i == SUSTAINED {
+            return sustained::judge(h, state.sustained.as_ref(), end, s).map(|j| {
+                WindowJudgement {
+                    len_secs: j.len_secs,
+                    observed: j.observed,
+                    baseline: j.baseline,
+                    dispersion: j.scale,
+                    p_value: j.p_value,
+                    p_calibrated: (-j.surprise).exp(),
+                    surprise: j.surprise,
+                    raw_surprise: tail::surprise(j.p_value),
+                    credit: 0.0,
+                    sustained: true,
+                }
+            });
+        }
         let len = lengths[i];
         let baseline = baseline::expected(h, end, len, s)?;
         let observed = h.window(end, len)?.total;
@@ -140,12 +181,13 @@ pub fn judge(
             surprise,
             raw_surprise,
             credit,
+            sustained: false,
         })
     });
     // Every window with a baseline is judged; the most surprising decides
     // (a sharp burst shows in the short window, a slow rise on a quiet
-    // service in the long one).
-    let chosen = (0..3).filter(|&i| windows[i].is_some()).max_by(|&a, &b| {
+    // service in the long one, a day-long one in the sustained window).
+    let chosen = (0..WINDOWS).filter(|&i| windows[i].is_some()).max_by(|&a, &b| {
         let surprise = |i: usize| {
             windows[i]
                 .as_ref()
@@ -157,10 +199,10 @@ pub fn judge(
 }
 
 /// Learns from a tick outside incidents: spread around the baseline and the
-/// tail of surprise, per window.
+/// tail of surprise, per minute window.
 pub fn learn(state: &mut SeriesState, judgement: &Judgement, step_secs: i64, s: &DetectSettings) {
     let decay = decay(step_secs, s.memory_hours);
-    for (i, w) in judgement.windows.iter().enumerate() {
+    for (i, w) in judgement.windows[..COUNT_WINDOWS].iter().enumerate() {
         let Some(w) = w else { continue };
         state.dispersion[i].observe(w.observed, w.baseline.expected, decay);
         state.tail[i].observe(w.raw_surprise, decay);

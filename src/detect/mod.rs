@@ -5,7 +5,7 @@
 //! [`baseline`] (the expected count: seasonal median, level-corrected, past
 //! incidents masked), [`tail`] (negative-binomial p-values), [`estimate`]
 //! (per-series dispersion and calibration, learned tick by tick), [`judge`]
-//! (one series at one tick), [`lifecycle`] (possible, problem, resolved) and
+//! (one series at one tick), [`sustained`] (a rise that lasts hours), [`lifecycle`] (possible, problem, resolved) and
 //! [`series`] (the whole thing over an in-memory series, for the backtest).
 //! The worker, `outagewatch backtest` and the benches all call this code with
 //! the same `[detect]` settings.
@@ -16,6 +16,7 @@ pub mod history;
 pub mod judge;
 pub mod lifecycle;
 pub mod series;
+pub mod sustained;
 pub mod tail;
 
 pub use self::judge::{Judgement, SeriesState, WindowJudgement};

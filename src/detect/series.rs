@@ -115,9 +115,12 @@ pub struct SeriesDetector<'a> {
     settings: &'a DetectSettings,
     /// The decisive surprise of the last `confirm_ticks` rows, newest last.
     recent: VecDeque<f64>,
-    /// The greatest evidence scored in full during the current incident
-    /// (or the one that may still reopen).
+    /// The greatest evidence scored in full during the current episode: an
+    /// incident (or one that may still reopen), or evidence that stays
+    /// above half the alert's without reaching it.
     scored_peak: Option<f64>,
+    /// The last row whose evidence was at least half the alert's.
+    elevated_at: Option<i64>,
 }
 
 impl<'a> SeriesDetector<'a> {
@@ -128,6 +131,7 @@ impl<'a> SeriesDetector<'a> {
             settings,
             recent: VecDeque::new(),
             scored_peak: None,
+            elevated_at: None,
         }
     }
 
@@ -151,6 +155,7 @@ impl<'a> SeriesDetector<'a> {
         let at = self.history.end();
         let step = self.history.step;
         self.history.push(count, false);
+        judge::refresh(&mut self.state, &self.history, at + step, self.settings);
         judge::judge(&self.history, &self.state, at + step, step, self.settings)
     }
 
@@ -172,16 +177,27 @@ impl<'a> SeriesDetector<'a> {
         self.history.mask_last(self.state.lifecycle.masks(at, s));
 
         let evidence = self.evidence(surprise);
-        // A resolved incident that may still reopen is still the same one.
+        let alert = -s.alert_p.ln();
+        if evidence >= alert / 2.0 {
+            self.elevated_at = Some(at);
+        }
+        // A resolved incident that may still reopen is still the same one,
+        // and so is a rise that hovers near the alert (a slow one, seen by
+        // the sustained window, does for hours): it scores once, and again
+        // only when it doubles.
         let lifecycle = &self.state.lifecycle;
-        if lifecycle.open.is_none() && lifecycle.last_peak.is_none() {
+        let episode = lifecycle.open.is_some()
+            || lifecycle.last_peak.is_some()
+            || self
+                .elevated_at
+                .is_some_and(|t| at - t <= i64::from(s.quiet_mins) * 60);
+        if !episode {
             self.scored_peak = None;
         }
         let escalates = self.scored_peak.is_none_or(|peak| evidence > 2.0 * peak);
-        if escalates && (lifecycle.open.is_some() || lifecycle.last_peak.is_some()) {
+        if escalates && episode {
             self.scored_peak = Some(evidence);
         }
-        let alert = -s.alert_p.ln();
         let mut score = evidence / (evidence + alert);
         let floors = decisive.is_some_and(|w| w.floors_met(s));
         if !escalates || !floors {

@@ -105,10 +105,19 @@ impl Worker {
         i64::from(d.window_long_mins) + level.max(i64::from(d.min_history_hours) * 60) + 60
     }
 
-    /// Quarter hours of rollups kept: the seasonal samples and a day more.
+    /// Quarter hours of rollups kept: the seasonal samples (or the sustained
+    /// window's days and spread, if longer) and a day more.
     fn quarters_kept(&self) -> i64 {
         let d = &self.detect;
-        let days = (i64::from(d.season_weeks) * 7).max(i64::from(d.season_days)) + 1;
+        let sustained = if d.sustained_hours > 0 {
+            i64::from(d.sustained_days + d.sustained_spread_days) + 1
+        } else {
+            0
+        };
+        let days = (i64::from(d.season_weeks) * 7)
+            .max(i64::from(d.season_days))
+            .max(sustained)
+            + 1;
         days * 96
     }
 
@@ -304,11 +313,14 @@ impl Worker {
         let horizon = end - self.quarters_kept() * MINUTES_PER_QUARTER * 60;
         let mut judged: Vec<(String, Judgement)> = Vec::new();
         for s in held {
-            let Some(c) = self.cache.get(s) else { continue };
+            let Some(c) = self.cache.get_mut(s) else {
+                continue;
+            };
             if c.state.last_minute.is_some_and(|m| m >= minute) {
                 continue;
             }
             let history = history_of(c, end, &d);
+            judge::refresh(&mut c.state.detector, &history, end, &d);
             judged.push((
                 s.clone(),
                 judge::judge(&history, &c.state.detector, end, 60, &d),
@@ -330,7 +342,9 @@ impl Worker {
                 && is_candidate(&judgement, &d)
                 && decisive.is_some_and(|w| w.p_calibrated <= cutoff);
             if let (true, Some(w)) = (hit, decisive) {
-                let minutes = (w.len_secs / 60) as usize;
+                // Distinct reporters of the window, or of the last hour
+                // (the long window) for the sustained one.
+                let minutes = (w.len_secs / 60).min(i64::from(d.window_long_mins)) as usize;
                 let reporters = self
                     .store
                     .distinct_reporters(&s, minute + 1 - minutes as i64, minutes)
