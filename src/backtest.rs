@@ -45,7 +45,7 @@ pub fn run(
         if explain {
             csv.push_str(
                 ",window_mins,observed,expected,baseline,dispersion,p_value,p_calibrated,event,\
-                 surprise_short,surprise_mid,surprise_long",
+                 surprise_short,surprise_mid,surprise_long,surprise_sustained",
             );
         }
         csv.push('\n');
@@ -256,6 +256,45 @@ mod tests {
             .unwrap();
         assert!(verdicts[confirmed].score > 0.5);
         assert!(verdicts[..confirmed].iter().all(|v| v.score < 0.5));
+    }
+
+    #[test]
+    fn a_slow_day_long_rise_is_found_by_the_sustained_window_alone() {
+        // Three weeks of a daily wave with day-to-day swings, then a rise
+        // that builds over six hours to 2.4x and holds: no five minutes or
+        // hour stands out from the hours before it.
+        let days = 21;
+        let rise_from = (days - 1) * 288;
+        let values: Vec<f64> = (0..days * 288)
+            .map(|i| {
+                let swing = 1.0 + 0.08 * (((i / 288) * 7919 % 13) as f64 / 6.0 - 1.0);
+                let wave = 1.0 + 0.5 * (i as f64 * std::f64::consts::TAU / 288.0).sin();
+                let rise = 1.0 + 1.4 * ((i as f64 - rise_from as f64) / 72.0).clamp(0.0, 1.0);
+                (60.0 * wave * swing * rise).round()
+            })
+            .collect();
+        let rows = parse(&csv(&values)).unwrap();
+        let settings = Settings::defaults().detect;
+        let verdicts = verdicts(&rows, &settings).unwrap();
+        let sustained = (settings.sustained_hours * 3600) as i64;
+        let hits: Vec<usize> = (0..verdicts.len()).filter(|&i| verdicts[i].hit).collect();
+        assert!(!hits.is_empty(), "the rise is found");
+        assert!(
+            hits.iter().all(|&i| i >= rise_from),
+            "no hit before it: {hits:?}"
+        );
+        let first = &verdicts[hits[0]];
+        assert_eq!(first.judgement.decisive().unwrap().len_secs, sustained);
+
+        let off = DetectSettings {
+            sustained_hours: 0,
+            ..settings
+        };
+        let verdicts = super::verdicts(&rows, &off).unwrap();
+        assert!(
+            verdicts.iter().all(|v| !v.hit),
+            "without the sustained window the rise goes unseen"
+        );
     }
 
     #[test]

@@ -372,6 +372,23 @@ impl DetectSettings {
                 "must be at least 1 and at most detect.confirm_ticks, which is at most 32",
             );
         }
+        if self.sustained_hours > 0 {
+            if !(self.sustained_z > 0.0 && self.sustained_z.is_finite()) {
+                return invalid("detect.sustained_z", "must be greater than 0");
+            }
+            if (self.sustained_days as u64) < u64::from(self.min_season_samples.max(1)) {
+                return invalid(
+                    "detect.sustained_days",
+                    "must be at least detect.min_season_samples (the days its median needs)",
+                );
+            }
+            if self.sustained_spread_days < 2 {
+                return invalid(
+                    "detect.sustained_spread_days",
+                    "must be at least 2 (the spread is learned from two days or more)",
+                );
+            }
+        }
         if self.memory_hours.is_nan() || self.memory_hours <= 0.0 {
             return invalid("detect.memory_hours", "must be greater than 0");
         }
@@ -388,6 +405,7 @@ impl DetectSettings {
             ),
             ("detect.poisson_below", self.poisson_below),
             ("detect.min_ratio", self.min_ratio),
+            ("detect.sustained_min_ratio", self.sustained_min_ratio),
             ("detect.min_excess", self.min_excess),
         ];
         for (setting, value) in non_negative {
@@ -710,6 +728,14 @@ mod tests {
             (
                 &[("OUTAGEWATCH_INTAKE__MAX_BATCH", "0")],
                 "intake.max_batch",
+            ),
+            (
+                &[("OUTAGEWATCH_DETECT__SUSTAINED_SPREAD_DAYS", "1")],
+                "detect.sustained_spread_days",
+            ),
+            (
+                &[("OUTAGEWATCH_DETECT__SUSTAINED_Z", "0")],
+                "detect.sustained_z",
             ),
         ];
         for (vars, setting) in cases {

@@ -187,14 +187,16 @@ pub fn judge(
     // Every window with a baseline is judged; the most surprising decides
     // (a sharp burst shows in the short window, a slow rise on a quiet
     // service in the long one, a day-long one in the sustained window).
-    let chosen = (0..WINDOWS).filter(|&i| windows[i].is_some()).max_by(|&a, &b| {
-        let surprise = |i: usize| {
-            windows[i]
-                .as_ref()
-                .map_or(0.0, |w: &WindowJudgement| w.surprise)
-        };
-        surprise(a).total_cmp(&surprise(b))
-    });
+    let chosen = (0..WINDOWS)
+        .filter(|&i| windows[i].is_some())
+        .max_by(|&a, &b| {
+            let surprise = |i: usize| {
+                windows[i]
+                    .as_ref()
+                    .map_or(0.0, |w: &WindowJudgement| w.surprise)
+            };
+            surprise(a).total_cmp(&surprise(b))
+        });
     Judgement { windows, chosen }
 }
 
