@@ -131,10 +131,16 @@ fn credit(len: i64, shortest: i64, s: &DetectSettings) -> f64 {
 }
 
 /// Relearns what the detector learns from history alone rather than tick by
-/// tick (the sustained window's spread); call before [`judge`] with the same
-/// `end`.
-pub fn refresh(state: &mut SeriesState, h: &impl History, end: i64, s: &DetectSettings) {
-    sustained::refresh(&mut state.sustained, h, end, s);
+/// tick (the sustained window's spread, hourly at `phase` seconds past the
+/// hour); call before [`judge`] with the same `end`.
+pub fn refresh(
+    state: &mut SeriesState,
+    h: &impl History,
+    end: i64,
+    phase: i64,
+    s: &DetectSettings,
+) {
+    sustained::refresh(&mut state.sustained, h, end, phase, s);
 }
 
 /// Judges the windows ending at `end` (exclusive) from what `h` holds.

@@ -155,7 +155,7 @@ impl<'a> SeriesDetector<'a> {
         let at = self.history.end();
         let step = self.history.step;
         self.history.push(count, false);
-        judge::refresh(&mut self.state, &self.history, at + step, self.settings);
+        judge::refresh(&mut self.state, &self.history, at + step, 0, self.settings);
         judge::judge(&self.history, &self.state, at + step, step, self.settings)
     }
 

@@ -86,11 +86,20 @@ fn compare(h: &impl History, end: i64, s: &DetectSettings) -> Option<Comparison>
     })
 }
 
-/// Relearns the spread when the last one is an hour old (or missing): the
-/// comparison at every hour of the last `sustained_spread_days` days. Cheap
-/// enough for every tick, but an hour changes it little.
-pub fn refresh(spread: &mut Option<Spread>, h: &impl History, end: i64, s: &DetectSettings) {
-    if s.sustained_hours == 0 || spread.is_some_and(|sp| (0..HOUR).contains(&(end - sp.at))) {
+/// Relearns the spread once an hour (and when missing), at `phase` seconds
+/// past the hour: the comparison at every hour of the last
+/// `sustained_spread_days` days. An hour changes it little, and relearning
+/// costs a few hundred window sums; a caller judging many series spreads
+/// them over the hour with different phases.
+pub fn refresh(
+    spread: &mut Option<Spread>,
+    h: &impl History,
+    end: i64,
+    phase: i64,
+    s: &DetectSettings,
+) {
+    let hour = |t: i64| (t - phase).div_euclid(HOUR);
+    if s.sustained_hours == 0 || spread.is_some_and(|sp| hour(sp.at) == hour(end)) {
         return;
     }
     let samples = i64::from(s.sustained_spread_days) * 24;
@@ -179,7 +188,7 @@ mod tests {
 
     fn z_at_end(h: &ArrayHistory, s: &DetectSettings) -> (f64, f64) {
         let mut spread = None;
-        refresh(&mut spread, h, h.end(), s);
+        refresh(&mut spread, h, h.end(), 0, s);
         let j = judge(h, spread.as_ref(), h.end(), s).unwrap();
         (j.surprise, j.observed / j.baseline.expected)
     }
@@ -202,16 +211,28 @@ mod tests {
         let s = Settings::defaults().detect;
         let h = series(|_| 1.0);
         let mut spread = None;
-        refresh(&mut spread, &h, h.end(), &s);
+        refresh(&mut spread, &h, h.end(), 0, &s);
         let first = spread.unwrap();
-        refresh(&mut spread, &h, h.end() + 1800, &s);
-        assert_eq!(spread.unwrap(), first, "kept within the hour");
+        refresh(&mut spread, &h, h.end() + 1800, 0, &s);
+        assert_eq!(spread, Some(first), "kept within the hour");
+        // Relearned in the next hour (here from a history that ends before
+        // it, so from fewer comparisons).
+        refresh(&mut spread, &h, h.end() + HOUR, 0, &s);
+        assert_ne!(spread, Some(first), "relearned an hour later");
+        // With a phase of 45 minutes the hour turns 45 minutes later.
+        let mut spread = None;
+        refresh(&mut spread, &h, h.end(), 2700, &s);
+        let phased = spread.unwrap();
+        refresh(&mut spread, &h, h.end() + 2400, 2700, &s);
+        assert_eq!(spread, Some(phased));
+        refresh(&mut spread, &h, h.end() + 2700, 2700, &s);
+        assert_ne!(spread, Some(phased));
         let mut young = ArrayHistory::new(0, 300);
         for _ in 0..(4 * 288) {
             young.push(10.0, false);
         }
         let mut spread = None;
-        refresh(&mut spread, &young, young.end(), &s);
+        refresh(&mut spread, &young, young.end(), 0, &s);
         assert!(spread.is_none(), "too few comparisons on a 4-day series");
     }
 }

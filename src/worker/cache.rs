@@ -160,7 +160,7 @@ pub(super) fn history_of(c: &Cached, end: i64, d: &DetectSettings) -> BucketHist
 }
 
 /// A fixed share of `period` per service, from its name.
-fn stagger(service: &str, period: i64) -> i64 {
+pub(super) fn stagger(service: &str, period: i64) -> i64 {
     let hash = service.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });

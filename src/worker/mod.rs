@@ -13,7 +13,7 @@
 mod cache;
 mod incident;
 
-use self::cache::{Cached, history_of};
+use self::cache::{Cached, history_of, stagger};
 pub use self::incident::rfc3339;
 
 use std::collections::{HashMap, HashSet};
@@ -320,7 +320,10 @@ impl Worker {
                 continue;
             }
             let history = history_of(c, end, &d);
-            judge::refresh(&mut c.state.detector, &history, end, &d);
+            // Each service relearns its sustained spread at its own minute
+            // of the hour, so they do not all in one tick.
+            let phase = stagger(s, 3600);
+            judge::refresh(&mut c.state.detector, &history, end, phase, &d);
             judged.push((
                 s.clone(),
                 judge::judge(&history, &c.state.detector, end, 60, &d),
