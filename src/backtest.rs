@@ -192,7 +192,7 @@ fn parse_time(t: &str) -> anyhow::Result<i64> {
 mod tests {
     use super::*;
     use crate::config::Settings;
-    use crate::detect::Event;
+    use crate::detect::{Event, Verdict};
 
     fn csv(values: &[f64]) -> String {
         let mut s = String::from("timestamp,value\n");
@@ -256,6 +256,29 @@ mod tests {
             .unwrap();
         assert!(verdicts[confirmed].score > 0.5);
         assert!(verdicts[..confirmed].iter().all(|v| v.score < 0.5));
+    }
+
+    #[test]
+    fn the_row_that_confirms_a_problem_scores_at_least_the_alert() {
+        // Rises of different steepness: however the evidence climbs, the
+        // row where the lifecycle confirms a problem scores >= 0.5, so the
+        // score's 0.5 is the product's alert.
+        let settings = Settings::defaults().detect;
+        for growth in [1.15, 1.3, 1.6, 2.5] {
+            let mut values = wave();
+            for (k, v) in values[580..].iter_mut().enumerate() {
+                *v = (*v * f64::powi(growth, k as i32 + 1).min(30.0)).round();
+            }
+            let verdicts = verdicts(&parse(&csv(&values)).unwrap(), &settings).unwrap();
+            let confirmed: Vec<&Verdict> = verdicts
+                .iter()
+                .filter(|v| v.event == Some(Event::Confirmed))
+                .collect();
+            assert!(!confirmed.is_empty(), "growth {growth}: no problem");
+            for v in confirmed {
+                assert!(v.score >= 0.5, "growth {growth}: confirmed at {}", v.score);
+            }
+        }
     }
 
     #[test]

@@ -236,15 +236,18 @@ pub struct DetectSettings {
     /// How much of a longer window's fewer independent tests per day it is
     /// credited (0 to 1): its surprise gains this times ln(len / short).
     pub window_credit: f64,
-    /// The sustained window: the last `sustained_hours` (0: off) against the
-    /// same hours on each of the last `sustained_days` days, in the series'
-    /// own spread of that comparison over `sustained_spread_days`; a hit at
-    /// `sustained_z` robust standard deviations.
+    /// The sustained window's length in hours, at most 24 (0: off).
     pub sustained_hours: u32,
+    /// It is compared with the median of the same hours on this many past
+    /// days...
     pub sustained_days: u32,
+    /// ...in the series' own spread of that comparison, learned from every
+    /// hour of this many past days...
     pub sustained_spread_days: u32,
+    /// ...and hits at this many robust standard deviations...
     pub sustained_z: f64,
-    /// The sustained window's ratio floor (`min_ratio` is the others').
+    /// ...and at least this ratio to the usual (`min_ratio` is the minute
+    /// windows').
     pub sustained_min_ratio: f64,
     /// Same-time-of-week samples looked at (weeks back).
     pub season_weeks: u32,
@@ -334,6 +337,11 @@ pub struct RegistrySettings {
 }
 
 impl DetectSettings {
+    /// The surprise (-ln p) at which a window hits: -ln `alert_p`.
+    pub fn alert_surprise(&self) -> f64 {
+        -self.alert_p.ln()
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |setting: &'static str, message: &str| {
             Err(ConfigError::Invalid {
@@ -370,6 +378,12 @@ impl DetectSettings {
             return invalid(
                 "detect.confirm_hits",
                 "must be at least 1 and at most detect.confirm_ticks, which is at most 32",
+            );
+        }
+        if self.sustained_hours > 24 {
+            return invalid(
+                "detect.sustained_hours",
+                "must be at most 24 (it is compared with the same hours on past days)",
             );
         }
         if self.sustained_hours > 0 {
@@ -736,6 +750,14 @@ mod tests {
             (
                 &[("OUTAGEWATCH_DETECT__SUSTAINED_Z", "0")],
                 "detect.sustained_z",
+            ),
+            (
+                &[("OUTAGEWATCH_DETECT__SUSTAINED_DAYS", "2")],
+                "detect.sustained_days",
+            ),
+            (
+                &[("OUTAGEWATCH_DETECT__SUSTAINED_HOURS", "25")],
+                "detect.sustained_hours",
             ),
         ];
         for (vars, setting) in cases {

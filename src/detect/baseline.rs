@@ -15,7 +15,8 @@
 
 use crate::config::DetectSettings;
 
-pub const DAY: i64 = 86_400;
+pub const HOUR: i64 = 3_600;
+pub const DAY: i64 = 24 * HOUR;
 pub const WEEK: i64 = 7 * DAY;
 
 /// Counts of one series over `[end - len, end)`.
@@ -31,6 +32,15 @@ pub struct WindowSum {
     pub clean_secs: i64,
 }
 
+impl WindowSum {
+    /// The rate per second outside incidents, when at least half of the
+    /// window is outside them (less would be a guess from a sliver).
+    pub fn clean_rate(&self) -> Option<f64> {
+        (self.clean_secs > 0 && self.clean_secs * 2 >= self.secs)
+            .then(|| self.clean / self.clean_secs as f64)
+    }
+}
+
 /// What a detector may read of a series' past. Implemented over an in-memory
 /// array by the backtest and over stored buckets by the worker.
 pub trait History {
@@ -44,6 +54,9 @@ pub enum BaselineKind {
     Weekly,
     Daily,
     Recent,
+    /// The sustained window's: the same hours on past days, moved by the
+    /// series' usual ratio to them.
+    Sustained,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,14 +69,14 @@ pub struct Baseline {
 /// The expected count of `[end - len, end)`, or `None` for a series with too
 /// little clean history.
 pub fn expected(h: &impl History, end: i64, len: i64, s: &DetectSettings) -> Option<Baseline> {
-    let level_len = i64::from(s.level_hours) * 3600;
+    let level_len = i64::from(s.level_hours) * HOUR;
     let level_end = end - len;
     // The series' mean rate over the last week: a floor, so a sparse series
     // whose seasonal value is zero still expects a little, and what sets how
     // wide a sparse series' seasonal samples must be.
     let mean_rate = h
         .window(level_end, WEEK)
-        .or_else(|| h.window(level_end, i64::from(s.min_history_hours) * 3600))
+        .or_else(|| h.window(level_end, i64::from(s.min_history_hours) * HOUR))
         .filter(|w| w.clean_secs > 0)
         .map_or(0.0, |w| w.clean / w.clean_secs as f64);
     let mean_floor = s.mean_floor * mean_rate * len as f64;
@@ -87,9 +100,7 @@ pub fn expected(h: &impl History, end: i64, len: i64, s: &DetectSettings) -> Opt
             .then(|| ((median(&mut dw), median(&mut dl)), BaselineKind::Daily))
     };
     let recent = h.window(level_end, level_len);
-    let recent_rate = recent
-        .filter(|r| r.clean_secs > 0 && r.clean_secs * 2 >= r.secs)
-        .map(|r| r.clean / r.clean_secs as f64);
+    let recent_rate = recent.and_then(|r| r.clean_rate());
     let baseline = match (seasonal, recent_rate) {
         (Some(((window, level), kind)), rate) => {
             let factor = match rate {
@@ -104,7 +115,7 @@ pub fn expected(h: &impl History, end: i64, len: i64, s: &DetectSettings) -> Opt
             })
         }
         (None, Some(rate)) => {
-            let history = h.window(end - len, i64::from(s.min_history_hours) * 3600)?;
+            let history = h.window(end - len, i64::from(s.min_history_hours) * HOUR)?;
             (history.clean_secs > 0).then_some(Baseline {
                 expected: rate * len as f64,
                 kind: BaselineKind::Recent,
@@ -140,11 +151,11 @@ fn seasonal_samples(
         if w.clean_secs == w.secs {
             windows.push(w.total * len as f64 / span as f64);
         }
-        if let Some(l) = h.window(level_end - k * period, level_len)
-            && l.clean_secs > 0
-            && l.clean_secs * 2 >= l.secs
+        if let Some(rate) = h
+            .window(level_end - k * period, level_len)
+            .and_then(|l| l.clean_rate())
         {
-            levels.push(l.clean * level_len as f64 / l.clean_secs as f64);
+            levels.push(rate * level_len as f64);
         }
     }
     (windows, levels)

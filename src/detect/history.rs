@@ -4,7 +4,9 @@
 //! A window that lies inside the minute coverage is summed exactly; an older
 //! one is summed from rollups, a partly covered quarter counted pro rata
 //! (a seasonal sample needs the shape of a day, not minute precision).
-//! Incident intervals are kept out of the clean sums.
+//! Incident intervals are kept out of the clean sums: what the buckets
+//! hold inside them is subtracted, so the clean sums are what the
+//! backtest's exact history gives for the same counts.
 
 use super::baseline::{History, WindowSum};
 
@@ -61,8 +63,21 @@ impl BucketHistory {
             minutes: prefix(minutes),
             quarter_start,
             quarters: prefix(quarters),
-            masks,
+            masks: merged(masks),
             data_start,
+        }
+    }
+
+    /// Sum over `[from, to)`: minutes where they reach, rollups before them
+    /// (the rollups a worker caches may be an hour older than its minutes).
+    fn sum(&self, from: i64, to: i64) -> Option<f64> {
+        let minutes_from = self.minute_start * 60;
+        match self.minute_sum(from, to) {
+            Some(total) => Some(total),
+            None if from < minutes_from && to > minutes_from => {
+                Some(self.quarter_sum(from, minutes_from)? + self.minute_sum(minutes_from, to)?)
+            }
+            None => self.quarter_sum(from, to),
         }
     }
 
@@ -103,27 +118,39 @@ impl BucketHistory {
     }
 }
 
+/// Sorted intervals with overlapping ones joined, so no time is counted
+/// twice.
+fn merged(mut masks: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    masks.retain(|&(a, b)| b > a);
+    masks.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(masks.len());
+    for (a, b) in masks {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
 impl History for BucketHistory {
     fn window(&self, end: i64, len: i64) -> Option<WindowSum> {
         let from = end - len;
         if from < self.data_start {
             return None;
         }
-        // Minutes where they reach, rollups before them: the rollups a
-        // worker caches may be an hour older than its minutes.
-        let minutes_from = self.minute_start * 60;
-        let total = match self.minute_sum(from, end) {
-            Some(total) => total,
-            None if from < minutes_from && end > minutes_from => {
-                self.quarter_sum(from, minutes_from)? + self.minute_sum(minutes_from, end)?
-            }
-            None => self.quarter_sum(from, end)?,
-        };
+        let total = self.sum(from, end)?;
         let masked = self.masked_secs(from, end).min(len);
         let clean_secs = len - masked;
-        // Incident time is spread evenly over the window; good enough to
-        // keep it out of a level estimate.
-        let clean = total * clean_secs as f64 / len as f64;
+        let inside: f64 = self
+            .masks
+            .iter()
+            .filter_map(|&(a, b)| {
+                let (a, b) = (a.max(from), b.min(end));
+                (b > a).then(|| self.sum(a, b)).flatten()
+            })
+            .sum();
+        let clean = (total - inside).max(0.0);
         Some(WindowSum {
             total,
             clean,
@@ -166,11 +193,50 @@ mod tests {
 
     #[test]
     fn masked_time_is_not_clean() {
-        let minutes = vec![1.0; 60];
-        let h = BucketHistory::new(1000, &minutes, 0, &[], vec![(1010 * 60, 1015 * 60)]);
+        // An outage of 50 a minute, masked, among minutes of 1.
+        let mut minutes = vec![1.0; 60];
+        minutes[10..15].fill(50.0);
+        let masks = vec![(1012 * 60, 1015 * 60), (1010 * 60, 1013 * 60)];
+        let h = BucketHistory::new(1000, &minutes, 0, &[], masks);
         let w = h.window(1020 * 60, 600).unwrap();
-        assert_eq!(w.clean_secs, 300);
-        assert_eq!(w.total, 10.0);
-        assert_eq!(w.clean, 5.0);
+        assert_eq!(w.clean_secs, 300, "overlapping masks count once");
+        assert_eq!(w.total, 255.0);
+        assert_eq!(w.clean, 5.0, "what the masked minutes hold is left out");
+    }
+
+    #[test]
+    fn the_same_counts_and_masks_give_the_backtests_sums() {
+        // Two days of minutes; the worker's view holds the last 5 hours as
+        // minutes and the rest as quarter-hour rollups.
+        let n: i64 = 2 * 1440;
+        let count =
+            |m: i64| ((m * 7919) % 23) as f64 + if (600..700).contains(&m) { 40.0 } else { 0.0 };
+        let masks = vec![(600 * 60, 705 * 60), (2700 * 60, 2790 * 60)];
+        let masked = |m: i64| masks.iter().any(|&(a, b)| (a..b).contains(&(m * 60)));
+        let mut exact = crate::detect::ArrayHistory::new(0, 60);
+        for m in 0..n {
+            exact.push(count(m), masked(m));
+        }
+        let minute_start = n - 300;
+        let minutes: Vec<f64> = (minute_start..n).map(count).collect();
+        let quarters: Vec<f64> = (0..minute_start / 15)
+            .map(|q| (q * 15..q * 15 + 15).map(count).sum())
+            .collect();
+        let view = BucketHistory::new(minute_start, &minutes, 0, &quarters, masks.clone());
+        for (end_min, len_min) in [(n, 720), (n, 60), (n - 100, 15), (720, 180), (1500, 900)] {
+            let (a, b) = (
+                exact.window(end_min * 60, len_min * 60).unwrap(),
+                view.window(end_min * 60, len_min * 60).unwrap(),
+            );
+            assert!(
+                (a.total - b.total).abs() < 1e-6,
+                "{end_min} {len_min}: {a:?} {b:?}"
+            );
+            assert!(
+                (a.clean - b.clean).abs() < 1e-6,
+                "{end_min} {len_min}: {a:?} {b:?}"
+            );
+            assert_eq!(a.clean_secs, b.clean_secs, "{end_min} {len_min}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::baseline::{self, Baseline, History};
 use super::estimate::{Dispersion, SurpriseTail, decay};
 use super::lifecycle::Lifecycle;
-use super::sustained::{self, Spread};
+use super::sustained::{self, Learned};
 use super::tail;
 use crate::config::DetectSettings;
 
@@ -24,9 +24,10 @@ pub struct SeriesState {
     pub dispersion: [Dispersion; COUNT_WINDOWS],
     pub tail: [SurpriseTail; COUNT_WINDOWS],
     pub lifecycle: Lifecycle,
-    /// The sustained window's spread (states stored before it had none).
+    /// What the sustained window learned (states stored before it had
+    /// none, and learn it on their next tick).
     #[serde(default)]
-    pub sustained: Option<Spread>,
+    pub sustained: Option<Learned>,
 }
 
 /// The judgement of one window ending at the tick.
@@ -35,11 +36,16 @@ pub struct WindowJudgement {
     pub len_secs: i64,
     pub observed: f64,
     pub baseline: Baseline,
+    /// Negative-binomial dispersion; for the sustained window, the spread
+    /// of its log ratio.
     pub dispersion: f64,
-    /// Upper-tail p-value under the model.
+    /// Upper-tail p-value under the model (for the sustained window, the
+    /// normal tail of its robust z).
     pub p_value: f64,
     /// The p-value after the series' calibration and the window's credit
-    /// for its length (see [`credit`]).
+    /// for its length (see [`credit`]); for the sustained window,
+    /// `alert_p` raised to (z / sustained_z)², i.e. exactly `alert_p` at its
+    /// threshold: a p-value on the scale of the alert, not a probability.
     pub p_calibrated: f64,
     /// `-ln p_calibrated`.
     pub surprise: f64,
@@ -52,6 +58,23 @@ pub struct WindowJudgement {
 }
 
 impl WindowJudgement {
+    /// The sustained window's judgement among the minute windows': its
+    /// surprise is already on their scale, so it is used as calibrated.
+    fn sustained(j: sustained::Judged) -> Self {
+        WindowJudgement {
+            len_secs: j.len_secs,
+            observed: j.observed,
+            baseline: j.baseline,
+            dispersion: j.scale,
+            p_value: j.p_value,
+            p_calibrated: (-j.surprise).exp(),
+            surprise: j.surprise,
+            raw_surprise: tail::surprise(j.p_value),
+            credit: 0.0,
+            sustained: true,
+        }
+    }
+
     pub fn ratio(&self) -> f64 {
         self.observed / self.baseline.expected.max(1e-9)
     }
@@ -152,23 +175,7 @@ pub fn judge(
     s: &DetectSettings,
 ) -> Judgement {
     let lengths = window_lengths(step_secs, s);
-    let windows = std::array::from_fn(|i| {
-        if i == SUSTAINED {
-            return sustained::judge(h, state.sustained.as_ref(), end, s).map(|j| {
-                WindowJudgement {
-                    len_secs: j.len_secs,
-                    observed: j.observed,
-                    baseline: j.baseline,
-                    dispersion: j.scale,
-                    p_value: j.p_value,
-                    p_calibrated: (-j.surprise).exp(),
-                    surprise: j.surprise,
-                    raw_surprise: tail::surprise(j.p_value),
-                    credit: 0.0,
-                    sustained: true,
-                }
-            });
-        }
+    let [short, mid, long] = std::array::from_fn(|i| {
         let len = lengths[i];
         let baseline = baseline::expected(h, end, len, s)?;
         let observed = h.window(end, len)?.total;
@@ -190,19 +197,22 @@ pub fn judge(
             sustained: false,
         })
     });
-    // Every window with a baseline is judged; the most surprising decides
-    // (a sharp burst shows in the short window, a slow rise on a quiet
-    // service in the long one, a day-long one in the sustained window).
-    let chosen = (0..WINDOWS)
-        .filter(|&i| windows[i].is_some())
-        .max_by(|&a, &b| {
-            let surprise = |i: usize| {
-                windows[i]
-                    .as_ref()
-                    .map_or(0.0, |w: &WindowJudgement| w.surprise)
-            };
-            surprise(a).total_cmp(&surprise(b))
-        });
+    let sustained =
+        sustained::judge(h, state.sustained.as_ref(), end, s).map(WindowJudgement::sustained);
+    let windows = [short, mid, long, sustained];
+    // Every window with a baseline is judged; the most surprising of those
+    // that meet their floors decides (a sharp burst shows in the short
+    // window, a slow rise on a quiet service in the long one, a day-long
+    // one in the sustained window), or, when none does, the most surprising
+    // (so a day at 1.8x, below the sustained window's floor, cannot hide a
+    // burst that meets the minute windows' floors).
+    let surprise = |i: usize| windows[i].map_or(0.0, |w| w.surprise);
+    let most_surprising = |floors: bool| {
+        (0..WINDOWS)
+            .filter(|&i| windows[i].is_some_and(|w| !floors || w.floors_met(s)))
+            .max_by(|&a, &b| surprise(a).total_cmp(&surprise(b)))
+    };
+    let chosen = most_surprising(true).or_else(|| most_surprising(false));
     Judgement { windows, chosen }
 }
 

@@ -115,12 +115,9 @@ pub struct SeriesDetector<'a> {
     settings: &'a DetectSettings,
     /// The decisive surprise of the last `confirm_ticks` rows, newest last.
     recent: VecDeque<f64>,
-    /// The greatest evidence scored in full during the current episode: an
-    /// incident (or one that may still reopen), or evidence that stays
-    /// above half the alert's without reaching it.
+    /// The greatest evidence scored in full during the current incident
+    /// (or the one that may still reopen).
     scored_peak: Option<f64>,
-    /// The last row whose evidence was at least half the alert's.
-    elevated_at: Option<i64>,
 }
 
 impl<'a> SeriesDetector<'a> {
@@ -131,7 +128,6 @@ impl<'a> SeriesDetector<'a> {
             settings,
             recent: VecDeque::new(),
             scored_peak: None,
-            elevated_at: None,
         }
     }
 
@@ -163,7 +159,8 @@ impl<'a> SeriesDetector<'a> {
     /// row. The score is the evidence for a problem: the `confirm_hits`-th
     /// largest decisive surprise of the last `confirm_ticks` rows, the level
     /// at which the lifecycle would have confirmed. Within an incident only
-    /// a row that doubles the evidence scored so far scores in full.
+    /// a row that first reaches the alert, or doubles the evidence scored so
+    /// far, scores in full.
     pub fn conclude(&mut self, judgement: Judgement, hit: bool) -> Verdict {
         let s = self.settings;
         let step = self.history.step;
@@ -177,25 +174,19 @@ impl<'a> SeriesDetector<'a> {
         self.history.mask_last(self.state.lifecycle.masks(at, s));
 
         let evidence = self.evidence(surprise);
-        let alert = -s.alert_p.ln();
-        if evidence >= alert / 2.0 {
-            self.elevated_at = Some(at);
-        }
-        // A resolved incident that may still reopen is still the same one,
-        // and so is a rise that hovers near the alert (a slow one, seen by
-        // the sustained window, does for hours): it scores once, and again
-        // only when it doubles.
+        let alert = s.alert_surprise();
+        // A resolved incident that may still reopen is still the same one:
+        // it scores again when its evidence first reaches the alert (when
+        // it becomes a problem) or doubles.
         let lifecycle = &self.state.lifecycle;
-        let episode = lifecycle.open.is_some()
-            || lifecycle.last_peak.is_some()
-            || self
-                .elevated_at
-                .is_some_and(|t| at - t <= i64::from(s.quiet_mins) * 60);
-        if !episode {
+        let incident = lifecycle.open.is_some() || lifecycle.last_peak.is_some();
+        if !incident {
             self.scored_peak = None;
         }
-        let escalates = self.scored_peak.is_none_or(|peak| evidence > 2.0 * peak);
-        if escalates && episode {
+        let escalates = self
+            .scored_peak
+            .is_none_or(|peak| evidence > 2.0 * peak || (peak < alert && evidence >= alert));
+        if escalates && incident {
             self.scored_peak = Some(evidence);
         }
         let mut score = evidence / (evidence + alert);

@@ -9,7 +9,9 @@
 //! median and median absolute deviation of the same comparison at every hour
 //! of the last `sustained_spread_days` days). How far a day strays from the
 //! days before differs a lot between series (news-driven ones stray far), so
-//! this spread is learned, not assumed.
+//! this spread is learned, not assumed. Time inside incidents is left out of
+//! every count: an outage already reported is not also a sustained rise for
+//! the next hours.
 //!
 //! Its surprise is put on the minute windows' scale by the normal
 //! distribution's shape: the alert's surprise times (z / sustained_z)², so
@@ -19,7 +21,7 @@
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
-use super::baseline::{Baseline, BaselineKind, DAY, History, median};
+use super::baseline::{Baseline, BaselineKind, DAY, HOUR, History, median};
 use super::tail;
 use crate::config::DetectSettings;
 
@@ -29,29 +31,29 @@ const PSEUDO_REPORTS: f64 = 5.0;
 /// Smallest spread of the log ratio (5 %): a series that has been eerily
 /// regular is not held to a tighter standard than this.
 const MIN_SPREAD: f64 = 0.05;
-/// Fewest hourly comparisons the spread is learned from (two days).
+/// Fewest hourly comparisons the spread is learned from: two days' worth,
+/// or half of `sustained_spread_days` if that is less.
 const MIN_SPREAD_SAMPLES: usize = 48;
-const HOUR: i64 = 3600;
+/// `1.4826 × median absolute deviation` estimates a normal's deviation.
+const MAD_TO_SD: f64 = 1.4826;
 
-/// The series' usual log ratio and its spread, relearned every hour.
+/// The series' usual log ratio and its spread.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
-    /// When it was learned (the end of the window then judged).
-    pub at: i64,
     /// Median log ratio: a series that grows sits a little above its past
     /// days all the time.
     pub centre: f64,
-    /// Median absolute deviation of the log ratio, scaled to a standard
-    /// deviation.
+    /// Robust standard deviation of the log ratio.
     pub scale: f64,
 }
 
-/// What one comparison found: the window's count, the median of the same
-/// hours on past days, and the log ratio of the two.
-struct Comparison {
-    observed: f64,
-    usual: f64,
-    log_ratio: f64,
+/// What the sustained window has learned, and when it last tried: a series
+/// too young (or too often in incidents) for a spread tries again an hour
+/// later, not every tick.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Learned {
+    pub at: i64,
+    pub spread: Option<Spread>,
 }
 
 fn window_len(s: &DetectSettings) -> i64 {
@@ -59,110 +61,110 @@ fn window_len(s: &DetectSettings) -> i64 {
 }
 
 /// The count of `[end - len, end)` outside incidents, scaled to the whole
-/// window; `None` when less than half of it is outside incidents. An outage
-/// already reported is not also a sustained rise for the next hours.
+/// window; `None` when less than half of it is outside incidents.
 fn clean_count(h: &impl History, end: i64, len: i64) -> Option<f64> {
-    let w = h.window(end, len)?;
-    (w.clean_secs > 0 && w.clean_secs * 2 >= w.secs)
-        .then(|| w.clean * w.secs as f64 / w.clean_secs as f64)
+    h.window(end, len)?
+        .clean_rate()
+        .map(|rate| rate * len as f64)
 }
 
-/// The window ending at `end` against the same hours on past days (at least
-/// `min_season_samples` of them).
-fn compare(h: &impl History, end: i64, s: &DetectSettings) -> Option<Comparison> {
-    let len = window_len(s);
-    let observed = clean_count(h, end, len)?;
+fn log_ratio(observed: f64, usual: f64) -> f64 {
+    ((observed + PSEUDO_REPORTS) / (usual + PSEUDO_REPORTS)).ln()
+}
+
+/// The median of the counts `k` days back for `k` in 1..=`sustained_days`,
+/// given `count(k)`, when at least `min_season_samples` of them are known.
+fn usual(count: impl Fn(i64) -> Option<f64>, s: &DetectSettings) -> Option<f64> {
     let mut days: Vec<f64> = (1..=i64::from(s.sustained_days))
-        .filter_map(|k| clean_count(h, end - k * DAY, len))
+        .filter_map(count)
         .collect();
-    if days.len() < s.min_season_samples.max(1) as usize {
-        return None;
-    }
-    let usual = median(&mut days);
-    Some(Comparison {
-        observed,
-        usual,
-        log_ratio: ((observed + PSEUDO_REPORTS) / (usual + PSEUDO_REPORTS)).ln(),
-    })
+    (days.len() >= s.min_season_samples.max(1) as usize).then(|| median(&mut days))
 }
 
-/// Relearns the spread once an hour (and when missing), at `phase` seconds
-/// past the hour: the comparison at every hour of the last
-/// `sustained_spread_days` days. An hour changes it little, and relearning
-/// costs a few hundred window sums; a caller judging many series spreads
-/// them over the hour with different phases.
+/// Relearns the spread once an hour, at `phase` seconds past the hour (and
+/// when it has never tried): the comparison at every hour of the last
+/// `sustained_spread_days` days. A caller judging many series spreads them
+/// over the hour with different phases.
 pub fn refresh(
-    spread: &mut Option<Spread>,
+    learned: &mut Option<Learned>,
     h: &impl History,
     end: i64,
     phase: i64,
     s: &DetectSettings,
 ) {
     let hour = |t: i64| (t - phase).div_euclid(HOUR);
-    if s.sustained_hours == 0 || spread.is_some_and(|sp| hour(sp.at) == hour(end)) {
+    if s.sustained_hours == 0 || learned.is_some_and(|l| hour(l.at) == hour(end)) {
         return;
     }
+    // The comparison at hour k needs the window k hours back and the ones
+    // a whole number of days before it, all on the same hourly grid: each
+    // is summed once.
     let samples = i64::from(s.sustained_spread_days) * 24;
-    let mut ratios: Vec<f64> = (1..=samples)
-        .filter_map(|k| compare(h, end - k * HOUR, s).map(|c| c.log_ratio))
+    let len = window_len(s);
+    let counts: Vec<Option<f64>> = (0..=samples + i64::from(s.sustained_days) * 24)
+        .map(|k| clean_count(h, end - k * HOUR, len))
         .collect();
-    if ratios.len() < MIN_SPREAD_SAMPLES {
-        *spread = None;
-        return;
-    }
-    let centre = median(&mut ratios);
-    let mut deviations: Vec<f64> = ratios.iter().map(|r| (r - centre).abs()).collect();
-    // 1.4826 turns a median absolute deviation into a normal's deviation.
-    let scale = (median(&mut deviations) * 1.4826).max(MIN_SPREAD);
-    *spread = Some(Spread {
-        at: end,
-        centre,
-        scale,
+    let at = |k: i64| counts[k as usize];
+    let mut ratios: Vec<f64> = (1..=samples)
+        .filter_map(|k| {
+            let observed = at(k)?;
+            let usual = usual(|d| at(k + d * 24), s)?;
+            Some(log_ratio(observed, usual))
+        })
+        .collect();
+    let needed = MIN_SPREAD_SAMPLES.min(samples as usize / 2);
+    let spread = (ratios.len() >= needed.max(1)).then(|| {
+        let centre = median(&mut ratios);
+        let mut deviations: Vec<f64> = ratios.iter().map(|r| (r - centre).abs()).collect();
+        let scale = (median(&mut deviations) * MAD_TO_SD).max(MIN_SPREAD);
+        Spread { centre, scale }
     });
+    *learned = Some(Learned { at: end, spread });
 }
 
-/// The sustained window's judgement at `end`: observed count, the usual
-/// count (the past days' median moved by the series' usual log ratio), the
-/// one-sided normal p-value of its robust z, and the surprise on the minute
-/// windows' scale.
+/// The sustained window's judgement at `end`.
 pub struct Judged {
     pub len_secs: i64,
     pub observed: f64,
+    /// The past days' median moved by the series' usual log ratio.
     pub baseline: Baseline,
+    /// The spread of the log ratio.
     pub scale: f64,
+    /// One-sided normal p-value of the robust z.
     pub p_value: f64,
+    /// On the minute windows' scale: the alert's times (z / sustained_z)².
     pub surprise: f64,
 }
 
 pub fn judge(
     h: &impl History,
-    spread: Option<&Spread>,
+    learned: Option<&Learned>,
     end: i64,
     s: &DetectSettings,
 ) -> Option<Judged> {
     if s.sustained_hours == 0 {
         return None;
     }
-    let spread = spread?;
-    let c = compare(h, end, s)?;
-    let z = (c.log_ratio - spread.centre) / spread.scale;
-    let p_value = Normal::standard().sf(z);
-    let alert = -s.alert_p.ln();
+    let spread = learned?.spread?;
+    let len = window_len(s);
+    let observed = clean_count(h, end, len)?;
+    let usual = usual(|d| clean_count(h, end - d * DAY, len), s)?;
+    let z = (log_ratio(observed, usual) - spread.centre) / spread.scale;
     let surprise = if z > 0.0 {
-        (alert * (z / s.sustained_z).powi(2)).min(tail::MAX_SURPRISE)
+        (s.alert_surprise() * (z / s.sustained_z).powi(2)).min(tail::MAX_SURPRISE)
     } else {
         0.0
     };
-    let expected = (c.usual + PSEUDO_REPORTS) * spread.centre.exp() - PSEUDO_REPORTS;
+    let expected = (usual + PSEUDO_REPORTS) * spread.centre.exp() - PSEUDO_REPORTS;
     Some(Judged {
-        len_secs: window_len(s),
-        observed: c.observed,
+        len_secs: len,
+        observed,
         baseline: Baseline {
             expected: expected.max(0.0),
-            kind: BaselineKind::Daily,
+            kind: BaselineKind::Sustained,
         },
         scale: spread.scale,
-        p_value,
+        p_value: Normal::standard().sf(z),
         surprise,
     })
 }
@@ -173,8 +175,8 @@ mod tests {
     use crate::config::Settings;
     use crate::detect::ArrayHistory;
 
-    /// Three weeks of 5-minute counts with a daily wave and day-to-day
-    /// swings of about 10 %, then `tail` more days shaped by `level`.
+    /// Three weeks and three days of 5-minute counts with a daily wave and
+    /// day-to-day swings of about 10 %, each shaped by `level(row)`.
     fn series(level: impl Fn(usize) -> f64) -> ArrayHistory {
         let mut h = ArrayHistory::new(0, 300);
         for i in 0..(24 * 288) {
@@ -186,53 +188,111 @@ mod tests {
         h
     }
 
-    fn z_at_end(h: &ArrayHistory, s: &DetectSettings) -> (f64, f64) {
-        let mut spread = None;
-        refresh(&mut spread, h, h.end(), 0, s);
-        let j = judge(h, spread.as_ref(), h.end(), s).unwrap();
-        (j.surprise, j.observed / j.baseline.expected)
+    /// The sustained judgement at the end of `h`.
+    fn judge_end(h: &ArrayHistory, s: &DetectSettings) -> Judged {
+        let mut learned = None;
+        refresh(&mut learned, h, h.end(), 0, s);
+        judge(h, learned.as_ref(), h.end(), s).unwrap()
     }
 
     #[test]
-    fn a_day_long_doubling_hits_and_an_ordinary_day_does_not() {
+    fn a_half_day_at_twice_the_usual_hits_and_an_ordinary_day_does_not() {
         let s = Settings::defaults().detect;
-        let alert = -s.alert_p.ln();
-        let (quiet, ratio) = z_at_end(&series(|_| 1.0), &s);
-        assert!(quiet < alert / 4.0, "an ordinary day: {quiet}");
+        let alert = s.alert_surprise();
+        let quiet = judge_end(&series(|_| 1.0), &s);
+        assert!(quiet.surprise < alert / 4.0, "{}", quiet.surprise);
+        let ratio = quiet.observed / quiet.baseline.expected;
         assert!((0.8..1.25).contains(&ratio), "{ratio}");
-        // The last 12 hours at 1.8x.
-        let (risen, ratio) = z_at_end(&series(|i| if i >= 24 * 288 - 144 { 1.8 } else { 1.0 }), &s);
-        assert!(risen > alert, "a 12-hour rise of 1.8x: {risen}");
-        assert!(ratio > 1.6, "{ratio}");
+        // The last 12 hours at 2.4x.
+        let risen = judge_end(&series(|i| if i >= 24 * 288 - 144 { 2.4 } else { 1.0 }), &s);
+        assert!(risen.surprise > alert, "{}", risen.surprise);
+        let ratio = risen.observed / risen.baseline.expected;
+        assert!(ratio > s.sustained_min_ratio, "{ratio}");
     }
 
     #[test]
-    fn the_spread_is_learned_hourly_and_needs_two_days() {
+    fn a_day_below_the_floor_does_not_hide_a_burst_that_meets_it() {
+        use crate::detect::judge::{self, SUSTAINED, SeriesState};
+        let s = Settings::defaults().detect;
+        // The last 12 hours at 1.6x: surprising to the sustained window
+        // (this series is regular) but under its 2x floor. Then a burst.
+        let last = 24 * 288 - 1;
+        let h = series(|i| match i {
+            i if i == last => 1.6 * 5.0,
+            i if i >= last - 144 => 1.6,
+            _ => 1.0,
+        });
+        let mut state = SeriesState::default();
+        judge::refresh(&mut state, &h, h.end(), 0, &s);
+        let j = judge::judge(&h, &state, h.end(), 300, &s);
+        let day = j.windows[SUSTAINED].unwrap();
+        assert!(day.surprise > s.alert_surprise() && !day.floors_met(&s));
+        let decisive = j.decisive().unwrap();
+        assert_eq!(decisive.len_secs, 300, "the burst's window decides");
+        assert!(decisive.floors_met(&s));
+    }
+
+    #[test]
+    fn incident_time_is_left_out_of_the_counts() {
         let s = Settings::defaults().detect;
         let h = series(|_| 1.0);
-        let mut spread = None;
-        refresh(&mut spread, &h, h.end(), 0, &s);
-        let first = spread.unwrap();
-        refresh(&mut spread, &h, h.end() + 1800, 0, &s);
-        assert_eq!(spread, Some(first), "kept within the hour");
-        // Relearned in the next hour (here from a history that ends before
-        // it, so from fewer comparisons).
-        refresh(&mut spread, &h, h.end() + HOUR, 0, &s);
-        assert_ne!(spread, Some(first), "relearned an hour later");
+        let ordinary = judge_end(&h, &s).observed;
+        // An hour of a huge outage, 3 hours ago, masked as an incident.
+        let mut masked = ArrayHistory::new(0, 300);
+        let outage = (24 * 288 - 48)..(24 * 288 - 36);
+        for i in 0..h.len() {
+            let count = h.window(300 * (i as i64 + 1), 300).unwrap().total;
+            let inside = outage.contains(&i);
+            masked.push(if inside { count + 5_000.0 } else { count }, inside);
+        }
+        let judged = judge_end(&masked, &s);
+        assert!(
+            (judged.observed - ordinary).abs() < 0.1 * ordinary,
+            "{} vs {ordinary}",
+            judged.observed
+        );
+        assert!(judged.surprise < s.alert_surprise());
+    }
+
+    #[test]
+    fn the_spread_is_learned_hourly_and_a_young_series_tries_hourly_too() {
+        let s = Settings::defaults().detect;
+        let h = series(|_| 1.0);
+        let mut learned = None;
+        refresh(&mut learned, &h, h.end(), 0, &s);
+        let first = learned.unwrap();
+        assert!(first.spread.is_some());
+        refresh(&mut learned, &h, h.end() + 1800, 0, &s);
+        assert_eq!(learned, Some(first), "kept within the hour");
+        refresh(&mut learned, &h, h.end() + HOUR, 0, &s);
+        assert_eq!(
+            learned.unwrap().at,
+            h.end() + HOUR,
+            "relearned an hour later"
+        );
         // With a phase of 45 minutes the hour turns 45 minutes later.
-        let mut spread = None;
-        refresh(&mut spread, &h, h.end(), 2700, &s);
-        let phased = spread.unwrap();
-        refresh(&mut spread, &h, h.end() + 2400, 2700, &s);
-        assert_eq!(spread, Some(phased));
-        refresh(&mut spread, &h, h.end() + 2700, 2700, &s);
-        assert_ne!(spread, Some(phased));
+        let mut learned = None;
+        refresh(&mut learned, &h, h.end(), 2700, &s);
+        refresh(&mut learned, &h, h.end() + 2400, 2700, &s);
+        assert_eq!(learned.unwrap().at, h.end());
+        refresh(&mut learned, &h, h.end() + 2700, 2700, &s);
+        assert_eq!(learned.unwrap().at, h.end() + 2700);
+
+        // Four days are too few comparisons: no spread, no judgement, and
+        // no new attempt until the next hour.
         let mut young = ArrayHistory::new(0, 300);
         for _ in 0..(4 * 288) {
             young.push(10.0, false);
         }
-        let mut spread = None;
-        refresh(&mut spread, &young, young.end(), 0, &s);
-        assert!(spread.is_none(), "too few comparisons on a 4-day series");
+        let mut learned = None;
+        refresh(&mut learned, &young, young.end(), 0, &s);
+        assert_eq!(
+            learned,
+            Some(Learned {
+                at: young.end(),
+                spread: None
+            })
+        );
+        assert!(judge(&young, learned.as_ref(), young.end(), &s).is_none());
     }
 }

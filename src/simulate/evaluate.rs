@@ -102,10 +102,15 @@ pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evalua
             .collect();
         let cutoff = fdr_cutoff(&ps, s.fdr_q);
         for (i, j) in judgements.into_iter().enumerate() {
-            // Every simulated report has its own reporter.
+            // Every simulated report has its own reporter; like the worker,
+            // the reporters of the window are counted, or of the last
+            // window_long_mins for the sustained window.
             let hit = is_candidate(&j, s)
                 && j.decisive().is_some_and(|w| {
-                    w.p_calibrated <= cutoff && w.observed >= s.min_reporters as f64
+                    let minutes = (w.len_secs / 60).min(i64::from(s.window_long_mins)) as usize;
+                    let recent = &traffic[i].counts[(m + 1).saturating_sub(minutes)..=m];
+                    let reporters: u64 = recent.iter().sum();
+                    w.p_calibrated <= cutoff && reporters >= s.min_reporters
                 });
             let why = j.decisive().map_or(String::new(), |w| {
                 let [minutes, observed, expected, kind, dispersion, p, calibrated] = w.explain();
