@@ -229,7 +229,8 @@ pub struct WorkerSettings {
 #[serde(deny_unknown_fields)]
 pub struct DetectSettings {
     /// Judging windows, shortest first; all are judged every tick and the
-    /// one with the strongest evidence decides.
+    /// one with the strongest evidence among those meeting their floors
+    /// decides (the strongest of all when none does).
     pub window_short_mins: u32,
     pub window_mid_mins: u32,
     pub window_long_mins: u32,
