@@ -226,3 +226,17 @@ pub fn learn(state: &mut SeriesState, judgement: &Judgement, step_secs: i64, s: 
         state.tail[i].observe(w.raw_surprise, decay);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_stored_before_the_sustained_window_still_loads() {
+        let mut json: serde_json::Value = serde_json::to_value(SeriesState::default()).unwrap();
+        json.as_object_mut().unwrap().remove("sustained");
+        let state: SeriesState = serde_json::from_value(json).unwrap();
+        assert_eq!(state, SeriesState::default());
+        assert!(state.sustained.is_none());
+    }
+}

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::{DetectSettings, WorkerSettings};
+use crate::detect::baseline::HOUR;
 use crate::detect::judge::{self, Judgement, SeriesState};
 use crate::detect::lifecycle::Event;
 use crate::detect::series::{fdr_cutoff, is_candidate};
@@ -322,7 +323,7 @@ impl Worker {
             let history = history_of(c, end, &d);
             // Each service relearns its sustained spread at its own minute
             // of the hour, so they do not all in one tick.
-            let phase = stagger(s, 3600);
+            let phase = stagger(s, HOUR);
             judge::refresh(&mut c.state.detector, &history, end, phase, &d);
             judged.push((
                 s.clone(),
