@@ -5,8 +5,9 @@
 //! one is summed from rollups, a partly covered quarter counted pro rata
 //! (a seasonal sample needs the shape of a day, not minute precision).
 //! Incident intervals are kept out of the clean sums: what the buckets
-//! hold inside them is subtracted, so the clean sums are what the
-//! backtest's exact history gives for the same counts.
+//! hold inside them is subtracted. In minutes that is exact, as the
+//! backtest's history is; in rollups a partly masked quarter is split pro
+//! rata like any partial quarter.
 
 use super::baseline::{History, WindowSum};
 
@@ -147,7 +148,12 @@ impl History for BucketHistory {
             .iter()
             .filter_map(|&(a, b)| {
                 let (a, b) = (a.max(from), b.min(end));
-                (b > a).then(|| self.sum(a, b)).flatten()
+                // Inside a window that was summed, so always summable; pro
+                // rata if not.
+                (b > a).then(|| {
+                    self.sum(a, b)
+                        .unwrap_or(total * (b - a) as f64 / len as f64)
+                })
             })
             .sum();
         let clean = (total - inside).max(0.0);

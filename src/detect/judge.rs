@@ -75,6 +75,26 @@ impl WindowJudgement {
         }
     }
 
+    /// A judgement with the given numbers, for tests of what follows it.
+    #[cfg(test)]
+    pub fn for_test(len_secs: i64, observed: f64, expected: f64, surprise: f64) -> Self {
+        WindowJudgement {
+            len_secs,
+            observed,
+            baseline: Baseline {
+                expected,
+                kind: baseline::BaselineKind::Weekly,
+            },
+            dispersion: 0.05,
+            p_value: (-surprise).exp(),
+            p_calibrated: (-surprise).exp(),
+            surprise,
+            raw_surprise: surprise,
+            credit: 0.0,
+            sustained: false,
+        }
+    }
+
     pub fn ratio(&self) -> f64 {
         self.observed / self.baseline.expected.max(1e-9)
     }

@@ -173,7 +173,10 @@ impl<'a> SeriesDetector<'a> {
         let event = self.state.lifecycle.tick(at, hit, surprise, s);
         self.history.mask_last(self.state.lifecycle.masks(at, s));
 
-        let evidence = self.evidence(surprise);
+        // Only rows that meet the floors count as evidence, as only they
+        // can be the hits that confirm a problem.
+        let floors = decisive.is_some_and(|w| w.floors_met(s));
+        let evidence = self.evidence(if floors { surprise } else { 0.0 });
         let alert = s.alert_surprise();
         // A resolved incident that may still reopen is still the same one:
         // it scores again when its evidence first reaches the alert (when
@@ -186,12 +189,12 @@ impl<'a> SeriesDetector<'a> {
         let escalates = self
             .scored_peak
             .is_none_or(|peak| evidence > 2.0 * peak || (peak < alert && evidence >= alert));
-        if escalates && incident {
+        let full = escalates && floors;
+        if full && incident {
             self.scored_peak = Some(evidence);
         }
         let mut score = evidence / (evidence + alert);
-        let floors = decisive.is_some_and(|w| w.floors_met(s));
-        if !escalates || !floors {
+        if !full {
             score *= 0.5;
         }
         Verdict {
@@ -244,6 +247,40 @@ pub fn fdr_cutoff(p_values: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
+    use crate::detect::WindowJudgement;
+
+    #[test]
+    fn rows_that_fail_the_floors_are_not_evidence_for_a_problem() {
+        let s = Settings::defaults().detect;
+        let mut d = SeriesDetector::new(0, 300, &s);
+        let judged = |w: WindowJudgement| Judgement {
+            windows: [Some(w), None, None, None],
+            chosen: Some(0),
+        };
+        // Two very surprising rows at 1.2x (under the ratio floor), then an
+        // unsurprising one that meets the floors: nothing here is a problem.
+        let mut scores = Vec::new();
+        for w in [
+            WindowJudgement::for_test(300, 120.0, 100.0, 60.0),
+            WindowJudgement::for_test(300, 120.0, 100.0, 60.0),
+            WindowJudgement::for_test(300, 40.0, 10.0, 2.0),
+        ] {
+            d.observe(w.observed);
+            scores.push(d.conclude(judged(w), false).score);
+        }
+        assert!(scores.iter().all(|&x| x < 0.5), "{scores:?}");
+        // The same surprise with the floors met is, from the second row
+        // (where the lifecycle confirms it).
+        let mut d = SeriesDetector::new(0, 300, &s);
+        let mut scores = Vec::new();
+        for _ in 0..2 {
+            let w = WindowJudgement::for_test(300, 300.0, 100.0, 60.0);
+            d.observe(w.observed);
+            scores.push(d.conclude(judged(w), true).score);
+        }
+        assert!(scores[0] < 0.5 && scores[1] > 0.5, "{scores:?}");
+    }
 
     #[test]
     fn fdr_cutoff_is_benjamini_hochberg() {

@@ -96,15 +96,15 @@ pub fn refresh(
     if s.sustained_hours == 0 || learned.is_some_and(|l| hour(l.at) == hour(end)) {
         return;
     }
-    // The comparison at hour k needs the window k hours back and the ones
-    // a whole number of days before it, all on the same hourly grid: each
-    // is summed once.
+    // The comparison k hours back needs the window ending then and the
+    // ones a whole number of days before it, all on the same grid of whole
+    // hours back from `end`: each is summed once.
     let samples = i64::from(s.sustained_spread_days) * 24;
     let len = window_len(s);
-    let counts: Vec<Option<f64>> = (0..=samples + i64::from(s.sustained_days) * 24)
+    let counts: Vec<Option<f64>> = (1..=samples + i64::from(s.sustained_days) * 24)
         .map(|k| clean_count(h, end - k * HOUR, len))
         .collect();
-    let at = |k: i64| counts[k as usize];
+    let at = |k: i64| counts[k as usize - 1];
     let mut ratios: Vec<f64> = (1..=samples)
         .filter_map(|k| {
             let observed = at(k)?;
@@ -230,6 +230,10 @@ mod tests {
         let decisive = j.decisive().unwrap();
         assert_eq!(decisive.len_secs, 300, "the burst's window decides");
         assert!(decisive.floors_met(&s));
+        assert!(
+            day.surprise > decisive.surprise,
+            "the day is the more surprising, yet does not decide"
+        );
     }
 
     #[test]
@@ -286,13 +290,13 @@ mod tests {
         }
         let mut learned = None;
         refresh(&mut learned, &young, young.end(), 0, &s);
-        assert_eq!(
-            learned,
-            Some(Learned {
-                at: young.end(),
-                spread: None
-            })
-        );
+        let tried = Some(Learned {
+            at: young.end(),
+            spread: None,
+        });
+        assert_eq!(learned, tried);
         assert!(judge(&young, learned.as_ref(), young.end(), &s).is_none());
+        refresh(&mut learned, &young, young.end() + 1800, 0, &s);
+        assert_eq!(learned, tried, "not tried again within the hour");
     }
 }
