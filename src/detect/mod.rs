@@ -5,8 +5,9 @@
 //! [`baseline`] (the expected count: seasonal median, level-corrected, past
 //! incidents masked), [`tail`] (negative-binomial p-values), [`estimate`]
 //! (per-series dispersion and calibration, learned tick by tick), [`judge`]
-//! (one series at one tick), [`sustained`] (a rise that lasts hours), [`lifecycle`] (possible, problem, resolved) and
-//! [`series`] (the whole thing over an in-memory series, for the backtest).
+//! (one series at one tick), [`sustained`] (a rise that lasts hours),
+//! [`lifecycle`] (possible, problem, resolved) and [`series`] (the whole
+//! thing over an in-memory series, for the backtest).
 //! The worker, `outagewatch backtest` and the benches all call this code with
 //! the same `[detect]` settings.
 
