@@ -14,6 +14,11 @@ use crate::helpers::{RedisServer, TestApp, eventually};
 /// 29 days of minute counts for `service` ending at `now`: a daily wave
 /// around 3 reports a minute.
 pub fn history(service: &str, now: i64) -> String {
+    shaped_history(service, now, |_| 1.0)
+}
+
+/// Like [`history`], each minute's count times `level(minute)`.
+fn shaped_history(service: &str, now: i64, level: impl Fn(i64) -> f64) -> String {
     let last = now.div_euclid(60) - 1;
     let mut out = String::new();
     for minute in (last - 29 * 1440)..=last {
@@ -21,7 +26,7 @@ pub fn history(service: &str, now: i64) -> String {
         let wave = 3.0 + 2.0 * (hour / 24.0 * std::f64::consts::TAU).sin();
         // A fixed pseudo-random wobble, so the series is not flat.
         let wobble = ((minute * 7919).rem_euclid(5)) as f64 - 2.0;
-        let count = (wave + wobble * 0.5).round().max(0.0) as u64;
+        let count = ((wave + wobble * 0.5) * level(minute)).round().max(0.0) as u64;
         if count > 0 {
             out.push_str(&format!(
                 "{{\"service\":\"{service}\",\"at\":{},\"count\":{count},\"problem\":\"app\"}}\n",
@@ -50,6 +55,54 @@ async fn feed(app: &TestApp, query: &str) -> Vec<Value> {
     let (status, body) = app.get(&format!("/api/v1/anomalies{query}")).await;
     assert_eq!(status, 200, "{body}");
     body["items"].as_array().expect("items").clone()
+}
+
+/// Half a day at 2.5x its usual rate, with no burst in it: the worker's
+/// sustained window opens an incident; with that window off nothing does.
+#[tokio::test]
+async fn half_a_day_at_two_and_a_half_times_the_usual_is_found_by_the_sustained_window() {
+    let now = chrono::Utc::now().timestamp();
+    let rise_from = now.div_euclid(60) - 12 * 60;
+    let risen = |minute: i64| if minute >= rise_from { 2.5 } else { 1.0 };
+    let mut opened = Vec::new();
+    for sustained_hours in [0, 12] {
+        let redis = RedisServer::start().await;
+        let app = TestApp::with_redis(&redis).await;
+        let (status, body) = app.import(shaped_history("whatsapp", now, risen)).await;
+        assert_eq!(status, 200, "{body}");
+        // A few live reporters, so the distinct-reporter floor is met.
+        spike(&app, "whatsapp", 8, "steady").await;
+        let detect = outagewatch::config::DetectSettings {
+            sustained_hours,
+            ..app.settings.detect.clone()
+        };
+        let mut worker = outagewatch::worker::Worker::new(
+            app.store.clone(),
+            app.registry.clone(),
+            app.metrics.clone(),
+            detect,
+            app.settings.worker.clone(),
+        );
+        let after = chrono::Utc::now().timestamp();
+        let tick = worker.step(after + 60).await.expect("tick");
+        opened.push(tick.events.clone());
+        if sustained_hours > 0 {
+            let items = feed(&app, "").await;
+            assert_eq!(items.len(), 1, "{items:?}");
+            assert_eq!(items[0]["service"], "whatsapp");
+            let ratio = items[0]["ratio"].as_f64().unwrap();
+            assert!(ratio > 2.0, "{}", items[0]);
+        }
+    }
+    assert!(
+        opened[0].is_empty(),
+        "without the sustained window: {opened:?}"
+    );
+    assert_eq!(
+        opened[1],
+        vec![("whatsapp".to_string(), Event::Opened)],
+        "with it"
+    );
 }
 
 #[tokio::test]
