@@ -113,6 +113,12 @@ impl WindowJudgement {
         self.ratio() >= min_ratio && self.excess() >= s.min_excess
     }
 
+    /// Minutes whose distinct reporters the reporter floor counts: the
+    /// window's own, or the last `window_long_mins` for the sustained one.
+    pub fn reporter_minutes(&self, s: &DetectSettings) -> usize {
+        (self.len_secs / 60).min(i64::from(s.window_long_mins)) as usize
+    }
+
     /// The reasoning behind the judgement, for people: window minutes,
     /// observed, expected, baseline kind, dispersion, p-value, calibrated
     /// p-value (`backtest --explain` writes these as CSV columns).

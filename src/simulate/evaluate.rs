@@ -107,7 +107,7 @@ pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evalua
             // window_long_mins for the sustained window.
             let hit = is_candidate(&j, s)
                 && j.decisive().is_some_and(|w| {
-                    let minutes = (w.len_secs / 60).min(i64::from(s.window_long_mins)) as usize;
+                    let minutes = w.reporter_minutes(s);
                     let recent = &traffic[i].counts[(m + 1).saturating_sub(minutes)..=m];
                     let reporters: u64 = recent.iter().sum();
                     w.p_calibrated <= cutoff && reporters >= s.min_reporters

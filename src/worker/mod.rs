@@ -346,9 +346,7 @@ impl Worker {
                 && is_candidate(&judgement, &d)
                 && decisive.is_some_and(|w| w.p_calibrated <= cutoff);
             if let (true, Some(w)) = (hit, decisive) {
-                // Distinct reporters of the window, or of the last hour
-                // (the long window) for the sustained one.
-                let minutes = (w.len_secs / 60).min(i64::from(d.window_long_mins)) as usize;
+                let minutes = w.reporter_minutes(&d);
                 let reporters = self
                     .store
                     .distinct_reporters(&s, minute + 1 - minutes as i64, minutes)
