@@ -7,7 +7,8 @@
 //! each of the last `sustained_days` days, in log terms, and measures the
 //! difference in the series' own spread of that comparison (a robust z:
 //! median and median absolute deviation of the same comparison at every hour
-//! of the last `sustained_spread_days` days). How far a day strays from the
+//! of the last `sustained_spread_days` days, the deviation taken over the
+//! comparisons above the median only). How far a day strays from the
 //! days before differs a lot between series (news-driven ones stray far), so
 //! this spread is learned, not assumed. Time inside incidents is left out of
 //! every count: an outage already reported is not also a sustained rise for
@@ -113,13 +114,24 @@ pub fn refresh(
         })
         .collect();
     let needed = MIN_SPREAD_SAMPLES.min(samples as usize / 2);
-    let spread = (ratios.len() >= needed.max(1)).then(|| {
-        let centre = median(&mut ratios);
-        let mut deviations: Vec<f64> = ratios.iter().map(|r| (r - centre).abs()).collect();
-        let scale = (median(&mut deviations) * MAD_TO_SD).max(MIN_SPREAD);
-        Spread { centre, scale }
-    });
+    let spread = (ratios.len() >= needed.max(1)).then(|| spread_of(&mut ratios));
     *learned = Some(Learned { at: end, spread });
+}
+
+/// The centre and robust spread of the comparisons. The spread is measured
+/// on the comparisons above the centre: the window judges rises, and a
+/// weekday service's quiet weekends (or any series' lulls) say nothing about
+/// how far its ordinary days rise. For a symmetric spread this is the usual
+/// median absolute deviation.
+fn spread_of(ratios: &mut [f64]) -> Spread {
+    let centre = median(ratios);
+    let mut deviations: Vec<f64> = ratios
+        .iter()
+        .filter(|r| **r > centre)
+        .map(|r| r - centre)
+        .collect();
+    let scale = (median(&mut deviations) * MAD_TO_SD).max(MIN_SPREAD);
+    Spread { centre, scale }
 }
 
 /// The sustained window's judgement at `end`.
@@ -234,6 +246,23 @@ mod tests {
             day.surprise > decisive.surprise,
             "the day is the more surprising, yet does not decide"
         );
+    }
+
+    #[test]
+    fn lulls_do_not_widen_the_spread_of_ordinary_days() {
+        // Ordinary comparisons: a normal's quantiles with deviation 0.1.
+        let normal = Normal::new(0.0, 0.1).unwrap();
+        let ordinary: Vec<f64> = (0..200)
+            .map(|i| normal.inverse_cdf((f64::from(i) + 0.5) / 200.0))
+            .collect();
+        let alone = spread_of(&mut ordinary.clone());
+        assert!((alone.scale - 0.1).abs() < 0.005, "{alone:?}");
+        // Plus a third as many lulls far below (weekends of a weekday
+        // service). A two-sided deviation would read about 0.22.
+        let mut with_lulls = ordinary.clone();
+        with_lulls.extend(std::iter::repeat_n(-1.0, 108));
+        let lulled = spread_of(&mut with_lulls);
+        assert!(lulled.scale < 0.16, "{lulled:?}");
     }
 
     #[test]
