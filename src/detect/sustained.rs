@@ -121,13 +121,15 @@ pub fn refresh(
 /// The centre and robust spread of the comparisons. The spread is measured
 /// on the comparisons above the centre: the window judges rises, and a
 /// weekday service's quiet weekends (or any series' lulls) say nothing about
-/// how far its ordinary days rise. For a symmetric spread this is the usual
-/// median absolute deviation.
+/// how far its ordinary days rise. Comparisons at the centre count, as no
+/// rise: a series as regular as a clock, whose comparisons all tie, keeps
+/// the smallest spread even with a few hours of a rise among them. For a
+/// symmetric spread this is the usual median absolute deviation.
 fn spread_of(ratios: &mut [f64]) -> Spread {
     let centre = median(ratios);
     let mut deviations: Vec<f64> = ratios
         .iter()
-        .filter(|r| **r > centre)
+        .filter(|r| **r >= centre)
         .map(|r| r - centre)
         .collect();
     let scale = (median(&mut deviations) * MAD_TO_SD).max(MIN_SPREAD);
@@ -263,6 +265,10 @@ mod tests {
         with_lulls.extend(std::iter::repeat_n(-1.0, 108));
         let lulled = spread_of(&mut with_lulls);
         assert!(lulled.scale < 0.16, "{lulled:?}");
+        // Comparisons that all tie, and the first 11 hours of a rise.
+        let mut regular = vec![0.0; 325];
+        regular.extend(std::iter::repeat_n(0.9, 11));
+        assert_eq!(spread_of(&mut regular).scale, MIN_SPREAD);
     }
 
     #[test]
