@@ -434,10 +434,21 @@ impl DetectSettings {
                 "season_weeks and season_days cannot both be 0",
             );
         }
-        if self.level_hours == 0 || self.min_history_hours == 0 {
+        let at_least_one = [
+            ("detect.level_hours", self.level_hours),
+            ("detect.min_history_hours", self.min_history_hours),
+            ("detect.min_season_samples", self.min_season_samples),
+            ("detect.quiet_mins", self.quiet_mins),
+        ];
+        for (setting, value) in at_least_one {
+            if value == 0 {
+                return invalid(setting, "must be at least 1");
+            }
+        }
+        if self.dispersion_prior_weight <= 0.0 {
             return invalid(
-                "detect.level_hours",
-                "level_hours and min_history_hours must be at least 1",
+                "detect.dispersion_prior_weight",
+                "must be greater than 0 (a new series' dispersion is the prior's)",
             );
         }
         Ok(())
@@ -553,6 +564,18 @@ impl Settings {
             if value == 0 {
                 return Err(invalid(setting, "must be greater than 0"));
             }
+        }
+        if self.worker.max_catch_up_minutes == 0 {
+            return Err(invalid(
+                "worker.max_catch_up_minutes",
+                "must be at least 1 (0 would judge no minute)",
+            ));
+        }
+        if self.worker.lease_secs <= self.worker.tick_secs {
+            return Err(invalid(
+                "worker.lease_secs",
+                "must be greater than worker.tick_secs, or every lease lapses between ticks",
+            ));
         }
         self.detect.validate()?;
         if self.intake.max_batch > 4096 {
@@ -759,6 +782,30 @@ mod tests {
             (
                 &[("OUTAGEWATCH_DETECT__SUSTAINED_HOURS", "25")],
                 "detect.sustained_hours",
+            ),
+            (
+                &[("OUTAGEWATCH_DETECT__MIN_HISTORY_HOURS", "0")],
+                "detect.min_history_hours",
+            ),
+            (
+                &[("OUTAGEWATCH_DETECT__MIN_SEASON_SAMPLES", "0")],
+                "detect.min_season_samples",
+            ),
+            (
+                &[("OUTAGEWATCH_DETECT__QUIET_MINS", "0")],
+                "detect.quiet_mins",
+            ),
+            (
+                &[("OUTAGEWATCH_DETECT__DISPERSION_PRIOR_WEIGHT", "0")],
+                "detect.dispersion_prior_weight",
+            ),
+            (
+                &[("OUTAGEWATCH_WORKER__MAX_CATCH_UP_MINUTES", "0")],
+                "worker.max_catch_up_minutes",
+            ),
+            (
+                &[("OUTAGEWATCH_WORKER__LEASE_SECS", "5")],
+                "worker.lease_secs",
             ),
         ];
         for (vars, setting) in cases {

@@ -31,9 +31,16 @@ impl Filter {
     }
 }
 
-fn bad(message: impl Into<String>) -> ApiError {
-    ApiError::new(Code::InvalidParameter, message)
+/// A 400 naming the query parameter `name` in its `parameter` member.
+fn bad(name: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(Code::InvalidParameter, message).with("parameter", json!(name))
 }
+
+/// The query parameters `GET /api/v1/anomalies` understands; any other is
+/// refused, so a misspelt filter is not silently no filter.
+const FEED_PARAMETERS: [&str; 8] = [
+    "service", "company", "status", "severity", "since", "until", "limit", "cursor",
+];
 
 fn time_param(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
     query
@@ -42,9 +49,10 @@ fn time_param(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>
             chrono::DateTime::parse_from_rfc3339(t)
                 .map(|d| d.timestamp())
                 .map_err(|_| {
-                    bad(format!(
-                        "{name} must be an RFC 3339 time like 2024-03-05T15:00:00Z"
-                    ))
+                    bad(
+                        name,
+                        format!("{name} must be an RFC 3339 time like 2024-03-05T15:00:00Z"),
+                    )
                 })
         })
         .transpose()
@@ -71,18 +79,20 @@ pub fn parse_filter(state: &AppState, query: &HashMap<String, String>) -> Result
         Some("open") => Some(AnomalyStatus::Open),
         Some("resolved") => Some(AnomalyStatus::Resolved),
         Some(other) => {
-            return Err(bad(format!(
-                "status must be open or resolved, got {other:?}"
-            )));
+            return Err(bad(
+                "status",
+                format!("status must be open or resolved, got {other:?}"),
+            ));
         }
     };
     let severity = match query.get("severity").map(String::as_str) {
         None => None,
         Some(s @ ("possible" | "problem")) => Some(s.to_string()),
         Some(other) => {
-            return Err(bad(format!(
-                "severity must be possible or problem, got {other:?}"
-            )));
+            return Err(bad(
+                "severity",
+                format!("severity must be possible or problem, got {other:?}"),
+            ));
         }
     };
     Ok(Filter {
@@ -106,6 +116,22 @@ pub async fn page_of(
     state: &AppState,
     query: &HashMap<String, String>,
 ) -> Result<(Vec<Anomaly>, Option<String>), ApiError> {
+    let mut unknown: Vec<&str> = query
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !FEED_PARAMETERS.contains(k))
+        .collect();
+    if let Some(first) = unknown.first().copied() {
+        unknown.sort_unstable();
+        return Err(bad(
+            first,
+            format!(
+                "unknown query parameter {:?}; this endpoint takes {}",
+                unknown.join(", "),
+                FEED_PARAMETERS.join(", ")
+            ),
+        ));
+    }
     let filter = parse_filter(state, query)?;
     let api = &state.settings.api;
     let limit = match query.get("limit") {
@@ -114,17 +140,29 @@ pub async fn page_of(
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=api.max_page_size).contains(n))
-            .ok_or_else(|| bad(format!("limit must be from 1 to {}", api.max_page_size)))?,
+            .ok_or_else(|| {
+                bad(
+                    "limit",
+                    format!("limit must be from 1 to {}", api.max_page_size),
+                )
+            })?,
     };
     let range = FeedRange {
         after: match query.get("cursor") {
-            Some(c) => Some(parse_cursor(c).ok_or_else(|| bad("cursor is not one this API gave"))?),
+            Some(c) => Some(
+                parse_cursor(c).ok_or_else(|| bad("cursor", "cursor is not one this API gave"))?,
+            ),
             None => None,
         },
         since: time_param(query, "since")?,
         until: time_param(query, "until")?,
         limit,
     };
+    if let (Some(since), Some(until)) = (range.since, range.until)
+        && since > until
+    {
+        return Err(bad("until", "since must not be after until"));
+    }
     page(state, &filter, range).await
 }
 

@@ -132,11 +132,23 @@ pub struct ApiError {
     pub headers: Vec<(&'static str, String)>,
 }
 
+/// Longest `detail` an answer carries, in characters: details quote the
+/// caller's input, and a 40,000-character service name is not echoed back.
+const MAX_DETAIL_CHARS: usize = 400;
+
+fn clipped(mut detail: String) -> String {
+    if let Some((at, _)) = detail.char_indices().nth(MAX_DETAIL_CHARS) {
+        detail.truncate(at);
+        detail.push('…');
+    }
+    detail
+}
+
 impl ApiError {
     pub fn new(code: Code, detail: impl Into<String>) -> Self {
         ApiError {
             code,
-            detail: detail.into(),
+            detail: clipped(detail.into()),
             extra: Map::new(),
             retry_after_secs: None,
             headers: Vec::new(),

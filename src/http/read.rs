@@ -252,13 +252,15 @@ pub async fn series(
             "step must not exceed window",
         ));
     }
-    let retention_minutes = state.retention.rollup_ttl_secs / 60;
-    if window > retention_minutes {
+    // The oldest day of the retention may already be partly expired: a
+    // window reaching into it would show expired counts as zero reports.
+    let longest = state.retention.rollup_ttl_secs / 60 - 1440;
+    if window > longest {
         return Err(ApiError::new(
             Code::InvalidParameter,
             format!(
-                "window exceeds the retention of {} days",
-                retention_minutes / 1440
+                "window is at most {} days (store.rollup_ttl_secs less a day)",
+                longest / 1440
             ),
         ));
     }

@@ -211,19 +211,34 @@ async fn only_one_worker_holds_a_service_at_a_time() {
 #[tokio::test]
 async fn feed_filters_and_bad_parameters() {
     let app = TestApp::embedded().await;
-    for (query, code) in [
-        ("?status=maybe", "invalid_parameter"),
-        ("?severity=huge", "invalid_parameter"),
-        ("?since=yesterday", "invalid_parameter"),
-        ("?limit=0", "invalid_parameter"),
-        ("?cursor=garbage", "invalid_parameter"),
-        ("?service=myspace", "service_not_found"),
-        ("?company=acme", "company_not_found"),
+    for (query, code, parameter) in [
+        ("?status=maybe", "invalid_parameter", "status"),
+        ("?severity=huge", "invalid_parameter", "severity"),
+        ("?since=yesterday", "invalid_parameter", "since"),
+        ("?limit=0", "invalid_parameter", "limit"),
+        ("?cursor=garbage", "invalid_parameter", "cursor"),
+        (
+            "?since=2024-03-05T16:00:00Z&until=2024-03-05T15:00:00Z",
+            "invalid_parameter",
+            "until",
+        ),
+        ("?sevrity=problem", "invalid_parameter", "sevrity"),
+        ("?service=myspace", "service_not_found", ""),
+        ("?company=acme", "company_not_found", ""),
     ] {
         let (status, body) = app.get(&format!("/api/v1/anomalies{query}")).await;
         assert!(status == 400 || status == 404, "{query}: {status} {body}");
         assert_eq!(body["code"], code, "{query}: {body}");
+        if !parameter.is_empty() {
+            assert_eq!(body["parameter"], parameter, "{query}: {body}");
+        }
     }
+    // A huge unknown service name is not echoed back whole.
+    let long = "x".repeat(40_000);
+    let (status, body) = app.get(&format!("/api/v1/anomalies?service={long}")).await;
+    assert_eq!(status, 404, "{body}");
+    let detail = body["detail"].as_str().expect("detail");
+    assert!(detail.chars().count() <= 401, "{} characters", detail.len());
     let (status, body) = app.get("/api/v1/anomalies/whatsapp-20240305T1502Z").await;
     assert_eq!(status, 404);
     assert_eq!(body["code"], "anomaly_not_found");

@@ -126,6 +126,12 @@ async fn unknown_ids_and_bad_parameters_get_problem_json() {
             "invalid_parameter",
         ),
         (
+            // The retention's oldest day may be partly expired.
+            "/api/v1/services/x/series?window=36d&step=1d",
+            400,
+            "invalid_parameter",
+        ),
+        (
             "/api/v1/services/x/series?window=7d&step=7m",
             400,
             "invalid_parameter",
