@@ -1,13 +1,13 @@
 //! `outagewatch backtest`: the detector over CSV files of counts.
 //!
 //! Each input has a header with `timestamp` and `value` columns at a regular
-//! step (any step; the most common gap between rows is taken as the step, and
-//! missing rows are gaps, kept out of baselines). Each output, named like its
+//! step (any step; the gap between the first two rows is taken as the step,
+//! each row goes to the nearest step, missing rows are gaps, kept out of
+//! baselines, and two rows on one step are refused). Each output, named like its
 //! input, has `timestamp,value,anomaly_score` with the score in [0, 1]. The
 //! detector runs row by row with the worker's `[detect]` settings, so a row's
 //! score depends only on that row and the ones before it.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -85,45 +85,55 @@ pub fn run(
     Ok(())
 }
 
-/// One verdict per row, computed causally.
+/// Most steps a file may span, gaps included (a year of minutes is 525,600):
+/// a stray timestamp far in the future is refused, not filled with empty
+/// steps until memory runs out.
+const MAX_STEPS: i64 = 10_000_000;
+
+/// One verdict per row, computed causally: the step is the gap between the
+/// first two rows, so no later row changes it. Each row goes to the nearest
+/// step of the grid from the first row (a second of jitter is no matter);
+/// steps no row falls on are gaps, kept out of baselines; two rows on one
+/// step are refused rather than guessed at.
 fn verdicts(rows: &[Row], settings: &DetectSettings) -> anyhow::Result<Vec<Verdict>> {
     let Some(first) = rows.first() else {
         return Ok(Vec::new());
     };
-    let step = step_of(rows)?;
+    let step = match rows.get(1) {
+        Some(second) if second.at <= first.at => bail!(
+            "timestamps must increase: {} then {}",
+            first.raw_time,
+            second.raw_time
+        ),
+        Some(second) => second.at - first.at,
+        None => 60,
+    };
     let mut detector = SeriesDetector::new(first.at, step, settings);
-    let mut next = first.at;
+    let mut filled = 0i64;
     let mut verdicts = Vec::with_capacity(rows.len());
-    for row in rows {
-        // Rows off the grid are placed in the bucket they fall into.
-        while row.at >= next + step {
-            detector.push_gap();
-            next += step;
-        }
-        verdicts.push(detector.push(row.value.max(0.0)));
-        next += step;
-    }
-    Ok(verdicts)
-}
-
-/// The most common gap between consecutive rows.
-fn step_of(rows: &[Row]) -> anyhow::Result<i64> {
-    let mut gaps: HashMap<i64, usize> = HashMap::new();
-    for pair in rows.windows(2) {
-        let gap = pair[1].at - pair[0].at;
-        if gap <= 0 {
+    for (i, row) in rows.iter().enumerate() {
+        let slot = (row.at - first.at + step / 2).div_euclid(step);
+        if slot < filled {
             bail!(
-                "timestamps must increase: {} then {}",
-                pair[0].raw_time,
-                pair[1].raw_time
+                "{} falls on the same step as the row before it, {} (the step, {step} s, is \
+                 the gap between the first two rows)",
+                row.raw_time,
+                rows[i - 1].raw_time
             );
         }
-        *gaps.entry(gap).or_default() += 1;
+        if slot > MAX_STEPS {
+            bail!(
+                "{} is more than {MAX_STEPS} steps of {step} s after the first row",
+                row.raw_time
+            );
+        }
+        for _ in filled..slot {
+            detector.push_gap();
+        }
+        verdicts.push(detector.push(row.value.max(0.0)));
+        filled = slot + 1;
     }
-    Ok(gaps
-        .into_iter()
-        .max_by_key(|&(gap, n)| (n, -gap))
-        .map_or(60, |(gap, _)| gap))
+    Ok(verdicts)
 }
 
 fn parse(text: &str) -> anyhow::Result<Vec<Row>> {
@@ -328,5 +338,39 @@ mod tests {
         assert!(format!("{err:#}").contains("line 2"), "{err:#}");
         let rows = parse("timestamp,value\n100,1\n50,2\n").unwrap();
         assert!(scores(&rows, &settings).is_err());
+        // A row within a step of the one before it: which bucket it belongs
+        // to is a guess, so it is refused, naming both.
+        let rows = parse("timestamp,value\n0,1\n300,2\n400,3\n").unwrap();
+        let err = scores(&rows, &settings).unwrap_err().to_string();
+        assert!(
+            err.contains("400 falls on the same step as the row before it, 300"),
+            "{err}"
+        );
+        // A second of jitter is no matter.
+        let rows = parse("timestamp,value\n0,1\n300,2\n599,3\n901,4\n").unwrap();
+        assert_eq!(scores(&rows, &settings).unwrap().len(), 4);
+        // A timestamp far past the rest is refused, not filled with gaps.
+        let rows = parse("timestamp,value\n0,1\n1,2\n99999999999,3\n").unwrap();
+        let err = scores(&rows, &settings).unwrap_err().to_string();
+        assert!(err.contains("more than"), "{err}");
+    }
+
+    #[test]
+    fn later_rows_at_another_spacing_do_not_change_earlier_scores() {
+        let settings = Settings::defaults().detect;
+        let mut values = wave();
+        values[588..592].fill(400.0);
+        let text = csv(&values);
+        let first = scores(&parse(&text).unwrap(), &settings).unwrap();
+        // Then 700 rows ten minutes apart: more of them than of the first
+        // spacing, so "the most common gap" would have changed the step.
+        let mut longer = text.clone();
+        let last = 1_700_000_000 + 599 * 300;
+        for i in 1..=700 {
+            let t = DateTime::from_timestamp(last + i * 600, 0).unwrap();
+            let _ = writeln!(longer, "{},50", t.format("%Y-%m-%d %H:%M:%S"));
+        }
+        let all = scores(&parse(&longer).unwrap(), &settings).unwrap();
+        assert_eq!(&all[..600], &first[..]);
     }
 }
