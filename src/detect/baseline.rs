@@ -148,8 +148,10 @@ fn seasonal_samples(
         let Some(w) = h.window(end + pad - k * period, span) else {
             break;
         };
-        if w.clean_secs == w.secs {
-            windows.push(w.total * len as f64 / span as f64);
+        // Scaled by what the buckets cover: a span of whole minutes over
+        // 5-minute buckets covers up to a bucket more than the span.
+        if w.clean_secs == w.secs && w.secs > 0 {
+            windows.push(w.total * len as f64 / w.secs as f64);
         }
         if let Some(rate) = h
             .window(level_end - k * period, level_len)
@@ -217,5 +219,18 @@ mod tests {
             ..s
         };
         assert_eq!(sample_span(300, per_min(0.01), &off), hour);
+    }
+
+    #[test]
+    fn a_steady_series_on_coarse_buckets_expects_its_own_rate() {
+        // 0.7 a minute in 5-minute buckets: the widened sample (86 minutes)
+        // is not a whole number of buckets.
+        let s = Settings::defaults().detect;
+        let mut h = crate::detect::ArrayHistory::new(0, 300);
+        for _ in 0..(35 * 288) {
+            h.push(3.5, false);
+        }
+        let b = expected(&h, h.end(), 300, &s).unwrap();
+        assert!((b.expected - 3.5).abs() < 0.01, "{b:?}");
     }
 }

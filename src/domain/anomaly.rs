@@ -49,6 +49,9 @@ pub struct Anomaly {
     pub severity: String,
     pub started_at: String,
     pub peak_at: String,
+    /// Reports in the busiest minute, at `peak_at`.
+    #[serde(default)]
+    pub peak_reports: u64,
     pub ended_at: Option<String>,
     /// Reports counted since the start.
     pub reports: u64,

@@ -26,6 +26,7 @@ pub fn open(service: &Service, started_unix: i64) -> Anomaly {
         severity: "possible".into(),
         started_at: rfc3339(started_unix),
         peak_at: rfc3339(started_unix),
+        peak_reports: 0,
         ended_at: None,
         reports: 0,
         baseline: 0.0,
@@ -58,13 +59,19 @@ pub fn record_minute(doc: &mut Anomaly, m: Minute, max_timeline: usize) {
         expected,
         p_value,
     } = m;
+    if doc.peak_reports == 0 {
+        // A document stored before `peak_reports` existed.
+        doc.peak_reports = doc.timeline.iter().map(|p| p.reports).max().unwrap_or(0);
+    }
     if doc.timeline.len() >= max_timeline.max(1) {
         doc.timeline.remove(0);
     }
     let t = minute * 60;
-    let peak = doc.timeline.iter().map(|p| p.reports).max().unwrap_or(0);
-    if reports > peak || doc.timeline.is_empty() {
+    // Against the stored peak: the busiest minute may be older than the
+    // timeline keeps.
+    if reports > doc.peak_reports || doc.reports == 0 {
         doc.peak_at = rfc3339(t);
+        doc.peak_reports = reports;
     }
     doc.timeline.push(TimelinePoint {
         t: rfc3339(t),
@@ -248,5 +255,24 @@ mod tests {
             "{}",
             doc.headline
         );
+    }
+
+    #[test]
+    fn the_peak_stays_when_the_timeline_drops_it() {
+        let registry = Registry::builtin().unwrap();
+        let start = 1_709_650_920;
+        let mut doc = open(registry.service("whatsapp").unwrap(), start);
+        for (i, reports) in [500, 3, 3, 3, 4].into_iter().enumerate() {
+            let m = Minute {
+                minute: start / 60 + i as i64,
+                reports,
+                expected: 2.0,
+                p_value: 1e-9,
+            };
+            record_minute(&mut doc, m, 4);
+        }
+        assert_eq!(doc.timeline.len(), 4);
+        assert_eq!(doc.peak_at, rfc3339(start));
+        assert_eq!(doc.peak_reports, 500);
     }
 }

@@ -366,6 +366,13 @@ impl Worker {
                 judge::learn(&mut c.state.detector, &judgement, 60, &d);
             }
             let surprise = decisive.map_or(0.0, |w| w.surprise);
+            let last_hit = c
+                .state
+                .detector
+                .lifecycle
+                .open
+                .as_ref()
+                .map(|o| o.last_hit_at);
             let event = c.state.detector.lifecycle.tick(at, hit, surprise, &d);
             c.state.last_minute = Some(minute);
             let reports = c.minute_count(minute);
@@ -413,10 +420,15 @@ impl Worker {
             if event == Some(Event::Resolved)
                 && let Some(doc) = c.state.incident.as_mut()
             {
-                // The lifecycle resolves `quiet_mins` after the last hit.
-                let ended = (end - i64::from(d.quiet_mins) * 60).max(doc.started_unix + 60);
+                // It ended with the minute of its last hit (the lifecycle
+                // resolves `quiet_mins` later, or at the first minute judged
+                // after a pause).
+                let ended = last_hit.map_or(end, |t| t + 60).max(doc.started_unix + 60);
                 incident::resolve(doc, ended, end);
-                let mask_end = ended.min(doc.started_unix + i64::from(d.mask_max_hours) * 3600);
+                // The baselines leave out the quiet minutes too, up to the
+                // one that resolved it, as the backtest does (a fading tail
+                // of an outage is not the service's normal).
+                let mask_end = at.min(doc.started_unix + i64::from(d.mask_max_hours) * 3600);
                 c.state.masks.push((doc.started_unix, mask_end));
             }
             c.state.masks.retain(|&(_, b)| b > horizon);

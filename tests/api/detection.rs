@@ -195,6 +195,62 @@ async fn a_spike_over_imported_history_opens_one_incident_that_survives_a_worker
     app.stop().await;
 }
 
+/// A worker paused for longer than it catches up resolves the incident at
+/// the first minute it judges, and the incident still ends with its last
+/// hit, not hours later.
+#[tokio::test]
+async fn an_incident_resolved_after_a_long_pause_ends_with_its_last_hit() {
+    let app = TestApp::embedded().await;
+    let now = chrono::Utc::now().timestamp();
+    let (status, body) = app.import(history("whatsapp", now)).await;
+    assert_eq!(status, 200, "{body}");
+    let mut worker = app.worker();
+    worker.step(now).await.expect("tick");
+    spike(&app, "whatsapp", 150, "spike").await;
+    let after = chrono::Utc::now().timestamp();
+    let tick = worker.step(after + 60).await.expect("tick");
+    assert!(
+        tick.events
+            .contains(&("whatsapp".to_string(), Event::Opened)),
+        "{tick:?}"
+    );
+    let started = feed(&app, "").await[0]["started_at"].clone();
+    let started = chrono::DateTime::parse_from_rfc3339(started.as_str().unwrap()).unwrap();
+    let pause = 2 * 3600;
+    let tick = worker.step(after + 60 + pause).await.expect("tick");
+    assert!(
+        tick.events
+            .contains(&("whatsapp".to_string(), Event::Resolved)),
+        "{tick:?}"
+    );
+    let items = feed(&app, "?service=whatsapp").await;
+    let ended =
+        chrono::DateTime::parse_from_rfc3339(items[0]["ended_at"].as_str().unwrap()).unwrap();
+    let lasted = (ended - started).num_minutes();
+    assert!(
+        (1..=3).contains(&lasted),
+        "lasted {lasted} min: {}",
+        items[0]
+    );
+    // The baselines leave out everything up to the minute that resolved it,
+    // as the backtest does.
+    let stored = app.store.load_states(&["whatsapp"]).await.expect("store");
+    let state: outagewatch::worker::ServiceState =
+        serde_json::from_str(stored[0].as_deref().expect("a stored state")).unwrap();
+    // The first minute judged after the pause: the last minute before the
+    // step, less what the worker catches up.
+    let last = (after + 60 + pause).div_euclid(60) - 1;
+    let catch_up = i64::from(app.settings.worker.max_catch_up_minutes);
+    let resolved_minute = (last - catch_up + 1) * 60;
+    assert_eq!(
+        state.masks,
+        vec![(started.timestamp(), resolved_minute)],
+        "{:?}",
+        state.masks
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn only_one_worker_holds_a_service_at_a_time() {
     let redis = RedisServer::start().await;
