@@ -224,21 +224,27 @@ mod tests {
         assert!(top.iter().map(|s| s.count).sum::<u64>() <= 327);
     }
 
-    #[test]
-    fn a_resolved_incident_ends_with_its_last_hit_and_drops_the_quiet_minutes() {
-        let registry = Registry::builtin().unwrap();
-        let whatsapp = registry.service("whatsapp").unwrap();
-        let start = 1_709_650_920;
-        let mut doc = open(whatsapp, start);
-        for (i, reports) in [40, 60, 30, 2, 1].into_iter().enumerate() {
+    /// Records one minute per count from `start`, 2 expected each, keeping
+    /// a timeline of 4.
+    fn record_minutes(doc: &mut Anomaly, start: i64, counts: &[u64]) {
+        for (i, &reports) in counts.iter().enumerate() {
             let m = Minute {
                 minute: start / 60 + i as i64,
                 reports,
                 expected: 2.0,
                 p_value: 1e-9,
             };
-            record_minute(&mut doc, m, 4);
+            record_minute(doc, m, 4);
         }
+    }
+
+    #[test]
+    fn a_resolved_incident_ends_with_its_last_hit_and_drops_the_quiet_minutes() {
+        let registry = Registry::builtin().unwrap();
+        let whatsapp = registry.service("whatsapp").unwrap();
+        let start = 1_709_650_920;
+        let mut doc = open(whatsapp, start);
+        record_minutes(&mut doc, start, &[40, 60, 30, 2, 1]);
         assert_eq!(doc.timeline.len(), 4, "the timeline keeps the newest 4");
         assert_eq!(doc.reports, 133, "totals count every minute");
         assert_eq!(doc.peak_at, rfc3339(start + 60));
@@ -262,15 +268,7 @@ mod tests {
         let registry = Registry::builtin().unwrap();
         let start = 1_709_650_920;
         let mut doc = open(registry.service("whatsapp").unwrap(), start);
-        for (i, reports) in [500, 3, 3, 3, 4].into_iter().enumerate() {
-            let m = Minute {
-                minute: start / 60 + i as i64,
-                reports,
-                expected: 2.0,
-                p_value: 1e-9,
-            };
-            record_minute(&mut doc, m, 4);
-        }
+        record_minutes(&mut doc, start, &[500, 3, 3, 3, 4]);
         assert_eq!(doc.timeline.len(), 4);
         assert_eq!(doc.peak_at, rfc3339(start));
         assert_eq!(doc.peak_reports, 500);
