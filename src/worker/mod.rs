@@ -465,10 +465,34 @@ impl Worker {
             let breakdown = self.store.breakdown(s, from, count).await?;
             incident::refresh(doc, &service, Some(&breakdown));
         }
+        // Other workers may hold other services of the same companies: their
+        // open incidents, as stored, join the groups (read only; each worker
+        // writes its own services' documents).
+        let companies: HashSet<String> = self
+            .cache
+            .values()
+            .filter_map(|c| c.state.incident.as_ref())
+            .filter(|doc| doc.status == AnomalyStatus::Open)
+            .map(|doc| doc.company.clone())
+            .collect();
+        let mut others: Vec<Anomaly> = Vec::new();
+        if !companies.is_empty() {
+            for (service, json) in self.store.open_anomalies().await? {
+                if self.cache.contains_key(&service) {
+                    continue;
+                }
+                match serde_json::from_str::<Anomaly>(&json) {
+                    Ok(doc) if companies.contains(&doc.company) => others.push(doc),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(%service, error = %e, "unreadable open anomaly"),
+                }
+            }
+        }
         let mut docs: Vec<&mut Anomaly> = self
             .cache
             .values_mut()
             .filter_map(|c| c.state.incident.as_mut())
+            .chain(others.iter_mut())
             .collect();
         incident::group_by_company(&mut docs, &self.registry);
         Ok(())

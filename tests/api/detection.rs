@@ -251,6 +251,70 @@ async fn an_incident_resolved_after_a_long_pause_ends_with_its_last_hit() {
     app.stop().await;
 }
 
+/// Facebook held by one worker and WhatsApp by another: their incidents
+/// still form one Meta event, with one id.
+#[tokio::test]
+async fn services_of_one_company_on_two_workers_form_one_company_event() {
+    let app = TestApp::embedded().await;
+    let now = chrono::Utc::now().timestamp();
+    for service in ["facebook", "whatsapp"] {
+        let (status, body) = app.import(history(service, now)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let settings = outagewatch::config::WorkerSettings {
+        lease_secs: 600,
+        ..app.settings.worker.clone()
+    };
+    let worker = || {
+        outagewatch::worker::Worker::new(
+            app.store.clone(),
+            app.registry.clone(),
+            app.metrics.clone(),
+            app.settings.detect.clone(),
+            settings.clone(),
+        )
+    };
+    // A holds everything but WhatsApp, which a probe keeps from it; then B
+    // gets WhatsApp alone.
+    let (mut a, mut b) = (worker(), worker());
+    let probe = app.store.acquire_leases(&["whatsapp"], "probe", 600_000);
+    assert!(probe.await.expect("store")[0].held());
+    let held = a.step(now).await.expect("tick").services_held;
+    assert_eq!(held, app.registry.services().len() - 1);
+    app.store
+        .release_leases(&["whatsapp"], "probe")
+        .await
+        .expect("store");
+    assert_eq!(b.step(now).await.expect("tick").services_held, 1);
+
+    spike(&app, "facebook", 150, "fb").await;
+    spike(&app, "whatsapp", 150, "wa").await;
+    let after = chrono::Utc::now().timestamp();
+    for t in [after + 60, after + 120] {
+        for w in [&mut a, &mut b] {
+            w.step(t).await.expect("tick");
+        }
+    }
+    let items = feed(&app, "?company=meta&status=open").await;
+    let services: Vec<&str> = items
+        .iter()
+        .map(|i| i["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(services.len(), 2, "{items:?}");
+    let groups: Vec<&Value> = items.iter().map(|i| &i["group"]).collect();
+    assert!(groups[0].is_object(), "{items:?}");
+    assert_eq!(groups[0]["id"], groups[1]["id"], "{groups:?}");
+    let mut members: Vec<&str> = groups[0]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    members.sort_unstable();
+    assert_eq!(members, ["facebook", "whatsapp"]);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn only_one_worker_holds_a_service_at_a_time() {
     let redis = RedisServer::start().await;
