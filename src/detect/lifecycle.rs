@@ -34,6 +34,10 @@ pub struct Lifecycle {
     /// The peak surprise of the last incident while it may still reopen.
     #[serde(default)]
     pub last_peak: Option<f64>,
+    /// The severity the last incident reached while it may still reopen: a
+    /// relapse of a confirmed problem is the same problem, not confirmed anew.
+    #[serde(default)]
+    pub last_severity: Option<Severity>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +74,7 @@ impl Lifecycle {
                 {
                     self.last_resolved = None;
                     self.last_peak = None;
+                    self.last_severity = None;
                 }
                 if !hit {
                     return None;
@@ -82,15 +87,20 @@ impl Lifecycle {
                 } else {
                     surprise
                 };
+                let severity = match reopen {
+                    Some(_) => self.last_severity.unwrap_or(Severity::Possible),
+                    None => Severity::Possible,
+                };
                 self.open = Some(OpenIncident {
                     started_at: reopen.map_or(now, |(_, started)| started),
-                    severity: Severity::Possible,
+                    severity,
                     last_hit_at: now,
                     recent_hits: 1,
                     peak_surprise: peak,
                 });
                 self.last_resolved = None;
                 self.last_peak = None;
+                self.last_severity = None;
                 if reopen.is_some() {
                     Some(Event::Reopened)
                 } else if s.confirm_hits <= 1 {
@@ -113,6 +123,7 @@ impl Lifecycle {
                 if now - open.last_hit_at >= i64::from(s.quiet_mins) * 60 {
                     self.last_resolved = Some((now, open.started_at));
                     self.last_peak = Some(open.peak_surprise);
+                    self.last_severity = Some(open.severity);
                     self.open = None;
                     return Some(Event::Resolved);
                 }
@@ -184,5 +195,25 @@ mod tests {
         }
         let later = t + i64::from(s.reopen_mins) * 60 + 60;
         assert_eq!(l2.tick(later, true, 20.0, &s), Some(Event::Opened));
+    }
+
+    #[test]
+    fn a_confirmed_problem_that_relapses_is_still_a_problem() {
+        let s = settings();
+        let mut l = Lifecycle::default();
+        l.tick(0, true, 20.0, &s);
+        assert_eq!(l.tick(60, true, 20.0, &s), Some(Event::Confirmed));
+        let mut t = 60;
+        while l.open.is_some() {
+            t += 60;
+            l.tick(t, false, 0.0, &s);
+        }
+        assert_eq!(l.tick(t + 60, true, 20.0, &s), Some(Event::Reopened));
+        assert_eq!(l.open.as_ref().unwrap().severity, Severity::Problem);
+        assert_eq!(
+            l.tick(t + 120, true, 20.0, &s),
+            None,
+            "not confirmed a second time"
+        );
     }
 }
