@@ -75,10 +75,27 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
+/// No route answered: 405 where the path is served with another method
+/// (each path takes one: POST for the two that store, GET for the rest),
+/// else 404.
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let path = req.path();
+    if req.resource_map().has_resource(path) {
+        let allow = if path.ends_with("/reports") || path.ends_with("/admin/import") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let mut e = ApiError::new(
+            Code::MethodNotAllowed,
+            format!("{path} takes {allow}, not {}", req.method()),
+        );
+        e.headers.push(("allow", allow.to_string()));
+        return Err(e);
+    }
     Err(ApiError::new(
         Code::NotFound,
-        format!("no route for {} {}", req.method(), req.path()),
+        format!("no route for {} {path}", req.method()),
     ))
 }
 

@@ -155,6 +155,26 @@ async fn unknown_ids_and_bad_parameters_get_problem_json() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["code"], code, "{path}: {body}");
     }
+    // A served path with the wrong method: 405 with Allow.
+    for (method, path, allow) in [
+        (reqwest::Method::POST, "/api/v1/anomalies", "GET"),
+        (reqwest::Method::DELETE, "/api/v1/services/whatsapp", "GET"),
+        (reqwest::Method::GET, "/api/v1/reports", "POST"),
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(
+            body["code"], "method_not_allowed",
+            "{method} {path}: {body}"
+        );
+    }
     app.stop().await;
 }
 
