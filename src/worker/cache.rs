@@ -3,9 +3,10 @@
 //! loaded when a service is taken, refreshed minute by minute and reloaded
 //! after imports or when stale.
 
-use super::{ServiceState, Worker};
+use super::{ServiceState, Worker, incident, record_of};
 use crate::config::DetectSettings;
 use crate::detect::history::BucketHistory;
+use crate::domain::anomaly::{Anomaly, AnomalyStatus};
 use crate::store::keys::MINUTES_PER_QUARTER;
 use crate::store::{FeedStore, Store, StoreResult};
 
@@ -21,6 +22,43 @@ pub(super) struct Cached {
 }
 
 impl Worker {
+    /// Open anomaly documents of newly held services that their stored state
+    /// does not hold open: a worker that lost a lease mid-tick wrote its
+    /// documents without its state. Each is resolved where it was last
+    /// updated (or replaced by the state's own resolved version), so no
+    /// incident stays open that no worker will ever resolve.
+    async fn settle_stored_incidents(&mut self, new: &[&str], now: i64) -> StoreResult<()> {
+        let open = self.store.open_anomalies().await?;
+        let mut records = Vec::new();
+        for s in new {
+            let (Some(json), Some(c)) = (open.get(*s), self.cache.get(*s)) else {
+                continue;
+            };
+            let Ok(mut stored) = serde_json::from_str::<Anomaly>(json) else {
+                continue;
+            };
+            let doc = match &c.state.incident {
+                Some(own) if own.id == stored.id => {
+                    if own.status == AnomalyStatus::Open {
+                        continue;
+                    }
+                    own.clone()
+                }
+                _ => {
+                    tracing::warn!(service = %s, id = %stored.id, "resolving an open anomaly its state does not hold");
+                    let ended = stored.updated_unix.max(stored.started_unix + 60);
+                    incident::resolve(&mut stored, ended, now);
+                    stored
+                }
+            };
+            records.extend(record_of(&doc));
+        }
+        if !records.is_empty() {
+            self.store.put_anomalies(&records).await?;
+        }
+        Ok(())
+    }
+
     /// Loads state and history of services new to this worker, reloads
     /// rollups after an import or when stale, and reads the newest minutes.
     pub(super) async fn load(&mut self, held: &[String], now: i64, target: i64) -> StoreResult<()> {
@@ -47,6 +85,9 @@ impl Worker {
                     loaded_at: i64::MIN,
                 },
             );
+        }
+        if !new.is_empty() {
+            self.settle_stored_incidents(&new, now).await?;
         }
         let refresh = self.settings.history_refresh_secs as i64;
         let (minutes_kept, quarters_kept) = (self.minutes_kept(), self.quarters_kept());

@@ -259,21 +259,7 @@ impl Worker {
             .filter(|s| judged.contains(*s))
             .filter_map(|s| self.cache.get(s)?.state.incident.as_ref())
             .filter(|doc| doc.status == AnomalyStatus::Open || touched.contains(&doc.service))
-            .filter_map(|doc| match serde_json::to_string(doc) {
-                Ok(json) => Some(AnomalyRecord {
-                    id: doc.id.clone(),
-                    service: doc.service.clone(),
-                    started_unix: doc.started_unix,
-                    updated_unix: doc.updated_unix,
-                    open: doc.status == AnomalyStatus::Open,
-                    doc: json,
-                    summary: summary_json(doc),
-                }),
-                Err(e) => {
-                    tracing::error!(error = %e, id = %doc.id, "anomaly not serializable");
-                    None
-                }
-            })
+            .filter_map(record_of)
             .collect();
         self.store.put_anomalies(&records).await?;
         let commits: Vec<ServiceCommit> = held
@@ -496,6 +482,25 @@ impl Worker {
             .collect();
         incident::group_by_company(&mut docs, &self.registry);
         Ok(())
+    }
+}
+
+/// What the store keeps of an anomaly document.
+fn record_of(doc: &Anomaly) -> Option<AnomalyRecord> {
+    match serde_json::to_string(doc) {
+        Ok(json) => Some(AnomalyRecord {
+            id: doc.id.clone(),
+            service: doc.service.clone(),
+            started_unix: doc.started_unix,
+            updated_unix: doc.updated_unix,
+            open: doc.status == AnomalyStatus::Open,
+            doc: json,
+            summary: summary_json(doc),
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, id = %doc.id, "anomaly not serializable");
+            None
+        }
     }
 }
 

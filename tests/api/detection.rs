@@ -315,6 +315,47 @@ async fn services_of_one_company_on_two_workers_form_one_company_event() {
     app.stop().await;
 }
 
+/// An open document whose service's state does not hold it (its worker
+/// lost the lease between writing the feed and its state) is resolved by
+/// the next holder, not left open forever.
+#[tokio::test]
+async fn an_open_anomaly_no_state_holds_is_resolved_by_the_next_holder() {
+    let app = TestApp::embedded().await;
+    let now = chrono::Utc::now().timestamp().div_euclid(60) * 60;
+    let started = now - 600;
+    let doc = json!({
+        "id": format!("whatsapp-{}", chrono::DateTime::from_timestamp(started, 0).unwrap().format("%Y%m%dT%H%MZ")),
+        "service": "whatsapp", "company": "meta", "status": "open", "severity": "problem",
+        "started_at": outagewatch::worker::rfc3339(started),
+        "peak_at": outagewatch::worker::rfc3339(started), "peak_reports": 90, "ended_at": null,
+        "reports": 200, "baseline": 10.0, "ratio": 20.0, "p_value": 1e-12,
+        "top_problems": [], "top_countries": [], "headline": "WhatsApp: ~200 reports in 5 min",
+        "group": null, "started_unix": started, "updated_unix": started + 300,
+    });
+    let record = outagewatch::store::AnomalyRecord {
+        id: doc["id"].as_str().unwrap().to_string(),
+        service: "whatsapp".into(),
+        started_unix: started,
+        updated_unix: started + 300,
+        open: true,
+        doc: doc.to_string(),
+        summary: doc.to_string(),
+    };
+    app.store.put_anomalies(&[record]).await.expect("store");
+    assert_eq!(feed(&app, "?status=open").await.len(), 1);
+
+    app.worker().step(now).await.expect("tick");
+    assert!(feed(&app, "?status=open").await.is_empty());
+    let items = feed(&app, "?service=whatsapp").await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["status"], "resolved");
+    assert_eq!(
+        items[0]["ended_at"],
+        outagewatch::worker::rfc3339(started + 300).as_str()
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn only_one_worker_holds_a_service_at_a_time() {
     let redis = RedisServer::start().await;
