@@ -20,7 +20,8 @@ pub fn upper_tail(observed: f64, mean: f64, dispersion: f64, poisson_below: f64)
     let mean = mean.max(1e-9);
     // sf(k) is P(X > k); P(X >= x) is sf(x - 1).
     let k = (x - 1.0) as u64;
-    let p = if dispersion < poisson_below {
+    // No dispersion at all is the Poisson, whatever `poisson_below` says.
+    let p = if dispersion < poisson_below || dispersion <= 0.0 {
         Poisson::new(mean).ok().map(|d| d.sf(k))
     } else {
         let r = 1.0 / dispersion;
@@ -76,6 +77,9 @@ mod tests {
         let p = upper_tail(10.0, 3.0, 0.0, 0.001);
         assert!((p - 0.0011025).abs() < 1e-6, "{p}");
         assert_eq!(upper_tail(0.0, 3.0, 0.0, 0.001), 1.0);
+        // With `poisson_below` 0, no dispersion is still the Poisson (the
+        // negative binomial has no r = 1/0), not "no evidence".
+        assert_eq!(upper_tail(10.0, 3.0, 0.0, 0.0), p);
     }
 
     #[test]
