@@ -1,12 +1,13 @@
 //! `outagewatch backtest`: the detector over CSV files of counts.
 //!
 //! Each input has a header with `timestamp` and `value` columns at a regular
-//! step (any step; the gap between the first two rows is taken as the step,
-//! each row goes to the nearest step, missing rows are gaps, kept out of
-//! baselines, and two rows on one step are refused). Each output, named like its
-//! input, has `timestamp,value,anomaly_score` with the score in [0, 1]. The
-//! detector runs row by row with the worker's `[detect]` settings, so a row's
-//! score depends only on that row and the ones before it.
+//! step: any step, taken from the gap between the first two rows (within 2
+//! seconds of whole minutes, as whole minutes). Each row goes to the nearest
+//! step, missing rows are gaps, kept out of baselines, and two rows on one
+//! step are refused. Each output, named like its input, has
+//! `timestamp,value,anomaly_score` with the score in [0, 1]. The detector
+//! runs row by row with the worker's `[detect]` settings, so a row's score
+//! depends only on that row and the ones before it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -105,7 +106,17 @@ fn verdicts(rows: &[Row], settings: &DetectSettings) -> anyhow::Result<Vec<Verdi
             first.raw_time,
             second.raw_time
         ),
-        Some(second) => second.at - first.at,
+        // A gap within 2 seconds of whole minutes is taken as whole minutes,
+        // so a second of jitter on the second row does not set the step.
+        Some(second) => {
+            let gap = second.at - first.at;
+            let minutes = (gap + 30).div_euclid(60) * 60;
+            if minutes > 0 && (gap - minutes).abs() <= 2 {
+                minutes
+            } else {
+                gap
+            }
+        }
         None => 60,
     };
     let mut detector = SeriesDetector::new(first.at, step, settings);
@@ -115,7 +126,7 @@ fn verdicts(rows: &[Row], settings: &DetectSettings) -> anyhow::Result<Vec<Verdi
         let slot = (row.at - first.at + step / 2).div_euclid(step);
         if slot < filled {
             bail!(
-                "{} falls on the same step as the row before it, {} (the step, {step} s, is \
+                "{} is not on a later step than the row before it, {} (the step, {step} s, is \
                  the gap between the first two rows)",
                 row.raw_time,
                 rows[i - 1].raw_time
@@ -343,12 +354,16 @@ mod tests {
         let rows = parse("timestamp,value\n0,1\n300,2\n400,3\n").unwrap();
         let err = scores(&rows, &settings).unwrap_err().to_string();
         assert!(
-            err.contains("400 falls on the same step as the row before it, 300"),
+            err.contains("400 is not on a later step than the row before it, 300"),
             "{err}"
         );
-        // A second of jitter is no matter.
-        let rows = parse("timestamp,value\n0,1\n300,2\n599,3\n901,4\n").unwrap();
-        assert_eq!(scores(&rows, &settings).unwrap().len(), 4);
+        // A second of jitter is no matter, on the second row too.
+        let mut jittered = String::from("timestamp,value\n0,1\n301,2\n");
+        for i in 2..400 {
+            let _ = writeln!(jittered, "{},{}", i * 300 + i % 2, i % 7);
+        }
+        let rows = parse(&jittered).unwrap();
+        assert_eq!(scores(&rows, &settings).unwrap().len(), 400);
         // A timestamp far past the rest is refused, not filled with gaps.
         let rows = parse("timestamp,value\n0,1\n1,2\n99999999999,3\n").unwrap();
         let err = scores(&rows, &settings).unwrap_err().to_string();

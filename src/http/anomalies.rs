@@ -121,10 +121,11 @@ pub async fn page_of(
         .map(String::as_str)
         .filter(|k| !FEED_PARAMETERS.contains(k))
         .collect();
-    if let Some(first) = unknown.first().copied() {
-        unknown.sort_unstable();
+    unknown.sort_unstable();
+    if let Some(first) = unknown.first() {
+        let first: String = first.chars().take(64).collect();
         return Err(bad(
-            first,
+            &first,
             format!(
                 "unknown query parameter {:?}; this endpoint takes {}",
                 unknown.join(", "),

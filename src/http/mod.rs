@@ -81,7 +81,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let path = req.path();
     if req.resource_map().has_resource(path) {
-        let allow = if path.ends_with("/reports") || path.ends_with("/admin/import") {
+        let allow = if path == "/api/v1/reports" || path == "/api/v1/admin/import" {
             "POST"
         } else {
             "GET"

@@ -22,16 +22,22 @@ pub(super) struct Cached {
 }
 
 impl Worker {
-    /// Open anomaly documents of newly held services that their stored state
-    /// does not hold open: a worker that lost a lease mid-tick wrote its
-    /// documents without its state. Each is resolved where it was last
+    /// Open anomaly documents of services taken this tick that their state,
+    /// after the tick, does not hold open: a worker that lost a lease
+    /// mid-tick (or died) wrote its documents without its state. Runs after
+    /// the tick's own documents are written, so an incident judged again
+    /// under the same id counts as held. Each is resolved where it was last
     /// updated (or replaced by the state's own resolved version), so no
     /// incident stays open that no worker will ever resolve.
-    async fn settle_stored_incidents(&mut self, new: &[&str], now: i64) -> StoreResult<()> {
+    pub(super) async fn settle_stored_incidents(
+        &mut self,
+        new: &[String],
+        now: i64,
+    ) -> StoreResult<()> {
         let open = self.store.open_anomalies().await?;
         let mut records = Vec::new();
         for s in new {
-            let (Some(json), Some(c)) = (open.get(*s), self.cache.get(*s)) else {
+            let (Some(json), Some(c)) = (open.get(s), self.cache.get(s)) else {
                 continue;
             };
             let Ok(mut stored) = serde_json::from_str::<Anomaly>(json) else {
@@ -61,13 +67,20 @@ impl Worker {
 
     /// Loads state and history of services new to this worker, reloads
     /// rollups after an import or when stale, and reads the newest minutes.
-    pub(super) async fn load(&mut self, held: &[String], now: i64, target: i64) -> StoreResult<()> {
+    /// Returns the services new to it.
+    pub(super) async fn load(
+        &mut self,
+        held: &[String],
+        now: i64,
+        target: i64,
+    ) -> StoreResult<Vec<String>> {
         let epoch = self.store.history_epoch().await?;
-        let new: Vec<&str> = held
+        let taken: Vec<String> = held
             .iter()
             .filter(|s| !self.cache.contains_key(*s))
-            .map(String::as_str)
+            .cloned()
             .collect();
+        let new: Vec<&str> = taken.iter().map(String::as_str).collect();
         let states = self.store.load_states(&new).await?;
         for (s, state) in new.iter().zip(states) {
             let state: ServiceState = state
@@ -85,9 +98,6 @@ impl Worker {
                     loaded_at: i64::MIN,
                 },
             );
-        }
-        if !new.is_empty() {
-            self.settle_stored_incidents(&new, now).await?;
         }
         let refresh = self.settings.history_refresh_secs as i64;
         let (minutes_kept, quarters_kept) = (self.minutes_kept(), self.quarters_kept());
@@ -145,7 +155,7 @@ impl Worker {
                 }
             }
         }
-        Ok(())
+        Ok(taken)
     }
 }
 

@@ -211,7 +211,7 @@ impl Worker {
             }
         }
         self.cache.retain(|s, _| keep.contains(s.as_str()));
-        self.load(&held, now, target).await?;
+        let taken = self.load(&held, now, target).await?;
 
         let mut report = TickReport {
             services_held: held.len(),
@@ -262,6 +262,11 @@ impl Worker {
             .filter_map(record_of)
             .collect();
         self.store.put_anomalies(&records).await?;
+        // After this tick's own documents, so an incident the new holder
+        // judged again under the same id is seen as held.
+        if !taken.is_empty() {
+            self.settle_stored_incidents(&taken, now).await?;
+        }
         let commits: Vec<ServiceCommit> = held
             .iter()
             .filter(|s| judged.contains(*s))
@@ -454,11 +459,17 @@ impl Worker {
         // Other workers may hold other services of the same companies: their
         // open incidents, as stored, join the groups (read only; each worker
         // writes its own services' documents).
+        // Only companies with services this worker does not hold.
         let companies: HashSet<String> = self
             .cache
             .values()
             .filter_map(|c| c.state.incident.as_ref())
             .filter(|doc| doc.status == AnomalyStatus::Open)
+            .filter(|doc| {
+                self.registry
+                    .services_of(&doc.company)
+                    .any(|s| !self.cache.contains_key(&s.id))
+            })
             .map(|doc| doc.company.clone())
             .collect();
         let mut others: Vec<Anomaly> = Vec::new();

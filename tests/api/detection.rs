@@ -356,6 +356,58 @@ async fn an_open_anomaly_no_state_holds_is_resolved_by_the_next_holder() {
     app.stop().await;
 }
 
+/// A worker that wrote an incident to the feed but died before its state:
+/// the next holder judges the minute again and keeps the same incident
+/// open, rather than resolving it and opening it anew.
+#[tokio::test]
+async fn a_takeover_after_the_feed_but_before_the_state_keeps_the_incident_open() {
+    let app = TestApp::embedded().await;
+    let now = chrono::Utc::now().timestamp();
+    let (status, body) = app.import(history("whatsapp", now)).await;
+    assert_eq!(status, 200, "{body}");
+    let mut a = app.worker();
+    a.step(now).await.expect("tick");
+    let before = app.store.load_states(&["whatsapp"]).await.expect("store")[0]
+        .clone()
+        .expect("a stored state");
+    spike(&app, "whatsapp", 150, "spike").await;
+    let after = chrono::Utc::now().timestamp();
+    let tick = a.step(after + 60).await.expect("tick");
+    assert!(
+        tick.events
+            .contains(&("whatsapp".to_string(), Event::Opened))
+    );
+    // A dies; its state never got past the spike.
+    drop(a);
+    until_all_leases_lapse(&app).await;
+    let probe = app.store.acquire_leases(&["whatsapp"], "probe", 60_000);
+    assert!(probe.await.expect("store")[0].held());
+    let commit = outagewatch::store::ServiceCommit {
+        service: "whatsapp".into(),
+        state: before,
+        expected: Vec::new(),
+    };
+    assert_eq!(
+        app.store.commit("probe", &[commit]).await.expect("store"),
+        [true]
+    );
+    app.store
+        .release_leases(&["whatsapp"], "probe")
+        .await
+        .expect("store");
+
+    let mut b = app.worker();
+    let tick = b.step(after + 60).await.expect("tick");
+    assert!(
+        tick.events
+            .contains(&("whatsapp".to_string(), Event::Opened))
+    );
+    let items = feed(&app, "?service=whatsapp").await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["status"], "open", "{}", items[0]);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn only_one_worker_holds_a_service_at_a_time() {
     let redis = RedisServer::start().await;
@@ -394,6 +446,12 @@ async fn feed_filters_and_bad_parameters() {
             assert_eq!(body["parameter"], parameter, "{query}: {body}");
         }
     }
+    // Nor a huge unknown parameter's name.
+    let (status, body) = app
+        .get(&format!("/api/v1/anomalies?{}=1", "y".repeat(40_000)))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["parameter"].as_str().unwrap().len() <= 64, "{status}");
     // A huge unknown service name is not echoed back whole.
     let long = "x".repeat(40_000);
     let (status, body) = app.get(&format!("/api/v1/anomalies?service={long}")).await;

@@ -160,6 +160,7 @@ async fn unknown_ids_and_bad_parameters_get_problem_json() {
         (reqwest::Method::POST, "/api/v1/anomalies", "GET"),
         (reqwest::Method::DELETE, "/api/v1/services/whatsapp", "GET"),
         (reqwest::Method::GET, "/api/v1/reports", "POST"),
+        (reqwest::Method::POST, "/status/reports", "GET"),
     ] {
         let response = app
             .client
