@@ -6,7 +6,7 @@
 use super::{ServiceState, Worker, incident, record_of};
 use crate::config::DetectSettings;
 use crate::detect::history::BucketHistory;
-use crate::domain::anomaly::{Anomaly, AnomalyStatus};
+use crate::domain::anomaly::AnomalyStatus;
 use crate::store::keys::MINUTES_PER_QUARTER;
 use crate::store::{FeedStore, Store, StoreResult};
 
@@ -34,13 +34,10 @@ impl Worker {
         new: &[String],
         now: i64,
     ) -> StoreResult<()> {
-        let open = self.store.open_anomalies().await?;
+        let mut open = self.stored_open_anomalies().await?;
         let mut records = Vec::new();
         for s in new {
-            let (Some(json), Some(c)) = (open.get(s), self.cache.get(s)) else {
-                continue;
-            };
-            let Ok(mut stored) = serde_json::from_str::<Anomaly>(json) else {
+            let (Some(mut stored), Some(c)) = (open.remove(s), self.cache.get(s)) else {
                 continue;
             };
             let doc = match &c.state.incident {

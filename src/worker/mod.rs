@@ -474,16 +474,15 @@ impl Worker {
             .collect();
         let mut others: Vec<Anomaly> = Vec::new();
         if !companies.is_empty() {
-            for (service, json) in self.store.open_anomalies().await? {
-                if self.cache.contains_key(&service) {
-                    continue;
-                }
-                match serde_json::from_str::<Anomaly>(&json) {
-                    Ok(doc) if companies.contains(&doc.company) => others.push(doc),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(%service, error = %e, "unreadable open anomaly"),
-                }
-            }
+            others = self
+                .stored_open_anomalies()
+                .await?
+                .into_iter()
+                .filter(|(service, doc)| {
+                    !self.cache.contains_key(service) && companies.contains(&doc.company)
+                })
+                .map(|(_, doc)| doc)
+                .collect();
         }
         let mut docs: Vec<&mut Anomaly> = self
             .cache
@@ -493,6 +492,26 @@ impl Worker {
             .collect();
         incident::group_by_company(&mut docs, &self.registry);
         Ok(())
+    }
+}
+
+impl Worker {
+    /// The open anomaly documents in the store, by service; an unreadable
+    /// one is logged and left out.
+    async fn stored_open_anomalies(&self) -> StoreResult<HashMap<String, Anomaly>> {
+        let open = self.store.open_anomalies().await?;
+        Ok(open
+            .into_iter()
+            .filter_map(
+                |(service, json)| match serde_json::from_str::<Anomaly>(&json) {
+                    Ok(doc) => Some((service, doc)),
+                    Err(e) => {
+                        tracing::warn!(%service, error = %e, "unreadable open anomaly");
+                        None
+                    }
+                },
+            )
+            .collect())
     }
 }
 

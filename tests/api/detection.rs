@@ -51,6 +51,22 @@ pub async fn spike(app: &TestApp, service: &str, reports: usize, tag: &str) {
     assert!(answers.iter().all(|s| *s == 202), "{answers:?}");
 }
 
+/// 150 WhatsApp reports, then `worker` steps a minute later and opens the
+/// incident (with history imported and a quiet step before). Returns the
+/// time the reports were sent.
+async fn spike_opens_whatsapp(app: &TestApp, worker: &mut outagewatch::worker::Worker) -> i64 {
+    spike(app, "whatsapp", 150, "spike").await;
+    let after = chrono::Utc::now().timestamp();
+    let tick = worker.step(after + 60).await.expect("tick");
+    assert!(
+        tick.events
+            .contains(&("whatsapp".to_string(), Event::Opened)),
+        "{tick:?}"
+    );
+    assert_eq!(tick.events.len(), 1, "only whatsapp: {tick:?}");
+    after
+}
+
 async fn feed(app: &TestApp, query: &str) -> Vec<Value> {
     let (status, body) = app.get(&format!("/api/v1/anomalies{query}")).await;
     assert_eq!(status, 200, "{body}");
@@ -120,15 +136,7 @@ async fn a_spike_over_imported_history_opens_one_incident_that_survives_a_worker
     assert!(quiet.services_held > 100, "{quiet:?}");
     assert!(quiet.events.is_empty(), "{quiet:?}");
 
-    spike(&app, "whatsapp", 150, "spike").await;
-    let after = chrono::Utc::now().timestamp();
-    let tick = worker.step(after + 60).await.expect("tick");
-    assert!(
-        tick.events
-            .contains(&("whatsapp".to_string(), Event::Opened)),
-        "{tick:?}"
-    );
-    assert_eq!(tick.events.len(), 1, "only whatsapp: {tick:?}");
+    let after = spike_opens_whatsapp(&app, &mut worker).await;
     let metrics = app.metrics_text().await;
     for line in [
         r#"outagewatch_anomaly_events_total{event="opened"} 1"#,
@@ -206,14 +214,7 @@ async fn an_incident_resolved_after_a_long_pause_ends_with_its_last_hit() {
     assert_eq!(status, 200, "{body}");
     let mut worker = app.worker();
     worker.step(now).await.expect("tick");
-    spike(&app, "whatsapp", 150, "spike").await;
-    let after = chrono::Utc::now().timestamp();
-    let tick = worker.step(after + 60).await.expect("tick");
-    assert!(
-        tick.events
-            .contains(&("whatsapp".to_string(), Event::Opened)),
-        "{tick:?}"
-    );
+    let after = spike_opens_whatsapp(&app, &mut worker).await;
     let started = feed(&app, "").await[0]["started_at"].clone();
     let started = chrono::DateTime::parse_from_rfc3339(started.as_str().unwrap()).unwrap();
     let pause = 2 * 3600;
@@ -370,13 +371,7 @@ async fn a_takeover_after_the_feed_but_before_the_state_keeps_the_incident_open(
     let before = app.store.load_states(&["whatsapp"]).await.expect("store")[0]
         .clone()
         .expect("a stored state");
-    spike(&app, "whatsapp", 150, "spike").await;
-    let after = chrono::Utc::now().timestamp();
-    let tick = a.step(after + 60).await.expect("tick");
-    assert!(
-        tick.events
-            .contains(&("whatsapp".to_string(), Event::Opened))
-    );
+    let after = spike_opens_whatsapp(&app, &mut a).await;
     // A dies; its state never got past the spike.
     drop(a);
     until_all_leases_lapse(&app).await;
