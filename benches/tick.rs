@@ -108,9 +108,7 @@ fn main() {
             if let Some(w) = j.windows[0] {
                 std::hint::black_box(w.upper(&d, state.tail[0].factor(d.calibration_quantile)));
             }
-            judge::learn(state, &j, 60, &d);
-            let surprise = j.decisive().map_or(0.0, |w| w.surprise);
-            std::hint::black_box(state.lifecycle.tick(minute * 60, hit, surprise, &d));
+            std::hint::black_box(judge::advance(state, &j, end, 60, hit, true, &d));
         }
         let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed().as_secs_f64());
         println!("  tick {tick}: cpu {cpu:.3} s, wall {wall:.3} s, hits {hits}");

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::baseline::{self, Baseline, History};
 use super::estimate::{Dispersion, SurpriseTail, decay};
-use super::lifecycle::Lifecycle;
+use super::lifecycle::{Event, Lifecycle};
+use super::recurrence::Recurrence;
 use super::sustained::{self, Learned};
 use super::tail;
 use crate::config::DetectSettings;
@@ -28,6 +29,10 @@ pub struct SeriesState {
     /// none, and learn it on their next tick).
     #[serde(default)]
     pub sustained: Option<Learned>,
+    /// Recent episodes, so that what recurs becomes expected (states
+    /// stored before it start with none).
+    #[serde(default)]
+    pub recurrence: Recurrence,
 }
 
 /// The judgement of one window ending at the tick.
@@ -49,6 +54,9 @@ pub struct WindowJudgement {
     pub p_calibrated: f64,
     /// `-ln p_calibrated`.
     pub surprise: f64,
+    /// The surprise by the model alone, before recurring episodes of this
+    /// kind made it less (see [`super::recurrence`]).
+    pub novel_surprise: f64,
     /// `-ln p_value`, what calibration learns from.
     raw_surprise: f64,
     /// What the window's length added to its surprise.
@@ -69,6 +77,7 @@ impl WindowJudgement {
             p_value: j.p_value,
             p_calibrated: (-j.surprise).exp(),
             surprise: j.surprise,
+            novel_surprise: j.surprise,
             raw_surprise: tail::surprise(j.p_value),
             credit: 0.0,
             sustained: true,
@@ -89,6 +98,7 @@ impl WindowJudgement {
             p_value: (-surprise).exp(),
             p_calibrated: (-surprise).exp(),
             surprise,
+            novel_surprise: surprise,
             raw_surprise: surprise,
             credit: 0.0,
             sustained: false,
@@ -151,6 +161,9 @@ impl WindowJudgement {
 pub struct Judgement {
     pub windows: [Option<WindowJudgement>; WINDOWS],
     pub chosen: Option<usize>,
+    /// Whether the deciding rise is of the kind of an episode that ended
+    /// within the last day (a hit then reopens the last incident).
+    pub kin: bool,
 }
 
 impl Judgement {
@@ -218,6 +231,7 @@ pub fn judge(
             p_value,
             p_calibrated: (-surprise).exp(),
             surprise,
+            novel_surprise: surprise,
             raw_surprise,
             credit,
             sustained: false,
@@ -225,7 +239,18 @@ pub fn judge(
     });
     let sustained =
         sustained::judge(h, state.sustained.as_ref(), end, s).map(WindowJudgement::sustained);
-    let windows = [short, mid, long, sustained];
+    let mut windows = [short, mid, long, sustained];
+    // What recurs is judged as a mixture: the model's p-value plus the
+    // share of recent time spent in episodes of its kind.
+    let quiet = i64::from(s.quiet_mins) * 60;
+    let ratios = ratios(&windows);
+    let share = state.recurrence.share(end, ratios, step_secs, quiet);
+    if share > 0.0 {
+        for w in windows.iter_mut().flatten() {
+            w.surprise = tail::surprise((w.p_calibrated + share).min(1.0));
+            w.p_calibrated = (-w.surprise).exp();
+        }
+    }
     // Every window with a baseline is judged; the most surprising of those
     // that meet their floors decides (a sharp burst shows in the short
     // window, a slow rise on a quiet service in the long one, a day-long
@@ -239,7 +264,48 @@ pub fn judge(
             .max_by(|&a, &b| surprise(a).total_cmp(&surprise(b)))
     };
     let chosen = most_surprising(true).or_else(|| most_surprising(false));
-    Judgement { windows, chosen }
+    let kin = chosen.is_some() && state.recurrence.recent_kin(end, ratios, quiet);
+    Judgement {
+        windows,
+        chosen,
+        kin,
+    }
+}
+
+/// Each window's observed/expected ratio (0 where it was not judged).
+fn ratios(windows: &[Option<WindowJudgement>; WINDOWS]) -> [f64; WINDOWS] {
+    std::array::from_fn(|i| windows[i].map_or(0.0, |w| w.ratio()))
+}
+
+/// After the hit decision on the tick ending at `end`: learns from it
+/// (when `learn`: outside incidents), remembers it as part of an episode
+/// when the model alone calls it a hit, and advances the lifecycle. The
+/// worker, the backtest and the simulator all go through here.
+pub fn advance(
+    state: &mut SeriesState,
+    j: &Judgement,
+    end: i64,
+    step_secs: i64,
+    hit: bool,
+    learn: bool,
+    s: &DetectSettings,
+) -> Option<Event> {
+    if learn {
+        self::learn(state, j, step_secs, s);
+    }
+    let alert = s.alert_surprise();
+    let novel = j
+        .windows
+        .iter()
+        .flatten()
+        .any(|w| w.novel_surprise >= alert && w.floors_met(s));
+    let ratios = ratios(&j.windows);
+    let quiet = i64::from(s.quiet_mins) * 60;
+    state.recurrence.observe(end, novel, ratios, quiet);
+    let surprise = j.decisive().map_or(0.0, |w| w.surprise);
+    state
+        .lifecycle
+        .tick(end - step_secs, hit, surprise, j.kin, s)
 }
 
 /// Learns from a tick outside incidents: spread around the baseline and the

@@ -3,11 +3,14 @@
 //! `possible` on the first hit, `problem` once `confirm_hits` of the last
 //! `confirm_ticks` ticks hit, resolved after `quiet_mins` without a hit; a
 //! hit within `reopen_mins` of the resolution reopens the same incident
-//! rather than starting a new one. The state is a small serializable value:
+//! rather than starting a new one, and so does, within a day, a hit of the
+//! same kind as the incident (see [`super::recurrence`]): the bursts of a
+//! new pattern are one incident, not one each. The state is a small serializable value:
 //! the worker keeps it in the store, so a restarted worker carries on.
 
 use serde::{Deserialize, Serialize};
 
+use super::baseline::DAY;
 use crate::config::DetectSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +46,11 @@ pub struct Lifecycle {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OpenIncident {
     pub started_at: i64,
+    /// When it was last opened or reopened: the masking limit runs from
+    /// here, so a pattern reopened day after day is masked no longer than
+    /// separate incidents would be (states stored before it have none).
+    #[serde(default)]
+    pub since: Option<i64>,
     pub severity: Severity,
     pub last_hit_at: i64,
     /// Hits of the last ticks, newest in the lowest bit.
@@ -51,14 +59,23 @@ pub struct OpenIncident {
     pub peak_surprise: f64,
 }
 
+impl OpenIncident {
+    /// Where the time kept out of baselines begins.
+    pub fn masked_from(&self) -> i64 {
+        self.since.unwrap_or(self.started_at)
+    }
+}
+
 impl Lifecycle {
     /// Advances by one tick at `now`; `surprise` is the tick's calibrated
-    /// surprise, used to track the peak.
+    /// surprise, used to track the peak; `kin` says whether the tick's rise
+    /// is of the kind of one that ended within the last day.
     pub fn tick(
         &mut self,
         now: i64,
         hit: bool,
         surprise: f64,
+        kin: bool,
         s: &DetectSettings,
     ) -> Option<Event> {
         let window_mask = if s.confirm_ticks >= 32 {
@@ -68,9 +85,10 @@ impl Lifecycle {
         };
         match &mut self.open {
             None => {
+                let relapse = i64::from(s.reopen_mins) * 60;
                 if self
                     .last_resolved
-                    .is_some_and(|(at, _)| now - at > i64::from(s.reopen_mins) * 60)
+                    .is_some_and(|(at, _)| now - at > relapse.max(DAY))
                 {
                     self.last_resolved = None;
                     self.last_peak = None;
@@ -81,7 +99,7 @@ impl Lifecycle {
                 }
                 let reopen = self
                     .last_resolved
-                    .filter(|(at, _)| now - at <= i64::from(s.reopen_mins) * 60);
+                    .filter(|(at, _)| now - at <= if kin { relapse.max(DAY) } else { relapse });
                 let peak = if reopen.is_some() {
                     self.last_peak.unwrap_or(0.0).max(surprise)
                 } else {
@@ -93,6 +111,7 @@ impl Lifecycle {
                 };
                 self.open = Some(OpenIncident {
                     started_at: reopen.map_or(now, |(_, started)| started),
+                    since: Some(now),
                     severity,
                     last_hit_at: now,
                     recent_hits: 1,
@@ -142,7 +161,7 @@ impl Lifecycle {
     pub fn masks(&self, now: i64, s: &DetectSettings) -> bool {
         self.open
             .as_ref()
-            .is_some_and(|o| now - o.started_at < i64::from(s.mask_max_hours) * 3600)
+            .is_some_and(|o| now - o.masked_from() < i64::from(s.mask_max_hours) * 3600)
     }
 }
 
@@ -159,15 +178,15 @@ mod tests {
     fn possible_then_problem_then_resolved_after_the_quiet_period() {
         let s = settings();
         let mut l = Lifecycle::default();
-        assert_eq!(l.tick(0, false, 0.0, &s), None);
-        assert_eq!(l.tick(60, true, 20.0, &s), Some(Event::Opened));
+        assert_eq!(l.tick(0, false, 0.0, false, &s), None);
+        assert_eq!(l.tick(60, true, 20.0, false, &s), Some(Event::Opened));
         assert_eq!(l.open.as_ref().unwrap().severity, Severity::Possible);
-        assert_eq!(l.tick(120, true, 30.0, &s), Some(Event::Confirmed));
+        assert_eq!(l.tick(120, true, 30.0, false, &s), Some(Event::Confirmed));
         let mut t = 120;
         let mut events = vec![];
         while l.open.is_some() {
             t += 60;
-            events.extend(l.tick(t, false, 0.0, &s));
+            events.extend(l.tick(t, false, 0.0, false, &s));
         }
         assert_eq!(events, vec![Event::Resolved]);
         assert_eq!(t - 120, i64::from(s.quiet_mins) * 60);
@@ -177,41 +196,41 @@ mod tests {
     fn a_relapse_soon_after_reopens_the_same_incident() {
         let s = settings();
         let mut l = Lifecycle::default();
-        l.tick(0, true, 20.0, &s);
+        l.tick(0, true, 20.0, false, &s);
         let mut t = 0;
         while l.open.is_some() {
             t += 60;
-            l.tick(t, false, 0.0, &s);
+            l.tick(t, false, 0.0, false, &s);
         }
-        assert_eq!(l.tick(t + 60, true, 20.0, &s), Some(Event::Reopened));
+        assert_eq!(l.tick(t + 60, true, 20.0, false, &s), Some(Event::Reopened));
         assert_eq!(l.open.as_ref().unwrap().started_at, 0);
         // Long after a resolution, a hit is a new incident.
         let mut l2 = Lifecycle::default();
-        l2.tick(0, true, 20.0, &s);
+        l2.tick(0, true, 20.0, false, &s);
         let mut t = 0;
         while l2.open.is_some() {
             t += 60;
-            l2.tick(t, false, 0.0, &s);
+            l2.tick(t, false, 0.0, false, &s);
         }
         let later = t + i64::from(s.reopen_mins) * 60 + 60;
-        assert_eq!(l2.tick(later, true, 20.0, &s), Some(Event::Opened));
+        assert_eq!(l2.tick(later, true, 20.0, false, &s), Some(Event::Opened));
     }
 
     #[test]
     fn a_confirmed_problem_that_relapses_is_still_a_problem() {
         let s = settings();
         let mut l = Lifecycle::default();
-        l.tick(0, true, 20.0, &s);
-        assert_eq!(l.tick(60, true, 20.0, &s), Some(Event::Confirmed));
+        l.tick(0, true, 20.0, false, &s);
+        assert_eq!(l.tick(60, true, 20.0, false, &s), Some(Event::Confirmed));
         let mut t = 60;
         while l.open.is_some() {
             t += 60;
-            l.tick(t, false, 0.0, &s);
+            l.tick(t, false, 0.0, false, &s);
         }
-        assert_eq!(l.tick(t + 60, true, 20.0, &s), Some(Event::Reopened));
+        assert_eq!(l.tick(t + 60, true, 20.0, false, &s), Some(Event::Reopened));
         assert_eq!(l.open.as_ref().unwrap().severity, Severity::Problem);
         assert_eq!(
-            l.tick(t + 120, true, 20.0, &s),
+            l.tick(t + 120, true, 20.0, false, &s),
             None,
             "not confirmed a second time"
         );

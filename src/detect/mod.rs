@@ -6,6 +6,7 @@
 //! incidents masked), [`tail`] (negative-binomial p-values), [`estimate`]
 //! (per-series dispersion and calibration, learned tick by tick), [`judge`]
 //! (one series at one tick), [`sustained`] (a rise that lasts hours),
+//! [`recurrence`] (what recurs becomes expected),
 //! [`lifecycle`] (possible, problem, resolved) and [`series`] (the whole
 //! thing over an in-memory series, for the backtest).
 //! The worker, `outagewatch backtest` and the benches all call this code with
@@ -16,6 +17,9 @@ pub mod estimate;
 pub mod history;
 pub mod judge;
 pub mod lifecycle;
+#[cfg(test)]
+mod patterns;
+pub mod recurrence;
 pub mod series;
 pub mod sustained;
 pub mod tail;

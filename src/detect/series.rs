@@ -167,10 +167,16 @@ impl<'a> SeriesDetector<'a> {
         let at = self.history.end() - step;
         let decisive = judgement.decisive().copied();
         let surprise = decisive.map_or(0.0, |w| w.surprise);
-        if !self.state.lifecycle.masks(at, s) {
-            judge::learn(&mut self.state, &judgement, step, s);
-        }
-        let event = self.state.lifecycle.tick(at, hit, surprise, s);
+        let learn = !self.state.lifecycle.masks(at, s);
+        // A relapse within `reopen_mins` is the incident going on; a rise of
+        // its kind later in the day reopens it for the feed but is scored
+        // as news, like a new incident.
+        let relapse = self
+            .state
+            .lifecycle
+            .last_resolved
+            .is_some_and(|(t, _)| at - t <= i64::from(s.reopen_mins) * 60);
+        let event = judge::advance(&mut self.state, &judgement, at + step, step, hit, learn, s);
         self.history.mask_last(self.state.lifecycle.masks(at, s));
 
         // Only rows that meet the floors count as evidence, as only they
@@ -183,7 +189,12 @@ impl<'a> SeriesDetector<'a> {
         // it becomes a problem) or doubles.
         let lifecycle = &self.state.lifecycle;
         let incident = lifecycle.open.is_some() || lifecycle.last_peak.is_some();
-        if !incident {
+        let news = match event {
+            Some(Event::Opened) => true,
+            Some(Event::Reopened) => !relapse,
+            _ => false,
+        };
+        if !incident || news {
             self.scored_peak = None;
         }
         let escalates = self
@@ -257,6 +268,7 @@ mod tests {
         let judged = |w: WindowJudgement| Judgement {
             windows: [Some(w), None, None, None],
             chosen: Some(0),
+            kin: false,
         };
         // Two very surprising rows at 1.2x (under the ratio floor), then an
         // unsurprising one that meets the floors: nothing here is a problem.

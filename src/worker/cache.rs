@@ -195,8 +195,9 @@ fn merge_minutes(c: &mut Cached, from: i64, values: &[u64], keep_from: i64) {
 pub(super) fn history_of(c: &Cached, end: i64, d: &DetectSettings) -> BucketHistory {
     let mut masks = c.state.masks.clone();
     if let Some(open) = &c.state.detector.lifecycle.open {
-        let until = end.min(open.started_at + i64::from(d.mask_max_hours) * 3600);
-        masks.push((open.started_at, until));
+        let from = open.masked_from();
+        let until = end.min(from + i64::from(d.mask_max_hours) * 3600);
+        masks.push((from, until));
     }
     BucketHistory::new(
         c.minute_start,

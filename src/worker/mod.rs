@@ -353,18 +353,11 @@ impl Worker {
                 continue;
             };
             let at = minute * 60;
-            if !quarantined && !c.state.detector.lifecycle.masks(at, &d) {
-                judge::learn(&mut c.state.detector, &judgement, 60, &d);
-            }
-            let surprise = decisive.map_or(0.0, |w| w.surprise);
-            let last_hit = c
-                .state
-                .detector
-                .lifecycle
-                .open
-                .as_ref()
-                .map(|o| o.last_hit_at);
-            let event = c.state.detector.lifecycle.tick(at, hit, surprise, &d);
+            let learn = !quarantined && !c.state.detector.lifecycle.masks(at, &d);
+            let open_before = c.state.detector.lifecycle.open.as_ref();
+            let last_hit = open_before.map(|o| o.last_hit_at);
+            let masked_from = open_before.map(|o| o.masked_from());
+            let event = judge::advance(&mut c.state.detector, &judgement, end, 60, hit, learn, &d);
             c.state.last_minute = Some(minute);
             let reports = c.minute_count(minute);
             // The chart's expected count and threshold come from the short
@@ -383,8 +376,9 @@ impl Worker {
             if event == Some(Event::Reopened)
                 && let Some(doc) = c.state.incident.as_mut()
             {
+                // The time before it stays masked as the episode it was;
+                // the open incident masks itself from its reopening on.
                 incident::reopen(doc);
-                c.state.masks.retain(|&(a, _)| a != doc.started_unix);
             }
             if let Some(open) = &c.state.detector.lifecycle.open {
                 // A new incident (opened, or confirmed at once when one hit
@@ -419,8 +413,9 @@ impl Worker {
                 // The baselines leave out the quiet minutes too, up to the
                 // one that resolved it, as the backtest does (a fading tail
                 // of an outage is not the service's normal).
-                let mask_end = at.min(doc.started_unix + i64::from(d.mask_max_hours) * 3600);
-                c.state.masks.push((doc.started_unix, mask_end));
+                let from = masked_from.unwrap_or(doc.started_unix);
+                let mask_end = at.min(from + i64::from(d.mask_max_hours) * 3600);
+                c.state.masks.push((from, mask_end));
             }
             c.state.masks.retain(|&(_, b)| b > horizon);
             if let Some(e) = event {

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""The detector's evaluation protocol, in one run.
+
+1. NAB: `outagewatch backtest` over every labelled file of the windows file,
+   scored with the NAB rules (nabscore.py) under all three profiles, with
+   the threshold NAB sweeps over the whole set (the plain score).
+2. Leave-one-file-out: for each file, everything tuned (the score
+   threshold, and any `--tune` setting) is chosen on the other files alone,
+   and the held-out file is scored with that choice; the per-file scores and
+   their mean. With no `--tune`, only the threshold is chosen.
+3. The simulator: `outagewatch simulate evaluate` for each seed (its hard
+   cases included), with the figures of every seed and their totals.
+
+Files never seen are scored with the same command: point `--data-dir` and
+`--windows` at them.
+
+    python3 scripts/evaluate.py                      # the defaults
+    python3 scripts/evaluate.py --tune alert_p=1e-6,1e-7,1e-8
+    python3 scripts/evaluate.py --skip-sim --data-dir DIR --windows FILE
+
+Settings are passed to the binary as OUTAGEWATCH_DETECT__<NAME> variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(REPO), "shared")
+PROFILES = ["standard", "reward_low_FP_rate", "reward_low_FN_rate"]
+
+
+def load_nabscore(path: str):
+    spec = importlib.util.spec_from_file_location("nabscore", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load nabscore from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["nabscore"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def settings_env(combo: dict) -> dict:
+    env = dict(os.environ)
+    for name, value in combo.items():
+        env[f"OUTAGEWATCH_DETECT__{name.upper()}"] = value
+    return env
+
+
+def backtest(binary: str, files: list[str], out: str, combo: dict) -> None:
+    subprocess.run(
+        [binary, "backtest", "--out", out, *files],
+        env=settings_env(combo),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def parse_tune(specs: list[str]) -> list[dict]:
+    """Every combination of the `--tune name=v1,v2` values (the first
+    combination first: the defaults, when they are listed first)."""
+    axes = []
+    for spec in specs:
+        name, _, values = spec.partition("=")
+        if not values:
+            raise SystemExit(f"--tune takes name=v1,v2,...; got {spec!r}")
+        axes.append([(name.strip(), v.strip()) for v in values.split(",")])
+    return [dict(c) for c in itertools.product(*axes)] if axes else [{}]
+
+
+def describe(combo: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in combo.items()) or "defaults"
+
+
+def nab(args, nabscore) -> None:
+    with open(args.windows) as fh:
+        windows = json.load(fh)
+    keys = sorted(windows)
+    files = [os.path.join(args.data_dir, k) for k in keys]
+    combos = parse_tune(args.tune)
+    profiles = nabscore.load_profiles(None)
+    loaded = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, combo in enumerate(combos):
+            out = os.path.join(tmp, f"run{i}")
+            backtest(args.binary, files, out, combo)
+            _, fds, _ = nabscore.load_detector(out, windows, keys, data_dir=args.data_dir, detector="run")
+            loaded[i] = {fd.key: fd for fd in fds}
+
+    print(f"## NAB: {len(keys)} files of {args.windows}")
+    default = loaded[0]
+    print(f"settings: {describe(combos[0])}")
+    for p in PROFILES:
+        r = nabscore.evaluate(list(default.values()), p, profiles[p], "outagewatch")
+        t = r.totals
+        print(
+            f"  {p:19s} NAB {r.normalised:6.2f}  (threshold {r.threshold:.4f}, windows "
+            f"{t.win_hit}/{t.win_hit + t.win_miss}, FP rows {t.fp})"
+        )
+
+    print()
+    tuned = "the score threshold" + (f" and {', '.join(c.split('=')[0] for c in args.tune)}" if args.tune else "")
+    print(f"## Leave-one-file-out (standard profile): tuned on the other {len(keys) - 1} files: {tuned}")
+    prof = profiles["standard"]
+    held_scores = []
+    for key in keys:
+        best = None
+        for i, combo in enumerate(combos):
+            others = [fd for k, fd in loaded[i].items() if k != key]
+            r = nabscore.evaluate(others, "standard", prof, "outagewatch")
+            # Ties keep the earlier combination (the defaults first).
+            if best is None or r.raw > best[0] + 1e-9:
+                best = (r.raw, i, r.threshold)
+        _, i, threshold = best
+        held = nabscore.evaluate([loaded[i][key]], "standard", prof, "outagewatch", threshold)
+        t = held.totals
+        held_scores.append(held.normalised)
+        print(
+            f"  {os.path.basename(key):28s} {held.normalised:6.2f}  (threshold {threshold:.4f}"
+            f"{', ' + describe(combos[i]) if args.tune else ''}; windows {t.win_hit}/"
+            f"{t.win_hit + t.win_miss}, FP rows {t.fp})"
+        )
+    mean = sum(held_scores) / len(held_scores)
+    print(f"  mean of the held-out files: {mean:.2f}")
+
+
+def simulate(args) -> None:
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    print()
+    print(f"## Simulator: seeds {', '.join(map(str, seeds))} (simulate evaluate --end-unix {args.end_unix})")
+
+    def run(seed: int):
+        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+            path = f.name
+        cmd = [args.binary, "simulate", "evaluate", "--end-unix", str(args.end_unix),
+               "--seed", str(seed), "--json", path, *args.sim_arg]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            with open(path) as fh:
+                figures = json.load(fh)
+        except (OSError, ValueError):
+            figures = None
+        os.unlink(path)
+        return seed, p, figures
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(run, seeds))
+    for seed, p, figures in results:
+        print(f"### seed {seed} (exit {p.returncode})")
+        if figures is None:
+            sys.stdout.write(p.stdout + p.stderr)
+            continue
+        keep = [line for line in p.stdout.splitlines() if not line.startswith("  ")]
+        print("\n".join(keep))
+    figures = [f for _, _, f in results if f]
+    if figures:
+        summary(figures)
+
+
+def summary(figures: list[dict]) -> None:
+    """Totals over the seeds: outages found, delays, false incidents."""
+    outages = sum(f["outages"] for f in figures)
+    detected = sum(f["detected"] for f in figures)
+    days = sum(f["service_days"] for f in figures)
+    false = sum(f["false_incidents"] for f in figures)
+    delays = sorted(d for f in figures for d in f["delays"])
+    median = None
+    if delays:
+        n = len(delays)
+        median = delays[n // 2] if n % 2 else (delays[n // 2 - 1] + delays[n // 2]) / 2
+    print(f"### all {len(figures)} seeds")
+    print(f"  outages found: {detected}/{outages} = {100 * detected / max(outages, 1):.1f}%")
+    print(f"  median delay to problem: {median} min")
+    print(f"  false incidents: {false} in {days:.0f} service-days = {1000 * false / max(days, 1):.2f} per 1,000")
+    print(f"  every must-hold of every seed: {'yes' if all(f.get('passed') for f in figures) else 'no'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=os.path.join(REPO, "target", "release", "outagewatch"))
+    ap.add_argument("--data-dir", default=os.path.join(SHARED, "data", "nab"))
+    ap.add_argument("--windows", help="default: combined_windows_realTweets_dev.json in --data-dir")
+    ap.add_argument("--nabscore", default=os.path.join(SHARED, "tools", "nab", "nabscore.py"))
+    ap.add_argument("--tune", action="append", default=[], metavar="NAME=V1,V2",
+                    help="a [detect] setting to choose by leave-one-file-out (repeatable)")
+    ap.add_argument("--seeds", default="1,2,3,4")
+    ap.add_argument("--end-unix", type=int, default=1_795_000_000)
+    ap.add_argument("--sim-arg", action="append", default=[], help="passed to simulate evaluate")
+    ap.add_argument("--jobs", type=int, default=2, help="simulator runs at once")
+    ap.add_argument("--skip-sim", action="store_true")
+    ap.add_argument("--skip-nab", action="store_true")
+    args = ap.parse_args()
+    args.windows = args.windows or os.path.join(args.data_dir, "combined_windows_realTweets_dev.json")
+    if not os.path.exists(args.binary):
+        raise SystemExit(f"{args.binary} not found: run cargo build --release first")
+    if not args.skip_nab:
+        nab(args, load_nabscore(args.nabscore))
+    if not args.skip_sim:
+        simulate(args)
+
+
+if __name__ == "__main__":
+    main()

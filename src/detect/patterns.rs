@@ -1,0 +1,126 @@
+//! The detector over whole weeks of minutes, for the shapes of traffic that
+//! decide whether its incidents can be trusted: a new pattern that recurs,
+//! a lasting step, a long outage. Each test runs [`SeriesDetector`] minute
+//! by minute, as the simulator does, and counts the lifecycle's events.
+
+use super::lifecycle::Event;
+use super::series::SeriesDetector;
+use crate::config::{DetectSettings, Settings};
+
+const DAY_MINUTES: usize = 1440;
+
+/// A small deterministic generator, so the tests need no seed file.
+struct Draws(u64);
+
+impl Draws {
+    fn uniform(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    /// Poisson by inversion (the means here are small).
+    fn poisson(&mut self, mean: f64) -> f64 {
+        let (mut k, mut p) = (0.0, (-mean).exp());
+        let (mut cdf, u) = (p, self.uniform());
+        while u > cdf && k < 10_000.0 {
+            k += 1.0;
+            p *= mean / k;
+            cdf += p;
+        }
+        k
+    }
+}
+
+/// About `per_minute` reports a minute with a daily wave.
+fn usual(minute: usize, per_minute: f64) -> f64 {
+    let phase = minute as f64 / DAY_MINUTES as f64 * std::f64::consts::TAU;
+    per_minute * (1.0 + 0.5 * phase.sin())
+}
+
+/// Runs the detector over `days` of minutes whose mean is `rate(minute)`,
+/// and returns the minute of every event.
+fn events(days: usize, s: &DetectSettings, rate: impl Fn(usize) -> f64) -> Vec<(usize, Event)> {
+    let mut draws = Draws(7);
+    let mut d = SeriesDetector::new(0, 60, s);
+    let mut out = Vec::new();
+    for m in 0..days * DAY_MINUTES {
+        let count = draws.poisson(rate(m));
+        if let Some(e) = d.push(count).event {
+            out.push((m, e));
+        }
+    }
+    out
+}
+
+fn opened_from(events: &[(usize, Event)], from: usize) -> Vec<usize> {
+    events
+        .iter()
+        .filter(|(m, e)| *m >= from && *e == Event::Opened)
+        .map(|(m, _)| *m)
+        .collect()
+}
+
+#[test]
+fn a_recurring_burst_pattern_is_one_incident_and_news_on_its_first_two_days_only() {
+    let s = Settings::defaults().detect;
+    let start = 21 * DAY_MINUTES;
+    // From day 21, eight half-hour bursts a day at 50x, at times that
+    // differ from day to day.
+    let mut bursts = Vec::new();
+    let mut draws = Draws(11);
+    for day in 21..33 {
+        for _ in 0..8 {
+            let at = day * DAY_MINUTES + (draws.uniform() * (DAY_MINUTES - 30) as f64) as usize;
+            bursts.push(at);
+        }
+    }
+    let events = events(33, &s, |m| {
+        let burst = bursts.iter().any(|&b| (b..b + 30).contains(&m));
+        usual(m, 1.0) * if burst { 50.0 } else { 1.0 }
+    });
+    let opened = opened_from(&events, start);
+    assert_eq!(opened.len(), 1, "one feed entry: {opened:?}");
+    let news_after_day_two: Vec<usize> = events
+        .iter()
+        .filter(|(m, e)| {
+            *m >= start + 2 * DAY_MINUTES && matches!(e, Event::Opened | Event::Reopened)
+        })
+        .map(|(m, _)| *m)
+        .collect();
+    assert!(news_after_day_two.is_empty(), "{news_after_day_two:?}");
+}
+
+#[test]
+fn a_fifty_fold_step_that_stays_opens_one_incident() {
+    let s = Settings::defaults().detect;
+    let step = 21 * DAY_MINUTES + 600;
+    let events = events(30, &s, |m| {
+        usual(m, 0.5) * if m >= step { 50.0 } else { 1.0 }
+    });
+    let opened = opened_from(&events, 0);
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert!(opened[0] >= step && opened[0] < step + 10, "{opened:?}");
+}
+
+#[test]
+fn a_six_hour_outage_stays_one_incident() {
+    let s = Settings::defaults().detect;
+    let onset = 21 * DAY_MINUTES + 300;
+    let end = onset + 6 * 60;
+    let events = events(23, &s, |m| {
+        usual(m, 2.0) * if (onset..end).contains(&m) { 6.0 } else { 1.0 }
+    });
+    let opened = opened_from(&events, 0);
+    assert!(opened.len() == 1 && opened[0] < onset + 5, "{events:?}");
+    // Open from its first minutes to its end: resolved once, after it.
+    let resolved: Vec<usize> = events
+        .iter()
+        .filter(|(_, e)| *e == Event::Resolved)
+        .map(|(m, _)| *m)
+        .collect();
+    assert_eq!(resolved.len(), 1, "{events:?}");
+    assert!(resolved[0] >= end, "{events:?}");
+}
