@@ -2,6 +2,8 @@
 //! window to judge on, its p-value under the series' own dispersion, and the
 //! calibrated surprise that makes one threshold fit every series.
 
+use std::collections::VecDeque;
+
 use serde::{Deserialize, Serialize};
 
 use super::baseline::{self, Baseline, History};
@@ -33,6 +35,32 @@ pub struct SeriesState {
     /// stored before it start with none).
     #[serde(default)]
     pub recurrence: Recurrence,
+    /// Ticks not yet learned from, oldest first: a tick is learned from
+    /// once it has left the shortest window, so the first minutes of a rise
+    /// are not learned as spread while they are still being judged (a young
+    /// series would otherwise raise its own threshold faster than an outage
+    /// climbs: an 8x rise on a fresh state went unseen for 10 minutes).
+    #[serde(default)]
+    pub unlearned: VecDeque<Unlearned>,
+}
+
+/// What a tick teaches, kept until it may be learned from: each minute
+/// window's observed and expected count and raw surprise.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Unlearned {
+    end: i64,
+    windows: [Option<[f64; 3]>; COUNT_WINDOWS],
+}
+
+impl Unlearned {
+    fn of(end: i64, j: &Judgement) -> Self {
+        Unlearned {
+            end,
+            windows: std::array::from_fn(|i| {
+                j.windows[i].map(|w| [w.observed, w.baseline.expected, w.raw_surprise])
+            }),
+        }
+    }
 }
 
 /// The judgement of one window ending at the tick.
@@ -277,9 +305,11 @@ fn ratios(windows: &[Option<WindowJudgement>; WINDOWS]) -> [f64; WINDOWS] {
     std::array::from_fn(|i| windows[i].map_or(0.0, |w| w.ratio()))
 }
 
-/// After the hit decision on the tick ending at `end`: learns from it
-/// (when `learn`: outside incidents), remembers it as part of an episode
-/// when the model alone calls it a hit, and advances the lifecycle. The
+/// After the hit decision on the tick ending at `end`: remembers it as part
+/// of an episode when the model alone calls it a hit, advances the
+/// lifecycle, and learns (spread around the baseline and the tail of
+/// surprise, per minute window) from the ticks outside incidents (`learn`)
+/// that have now left the shortest window. The
 /// worker, the backtest and the simulator all go through here.
 pub fn advance(
     state: &mut SeriesState,
@@ -290,9 +320,6 @@ pub fn advance(
     learn: bool,
     s: &DetectSettings,
 ) -> Option<Event> {
-    if learn {
-        self::learn(state, j, step_secs, s);
-    }
     let alert = s.alert_surprise();
     let novel = j
         .windows
@@ -303,20 +330,28 @@ pub fn advance(
     let quiet = i64::from(s.quiet_mins) * 60;
     state.recurrence.observe(end, novel, ratios, quiet);
     let surprise = j.decisive().map_or(0.0, |w| w.surprise);
-    state
+    let event = state
         .lifecycle
-        .tick(end - step_secs, hit, surprise, j.kin, s)
-}
-
-/// Learns from a tick outside incidents: spread around the baseline and the
-/// tail of surprise, per minute window.
-pub fn learn(state: &mut SeriesState, judgement: &Judgement, step_secs: i64, s: &DetectSettings) {
-    let decay = decay(step_secs, s.memory_hours);
-    for (i, w) in judgement.windows[..COUNT_WINDOWS].iter().enumerate() {
-        let Some(w) = w else { continue };
-        state.dispersion[i].observe(w.observed, w.baseline.expected, decay);
-        state.tail[i].observe(w.raw_surprise, decay);
+        .tick(end - step_secs, hit, surprise, j.kin, s);
+    if learn {
+        state.unlearned.push_back(Unlearned::of(end, j));
     }
+    let decay = decay(step_secs, s.memory_hours);
+    let delay = i64::from(s.window_short_mins) * 60;
+    while let Some(u) = state.unlearned.front().copied() {
+        if u.end > end - delay {
+            break;
+        }
+        state.unlearned.pop_front();
+        for (i, w) in u.windows.iter().enumerate() {
+            let Some([observed, expected, raw_surprise]) = *w else {
+                continue;
+            };
+            state.dispersion[i].observe(observed, expected, decay);
+            state.tail[i].observe(raw_surprise, decay);
+        }
+    }
+    event
 }
 
 #[cfg(test)]

@@ -124,3 +124,29 @@ fn a_six_hour_outage_stays_one_incident() {
     assert_eq!(resolved.len(), 1, "{events:?}");
     assert!(resolved[0] >= end, "{events:?}");
 }
+
+#[test]
+fn a_quiet_services_twenty_five_extra_reports_in_half_an_hour_are_a_problem() {
+    let s = Settings::defaults().detect;
+    // About 30 reports a day; then 25 more within 30 minutes.
+    let onset = 21 * DAY_MINUTES + 700;
+    let events = events(22, &s, |m| {
+        let extra = if (onset..onset + 30).contains(&m) {
+            25.0 / 30.0
+        } else {
+            0.0
+        };
+        usual(m, 0.02) + extra
+    });
+    let confirmed: Vec<usize> = events
+        .iter()
+        .filter(|(m, e)| *m >= onset && *e == Event::Confirmed)
+        .map(|(m, _)| *m)
+        .collect();
+    assert!(
+        confirmed.first().is_some_and(|&m| m < onset + 40),
+        "{events:?}"
+    );
+    let before: Vec<&(usize, Event)> = events.iter().filter(|(m, _)| *m < onset).collect();
+    assert!(before.is_empty(), "nothing before it: {before:?}");
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use outagewatch::detect::Event;
-use outagewatch::store::{FeedStore, Lease};
+use outagewatch::store::{FeedStore, Lease, Store};
 use serde_json::{Value, json};
 
 use crate::helpers::{RedisServer, TestApp, eventually};
@@ -119,6 +119,57 @@ async fn half_a_day_at_two_and_a_half_times_the_usual_is_found_by_the_sustained_
         vec![("whatsapp".to_string(), Event::Opened)],
         "with it"
     );
+}
+
+/// About one report a minute, then eight a minute for ten minutes, each
+/// from its own reporter, written through the real store at the minutes
+/// they belong to: the worker, stepped minute by minute, calls a `problem`
+/// within six minutes of the onset.
+#[tokio::test]
+async fn an_eightfold_rise_on_a_service_of_one_report_a_minute_is_a_problem_within_six_minutes() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::with_redis(&redis).await;
+    let now_minute = chrono::Utc::now().timestamp().div_euclid(60);
+    let onset = now_minute - 12;
+    // The history's daily wave is around 3 a minute: a third of it.
+    let (status, body) = app
+        .import(shaped_history("whatsapp", onset * 60, |_| 1.0 / 3.0))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let reports: Vec<outagewatch::store::ReportWrite> = (onset..onset + 10)
+        .flat_map(|minute| {
+            (0..8).map(move |k| outagewatch::store::ReportWrite {
+                id: uuid::Uuid::now_v7(),
+                service: "whatsapp".into(),
+                at: minute * 60 + 5 * k,
+                problem: outagewatch::domain::Problem::Login,
+                country: None,
+                reporter: outagewatch::domain::ReporterKey(format!("r-{minute}-{k}")),
+                idempotency_key: None,
+            })
+        })
+        .collect();
+    let receipts = app.store.record(&reports).await.expect("store");
+    assert!(receipts.iter().all(|r| r.as_ref().is_ok_and(|r| r.counted)));
+
+    let mut worker = app.worker();
+    let quiet = worker.step(onset * 60).await.expect("tick");
+    assert!(quiet.events.is_empty(), "{quiet:?}");
+    let mut confirmed = None;
+    for minute in onset..onset + 10 {
+        let tick = worker.step((minute + 1) * 60).await.expect("tick");
+        assert!(tick.events.iter().all(|(s, _)| s == "whatsapp"), "{tick:?}");
+        if tick
+            .events
+            .contains(&("whatsapp".to_string(), Event::Confirmed))
+        {
+            confirmed = Some(minute - onset);
+            break;
+        }
+    }
+    let after = confirmed.expect("confirmed within the ten minutes");
+    assert!(after <= 5, "a problem {after} minutes after the onset");
+    app.stop().await;
 }
 
 #[tokio::test]
