@@ -203,12 +203,14 @@ fn print_hard_cases(sc: &Scenario, e: &Evaluation) {
             } else {
                 String::new()
             };
-            let found = match c.found_after {
-                Some(m) => format!("yes (+{m} min)"),
-                None => "no".to_string(),
+            // A step is a change worth finding; a slow growth is not.
+            let found = match (c.days > 0.0, c.found_after) {
+                (true, _) => String::new(),
+                (false, Some(m)) => format!("step found: yes (+{m} min), "),
+                (false, None) => "step found: no, ".to_string(),
             };
             println!(
-                "  {:<15} {:>6.2}/min x{:.1}{over} from {}: found: {found}, incidents: {}",
+                "  {:<15} {:>6.2}/min x{:.1}{over} from {}: {found}incidents: {}",
                 c.service,
                 rate(&c.service),
                 c.factor,
