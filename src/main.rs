@@ -10,6 +10,7 @@ use outagewatch::config::Settings;
 use outagewatch::domain::Registry;
 use outagewatch::simulate::{
     self,
+    hard::{self, HardSpec},
     model::{Scenario, Spec},
 };
 use outagewatch::telemetry;
@@ -120,10 +121,18 @@ enum SimulateCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
-    /// Run the detector over the scenario and score it against the outages.
+    /// Run the detector over the scenario and score it against the outages
+    /// and the hard cases; exits 1 when a must-hold fails.
     Evaluate {
         #[command(flatten)]
         scenario: ScenarioArgs,
+        /// Leave out the hard cases (recurring bursts, steps, growth, new
+        /// services, gaps, quiet services), e.g. to compare with older runs.
+        #[arg(long)]
+        no_hard_cases: bool,
+        /// Also write every figure as one JSON object to FILE.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// Send reports to a running outagewatch.
     Live {
@@ -151,10 +160,18 @@ fn simulate(what: SimulateCommand, settings: &Settings) -> anyhow::Result<bool> 
             eprintln!("{lines} lines written to {}", out.display());
             Ok(true)
         }
-        SimulateCommand::Evaluate { scenario } => {
-            let sc = scenario.scenario(&registry);
+        SimulateCommand::Evaluate {
+            scenario,
+            no_hard_cases,
+            json,
+        } => {
+            let mut sc = scenario.scenario(&registry);
+            if !no_hard_cases {
+                let spec = HardSpec::for_services(scenario.services);
+                hard::add(&mut sc, &spec, scenario.warmup_days);
+            }
             let from = sc.start + scenario.warmup_days * 86_400;
-            Ok(simulate::print_evaluation(&sc, &settings.detect, from))
+            simulate::print_evaluation(&sc, &settings.detect, from, json.as_deref())
         }
         SimulateCommand::Live {
             scenario,

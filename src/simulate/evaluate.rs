@@ -2,14 +2,17 @@
 //! all services at once (false-discovery control per minute, as the worker
 //! does), and scores it against the injected outages: detection rate, delay
 //! from onset to `problem`, false incidents per 1,000 service-days, the Meta
-//! replay's company event and WhatsApp's incident total.
+//! replay's company event and WhatsApp's incident total ([`super::score`]),
+//! and the hard cases ([`super::hard_score`]).
 
 use crate::config::DetectSettings;
-use crate::detect::SeriesDetector;
 use crate::detect::lifecycle::{Event, Severity};
 use crate::detect::series::{fdr_cutoff, is_candidate};
+use crate::detect::{Judgement, SeriesDetector};
 
-use super::model::{META_REPLAY, Scenario};
+use super::hard::Kind;
+use super::hard_score::HardScore;
+use super::model::Scenario;
 
 /// An incident as the evaluation saw it.
 #[derive(Debug, Clone)]
@@ -22,11 +25,16 @@ pub struct SeenIncident {
     /// Why it opened: the deciding window's minutes, observed and expected
     /// counts, dispersion and calibrated p-value.
     pub why: String,
+    /// The deciding window's minutes and baseline, e.g. `5 min Daily`, to
+    /// tally which part of the detector opens a case's incidents.
+    pub window: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct OutageResult {
     pub service: String,
+    /// The hard case the outage belongs to (`new`, `quiet`), if any.
+    pub case: Option<&'static str>,
     pub start: i64,
     pub minutes: i64,
     pub multiplier: f64,
@@ -41,67 +49,98 @@ pub struct OutageResult {
 pub struct Evaluation {
     pub outages: Vec<OutageResult>,
     pub false_incidents: Vec<SeenIncident>,
+    /// Days of services in which an incident with no outage is false.
     pub service_days: f64,
+    /// The same, of the services that carry no hard case (the figures of
+    /// earlier runs).
+    pub ordinary_service_days: f64,
+    /// Whether each service carries a hard case, by index.
+    pub is_hard: Vec<bool>,
     /// Services of Meta with incidents overlapping the replay.
     pub meta_event: Vec<String>,
     /// WhatsApp's incident total and the injected count of its outage.
     pub whatsapp: Option<(u64, u64)>,
+    pub hard: HardScore,
 }
 
 impl Evaluation {
     pub fn detected(&self) -> usize {
-        self.outages
-            .iter()
-            .filter(|o| o.problem_after.is_some())
-            .count()
+        found(self.outages.iter())
     }
 
     pub fn median_delay(&self) -> Option<f64> {
-        let mut d: Vec<i64> = self
-            .outages
-            .iter()
-            .filter_map(|o| o.problem_after)
-            .collect();
-        if d.is_empty() {
-            return None;
-        }
-        d.sort_unstable();
-        let n = d.len();
-        Some(if n % 2 == 1 {
-            d[n / 2] as f64
-        } else {
-            (d[n / 2 - 1] + d[n / 2]) as f64 / 2.0
-        })
+        median_delay(self.outages.iter())
     }
 
     pub fn false_per_1000_service_days(&self) -> f64 {
         self.false_incidents.len() as f64 * 1000.0 / self.service_days.max(1e-9)
     }
+
+    /// The outages of services that carry no hard case.
+    pub fn ordinary_outages(&self) -> impl Iterator<Item = &OutageResult> + Clone {
+        self.outages.iter().filter(|o| o.case.is_none())
+    }
+
+    /// The false incidents of services that carry no hard case.
+    pub fn ordinary_false(&self) -> usize {
+        self.false_incidents
+            .iter()
+            .filter(|f| !self.is_hard[f.service])
+            .count()
+    }
 }
 
-/// Minutes after an outage ends during which an incident still belongs to it.
-const AFTERMATH_MINUTES: i64 = 60;
+/// How many of `outages` reached `problem`.
+pub fn found<'a>(outages: impl Iterator<Item = &'a OutageResult>) -> usize {
+    outages.filter(|o| o.problem_after.is_some()).count()
+}
+
+/// The median of `outages`' delays from onset to `problem`.
+pub fn median_delay<'a>(outages: impl Iterator<Item = &'a OutageResult>) -> Option<f64> {
+    let mut d: Vec<i64> = outages.filter_map(|o| o.problem_after).collect();
+    if d.is_empty() {
+        return None;
+    }
+    d.sort_unstable();
+    let n = d.len();
+    Some(if n % 2 == 1 {
+        d[n / 2] as f64
+    } else {
+        (d[n / 2 - 1] + d[n / 2]) as f64 / 2.0
+    })
+}
 
 pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evaluation {
     let traffic: Vec<_> = (0..sc.services.len()).map(|i| sc.traffic(i)).collect();
-    let mut detectors: Vec<SeriesDetector> = (0..sc.services.len())
-        .map(|_| SeriesDetector::new(sc.start, 60, s))
+    let first = first_minutes(sc, &traffic);
+    let mut detectors: Vec<SeriesDetector> = first
+        .iter()
+        .map(|&m0| SeriesDetector::new(sc.start + m0 as i64 * 60, 60, s))
         .collect();
     let mut open: Vec<Option<SeenIncident>> = vec![None; sc.services.len()];
     let mut seen: Vec<SeenIncident> = Vec::new();
     for m in 0..sc.minutes {
         let at = sc.start + m as i64 * 60;
-        let judgements: Vec<_> = detectors
+        let judgements: Vec<Option<Judgement>> = detectors
             .iter_mut()
             .enumerate()
-            .map(|(i, d)| d.observe(traffic[i].counts[m] as f64))
+            .map(|(i, d)| (m >= first[i]).then(|| d.observe(traffic[i].counts[m] as f64)))
             .collect();
+        // A service without data yet is judged and finds nothing, as in the
+        // worker, which judges every service it holds.
         let ps: Vec<f64> = judgements
             .iter()
-            .map(|j| j.decisive().map_or(1.0, |w| w.p_calibrated))
+            .map(|j| {
+                j.as_ref()
+                    .and_then(|j| j.decisive())
+                    .map_or(1.0, |w| w.p_calibrated)
+            })
             .collect();
         let cutoff = fdr_cutoff(&ps, s.fdr_q);
         for (i, j) in judgements.into_iter().enumerate() {
+            let Some(j) = j else {
+                continue;
+            };
             // Every simulated report has its own reporter; like the worker,
             // the reporters of the window are counted, or of the last
             // window_long_mins for the sustained window.
@@ -112,12 +151,13 @@ pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evalua
                     let reporters: u64 = recent.iter().sum();
                     w.p_calibrated <= cutoff && reporters >= s.min_reporters
                 });
-            let why = j.decisive().map_or(String::new(), |w| {
+            let (why, window) = j.decisive().map_or_else(Default::default, |w| {
                 let [minutes, observed, expected, kind, dispersion, p, calibrated] = w.explain();
-                format!(
+                let why = format!(
                     "{minutes} min window: {observed} vs {expected} expected ({kind}), \
                      dispersion {dispersion}, p {p}, calibrated {calibrated}"
-                )
+                );
+                (why, format!("{minutes} min {kind}"))
             });
             let verdict = detectors[i].conclude(j, hit);
             let count = traffic[i].counts[m];
@@ -130,6 +170,7 @@ pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evalua
                         ended: None,
                         reports: 0,
                         why,
+                        window,
                     });
                 }
                 Some(Event::Reopened) => {
@@ -165,108 +206,25 @@ pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evalua
         }
     }
     seen.extend(open.into_iter().flatten());
-    score(sc, &traffic, seen, evaluate_from)
+    super::score::score(sc, &traffic, seen, evaluate_from)
 }
 
-fn score(
-    sc: &Scenario,
-    traffic: &[super::model::Traffic],
-    seen: Vec<SeenIncident>,
-    evaluate_from: i64,
-) -> Evaluation {
-    let end_of_data = sc.start + sc.minutes as i64 * 60;
-    let overlaps = |inc: &SeenIncident, from: i64, to: i64| {
-        inc.opened < to && inc.ended.unwrap_or(end_of_data) > from
-    };
-    let mut outages = Vec::new();
-    for o in &sc.outages {
-        let service = &sc.services[o.service];
-        let window_end = o.start + (o.minutes + AFTERMATH_MINUTES) * 60;
-        let matching: Vec<&SeenIncident> = seen
-            .iter()
-            .filter(|inc| inc.service == o.service && overlaps(inc, o.start, window_end))
-            .collect();
-        let first = |f: fn(&SeenIncident) -> Option<i64>| {
-            matching
+/// The minute each service's data begins. The worker knows nothing of a
+/// service before its first report (`BucketHistory`'s data start), so a new
+/// service's detector starts there; every other service has reports from
+/// its first minutes and starts at the scenario's first minute, as it
+/// always did (its figures stay those of earlier runs).
+fn first_minutes(sc: &Scenario, traffic: &[super::model::Traffic]) -> Vec<usize> {
+    (0..sc.services.len())
+        .map(|i| match sc.hard_case(i).map(|h| &h.kind) {
+            Some(Kind::New { .. }) => traffic[i]
+                .counts
                 .iter()
-                .filter_map(|inc| f(inc))
-                .filter(|t| *t < window_end)
-                .min()
-                .map(|t| ((t - o.start) / 60).max(0))
-        };
-        let i0 = ((o.start - sc.start) / 60) as usize;
-        let injected = traffic[o.service].injected[i0..(i0 + o.minutes as usize).min(sc.minutes)]
-            .iter()
-            .sum();
-        outages.push(OutageResult {
-            service: service.id.clone(),
-            start: o.start,
-            minutes: o.minutes,
-            multiplier: o.multiplier,
-            per_minute: service.per_minute,
-            injected,
-            possible_after: first(|inc| Some(inc.opened)),
-            problem_after: first(|inc| inc.confirmed),
-        });
-    }
-    let false_incidents: Vec<SeenIncident> = seen
-        .iter()
-        .filter(|inc| inc.opened >= evaluate_from)
-        .filter(|inc| {
-            !sc.outages.iter().any(|o| {
-                o.service == inc.service
-                    && overlaps(inc, o.start, o.start + (o.minutes + AFTERMATH_MINUTES) * 60)
-            })
+                .position(|&c| c > 0)
+                .unwrap_or(sc.minutes),
+            _ => 0,
         })
-        .cloned()
-        .collect();
-    let service_days =
-        sc.services.len() as f64 * (end_of_data - evaluate_from).max(0) as f64 / 86_400.0;
-    // The Meta replay: the Meta services with an incident open while all
-    // five outages run (the shortest, WhatsApp's, bounds that time).
-    let replay: Vec<&super::model::Outage> = sc
-        .outages
-        .iter()
-        .filter(|o| {
-            META_REPLAY
-                .iter()
-                .any(|m| sc.services[o.service].id == m.0 && o.multiplier == m.2)
-        })
-        .collect();
-    let mut meta_event = Vec::new();
-    let mut whatsapp = None;
-    if let Some(start) = replay.iter().map(|o| o.start).min() {
-        let end = replay
-            .iter()
-            .map(|o| o.start + o.minutes * 60)
-            .min()
-            .unwrap_or(start);
-        for o in &replay {
-            let id = &sc.services[o.service].id;
-            let incidents: Vec<&SeenIncident> = seen
-                .iter()
-                .filter(|inc| inc.service == o.service && overlaps(inc, start, end))
-                .collect();
-            if !incidents.is_empty() {
-                meta_event.push(id.clone());
-            }
-            if id == "whatsapp" {
-                let total = incidents.iter().map(|inc| inc.reports).sum();
-                let i0 = ((o.start - sc.start) / 60) as usize;
-                let injected = traffic[o.service].injected[i0..i0 + o.minutes as usize]
-                    .iter()
-                    .sum();
-                whatsapp = Some((total, injected));
-            }
-        }
-    }
-    Evaluation {
-        outages,
-        false_incidents,
-        service_days,
-        meta_event,
-        whatsapp,
-    }
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,11 +1,25 @@
 //! `outagewatch simulate`: realistic report traffic for tests, demos and
 //! load. [`model`] generates it (popularity, cycles, overdispersion,
-//! outages, the Meta replay); this module writes it as NDJSON history for
-//! the import endpoint, sends it live over HTTP, or runs the detector over
-//! it and scores the result ([`evaluate`]).
+//! outages, the Meta replay) and [`hard`] adds the hard cases (recurring
+//! bursts, lasting steps, growth, new services, gaps, quiet services);
+//! this module writes it as NDJSON history for the import endpoint or
+//! sends it live over HTTP, and [`evaluate`] runs the detector over it,
+//! [`score`], [`hard_score`] and [`verdict`] judge the result and
+//! [`report`] prints it.
 
 pub mod evaluate;
+pub mod hard;
+pub mod hard_score;
+mod json;
 pub mod model;
+pub mod report;
+pub mod score;
+pub mod verdict;
+
+#[cfg(test)]
+mod hard_tests;
+
+pub use report::print_evaluation;
 
 use std::io::Write as _;
 use std::path::Path;
@@ -15,7 +29,6 @@ use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::DetectSettings;
 use crate::domain::Registry;
 use model::Scenario;
 
@@ -53,80 +66,6 @@ pub fn write_history(sc: &Scenario, registry: &Registry, out: &Path) -> anyhow::
     }
     w.flush()?;
     Ok(lines)
-}
-
-/// Runs the detector over the scenario and prints the scores.
-pub fn print_evaluation(sc: &Scenario, detect: &DetectSettings, evaluate_from: i64) -> bool {
-    let started = Instant::now();
-    let e = evaluate::evaluate(sc, detect, evaluate_from);
-    println!(
-        "{} services, {:.0} service-days evaluated, {} outages injected ({:.1} s)",
-        sc.services.len(),
-        e.service_days,
-        e.outages.len(),
-        started.elapsed().as_secs_f64()
-    );
-    println!(
-        "  {:<12} {:>9} {:>6} {:>6} {:>9} {:>9} {:>9}",
-        "service", "normal/min", "x", "min", "injected", "possible", "problem"
-    );
-    for o in &e.outages {
-        let fmt = |v: Option<i64>| v.map_or("missed".to_string(), |m| format!("+{m} min"));
-        println!(
-            "  {:<12} {:>9.2} {:>6.1} {:>6} {:>9} {:>9} {:>9}",
-            o.service,
-            o.per_minute,
-            o.multiplier,
-            o.minutes,
-            o.injected,
-            fmt(o.possible_after),
-            fmt(o.problem_after)
-        );
-    }
-    let detected = e.detected();
-    let rate = detected as f64 / e.outages.len().max(1) as f64;
-    println!(
-        "detected (reached problem): {detected}/{} = {:.1}%",
-        e.outages.len(),
-        rate * 100.0
-    );
-    match e.median_delay() {
-        Some(d) => println!("median delay from onset to problem: {d:.1} min"),
-        None => println!("median delay from onset to problem: none detected"),
-    }
-    println!(
-        "false incidents: {} = {:.2} per 1,000 service-days",
-        e.false_incidents.len(),
-        e.false_per_1000_service_days()
-    );
-    for f in e.false_incidents.iter().take(10) {
-        println!(
-            "  false: {} opened {} ({} reports{}): {}",
-            sc.services[f.service].id,
-            crate::worker::rfc3339(f.opened),
-            f.reports,
-            if f.confirmed.is_some() {
-                ", confirmed"
-            } else {
-                ""
-            },
-            f.why
-        );
-    }
-    if !e.meta_event.is_empty() {
-        println!(
-            "Meta replay: {} services in one company event: {}",
-            e.meta_event.len(),
-            e.meta_event.join(", ")
-        );
-    }
-    if let Some((total, injected)) = e.whatsapp {
-        println!(
-            "WhatsApp incident total {total} reports vs {injected} injected ({:+.1}%)",
-            (total as f64 / injected.max(1) as f64 - 1.0) * 100.0
-        );
-    }
-    rate >= 0.95
 }
 
 /// Sends reports to a running outagewatch at about `rate` per second for

@@ -6,7 +6,11 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::hard::{Bend, HARD_STREAM, HardCase};
 use crate::domain::Registry;
+
+/// Where services' audiences are, in hours ahead of UTC.
+pub const UTC_OFFSETS: [f64; 6] = [-8.0, -5.0, 0.0, 1.0, 5.5, 9.0];
 
 #[derive(Debug, Clone)]
 pub struct SimService {
@@ -58,6 +62,9 @@ pub struct Scenario {
     pub minutes: usize,
     pub services: Vec<SimService>,
     pub outages: Vec<Outage>,
+    /// The hard cases, on services of their own after the ordinary ones
+    /// (see [`super::hard`]); none unless added.
+    pub hard: Vec<HardCase>,
     pub seed: u64,
 }
 
@@ -65,7 +72,8 @@ pub struct Scenario {
 pub struct Traffic {
     /// Reports per minute, outages included.
     pub counts: Vec<u64>,
-    /// The part of `counts` the outages added.
+    /// The part of `counts` the outages added (and a hard case's bursts or
+    /// extra reports; a step or a growth is the service's new normal).
     pub injected: Vec<u64>,
 }
 
@@ -143,7 +151,7 @@ impl Scenario {
                 company,
                 per_minute: 30.0 / rank as f64,
                 dispersion: rng.random_range(0.03..0.25),
-                utc_offset_hours: [-8.0, -5.0, 0.0, 1.0, 5.5, 9.0][rng.random_range(0..6)],
+                utc_offset_hours: UTC_OFFSETS[rng.random_range(0..6)],
             });
         }
         list.truncate(services);
@@ -190,6 +198,7 @@ impl Scenario {
             minutes,
             services: list,
             outages: planned,
+            hard: Vec::new(),
             seed,
         }
     }
@@ -197,8 +206,11 @@ impl Scenario {
     /// The minutes of service `i`.
     pub fn traffic(&self, i: usize) -> Traffic {
         let s = &self.services[i];
-        let mut rng =
-            StdRng::seed_from_u64(self.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let hard = self.hard_case(i);
+        let stream = if hard.is_some() { HARD_STREAM } else { 0 };
+        let mut rng = StdRng::seed_from_u64(
+            self.seed ^ stream ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         let outages: Vec<&Outage> = self.outages.iter().filter(|o| o.service == i).collect();
         let mut counts = Vec::with_capacity(self.minutes);
         let mut injected = Vec::with_capacity(self.minutes);
@@ -218,15 +230,22 @@ impl Scenario {
             } else {
                 1.0
             };
-            let normal_rate = s.per_minute * daily * weekly * level.exp();
+            // Identity for an ordinary service, whose draws stay as they were.
+            let bend = hard.map_or(Bend::NONE, |h| h.bend(t));
+            let normal_rate = s.per_minute * daily * weekly * level.exp() * bend.factor;
             let rate = normal_rate * gamma(&mut rng, shape) / shape;
             let base = poisson(&mut rng, rate);
-            let boost: f64 = outages.iter().map(|o| o.boost((t - o.start) / 60)).sum();
-            let extra = if boost > 0.0 {
-                poisson(&mut rng, normal_rate * boost)
-            } else {
-                0
-            };
+            let boost = outages
+                .iter()
+                .map(|o| o.boost((t - o.start) / 60))
+                .sum::<f64>()
+                + bend.boost;
+            let extra = bend.extra
+                + if boost > 0.0 {
+                    poisson(&mut rng, normal_rate * boost)
+                } else {
+                    0
+                };
             counts.push(base + extra);
             injected.push(extra);
         }
