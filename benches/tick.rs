@@ -20,7 +20,7 @@ use std::time::Instant;
 use outagewatch::config::Settings;
 use outagewatch::detect::history::BucketHistory;
 use outagewatch::detect::judge::{self, SeriesState};
-use outagewatch::detect::series::{fdr_cutoff, is_candidate};
+use outagewatch::detect::series::{FDR_Q, fdr_cutoff, is_candidate};
 
 /// CPU seconds used by this thread so far (Linux), else wall time.
 fn thread_cpu() -> f64 {
@@ -99,7 +99,7 @@ fn main() {
             .iter()
             .map(|j| j.decisive().map_or(1.0, |w| w.p_calibrated))
             .collect();
-        let cutoff = fdr_cutoff(&ps, d.fdr_q);
+        let cutoff = fdr_cutoff(&ps, FDR_Q);
         let mut hits = 0;
         for ((_, _, state), j) in caches.iter_mut().zip(judged) {
             let hit =

@@ -281,8 +281,6 @@ pub struct DetectSettings {
     pub dispersion_prior_weight: f64,
     /// Half-life of the dispersion and calibration estimates.
     pub memory_hours: f64,
-    /// Below this dispersion the Poisson tail is used.
-    pub poisson_below: f64,
     /// Tail quantile of a series' own surprise used for calibration.
     pub calibration_quantile: f64,
     /// A window is a hit when its calibrated p-value is below this...
@@ -293,8 +291,6 @@ pub struct DetectSettings {
     pub min_excess: f64,
     /// ...and this many distinct reporters (where they are known).
     pub min_reporters: u64,
-    /// False-discovery rate across all services judged in one tick.
-    pub fdr_q: f64,
     /// `problem` when `confirm_hits` of the last `confirm_ticks` ticks hit.
     pub confirm_hits: u32,
     pub confirm_ticks: u32,
@@ -370,9 +366,6 @@ impl DetectSettings {
         if !unit_open(self.alert_p) {
             return invalid("detect.alert_p", "must be between 0 and 1");
         }
-        if !(self.fdr_q > 0.0 && self.fdr_q <= 1.0) {
-            return invalid("detect.fdr_q", "must be in (0, 1]");
-        }
         if self.confirm_hits == 0
             || self.confirm_hits > self.confirm_ticks
             || self.confirm_ticks > 32
@@ -419,7 +412,6 @@ impl DetectSettings {
                 "detect.dispersion_prior_weight",
                 self.dispersion_prior_weight,
             ),
-            ("detect.poisson_below", self.poisson_below),
             ("detect.min_ratio", self.min_ratio),
             ("detect.sustained_min_ratio", self.sustained_min_ratio),
             ("detect.min_excess", self.min_excess),

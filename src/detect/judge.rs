@@ -179,7 +179,7 @@ impl WindowJudgement {
         let p = (s.alert_p * self.credit.exp())
             .min(1.0)
             .powf(1.0 / calibration.max(1e-6));
-        tail::threshold_count(p, self.baseline.expected, self.dispersion, s.poisson_below)
+        tail::threshold_count(p, self.baseline.expected, self.dispersion)
     }
 }
 
@@ -247,7 +247,7 @@ pub fn judge(
         let baseline = baseline::expected(h, end, len, s)?;
         let observed = h.window(end, len)?.total;
         let dispersion = state.dispersion[i].value(s.dispersion_prior, s.dispersion_prior_weight);
-        let p_value = tail::upper_tail(observed, baseline.expected, dispersion, s.poisson_below);
+        let p_value = tail::upper_tail(observed, baseline.expected, dispersion);
         let raw_surprise = tail::surprise(p_value);
         let credit = credit(len, lengths[0], s);
         let surprise = raw_surprise * state.tail[i].factor(s.calibration_quantile) + credit;

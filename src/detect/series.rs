@@ -242,6 +242,12 @@ pub fn is_candidate(j: &Judgement, s: &DetectSettings) -> bool {
         .is_some_and(|w| w.p_calibrated < s.alert_p && w.floors_met(s))
 }
 
+/// The false-discovery rate of the hits across the series judged in one
+/// tick. Not a setting: with `alert_p` at 1e-7 the cut-off for the most
+/// surprising series, q / m, stays above it up to 100,000 series, so it
+/// only binds when a tick judges more than that.
+pub const FDR_Q: f64 = 0.01;
+
 /// Benjamini-Hochberg across the series judged in one tick: the largest
 /// calibrated p-value that is still a discovery at rate `q` (0 when none).
 pub fn fdr_cutoff(p_values: &[f64], q: f64) -> f64 {

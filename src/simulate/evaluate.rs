@@ -7,7 +7,7 @@
 
 use crate::config::DetectSettings;
 use crate::detect::lifecycle::{Event, Severity};
-use crate::detect::series::{fdr_cutoff, is_candidate};
+use crate::detect::series::{FDR_Q, fdr_cutoff, is_candidate};
 use crate::detect::{Judgement, SeriesDetector};
 
 use super::hard::Kind;
@@ -136,7 +136,7 @@ pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evalua
                     .map_or(1.0, |w| w.p_calibrated)
             })
             .collect();
-        let cutoff = fdr_cutoff(&ps, s.fdr_q);
+        let cutoff = fdr_cutoff(&ps, FDR_Q);
         for (i, j) in judgements.into_iter().enumerate() {
             let Some(j) = j else {
                 continue;

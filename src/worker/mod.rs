@@ -27,7 +27,7 @@ use crate::config::{DetectSettings, WorkerSettings};
 use crate::detect::baseline::HOUR;
 use crate::detect::judge::{self, Judgement, SeriesState};
 use crate::detect::lifecycle::Event;
-use crate::detect::series::{fdr_cutoff, is_candidate};
+use crate::detect::series::{FDR_Q, fdr_cutoff, is_candidate};
 use crate::domain::Registry;
 use crate::domain::anomaly::{Anomaly, AnomalyStatus};
 use crate::store::keys::MINUTES_PER_QUARTER;
@@ -327,7 +327,7 @@ impl Worker {
             .iter()
             .map(|(_, j)| j.decisive().map_or(1.0, |w| w.p_calibrated))
             .collect();
-        let cutoff = fdr_cutoff(&ps, d.fdr_q);
+        let cutoff = fdr_cutoff(&ps, FDR_Q);
         let quarantined = self
             .quarantine
             .is_some_and(|(from, until)| end > from && minute * 60 < until);
