@@ -254,13 +254,12 @@ pub struct DetectSettings {
     pub season_weeks: u32,
     /// Same-time-of-day samples looked at when weeks are missing (days back).
     pub season_days: u32,
-    /// Each seasonal sample is the rate over at least this many minutes
-    /// centred on the window's time, scaled to the window.
-    pub season_span_mins: u32,
-    /// A sparse series' samples are widened, up to `season_span_max_mins`,
-    /// until each expects at least this many reports at the series' mean
-    /// rate over the last week (0: always `season_span_mins`); weekly
-    /// samples still short of it at their widest are pooled with daily ones.
+    /// Each seasonal sample is the rate over a span centred on the window's
+    /// time, scaled to the window: the window itself, widened, up to
+    /// `season_span_max_mins`, until it expects at least this many reports
+    /// at the series' mean rate over the last week (0: the window itself);
+    /// weekly samples still short of it at their widest are pooled with
+    /// daily ones.
     pub season_min_reports: f64,
     pub season_span_max_mins: u32,
     /// Fewest unmasked samples a seasonal median needs.

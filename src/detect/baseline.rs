@@ -164,11 +164,12 @@ fn seasonal_samples(
 }
 
 /// Length of each seasonal sample, centred on the window and scaled to it:
-/// at least `season_span_mins`, since a 5-minute count of a quiet service is
-/// too noisy (and its median too low) to be a baseline on its own; wider
-/// for a sparse series, so each sample expects `season_min_reports`.
+/// the window, widened until each sample expects `season_min_reports`,
+/// since a 5-minute count of a quiet service is too noisy (and its median
+/// too low) to be a baseline on its own. (A floor of an hour for every
+/// series changed nothing measured: BENCHMARKS.md.)
 fn sample_span(len: i64, mean_rate: f64, s: &DetectSettings) -> i64 {
-    let min = len.max(i64::from(s.season_span_mins) * 60);
+    let min = len;
     let max = min.max(i64::from(s.season_span_max_mins) * 60);
     if s.season_min_reports <= 0.0 || mean_rate <= 0.0 {
         return min;
@@ -205,8 +206,11 @@ mod tests {
         let s = Settings::defaults().detect;
         let hour = 3600;
         let per_min = |r: f64| r / 60.0;
-        // Busy: the hour holds far more than season_min_reports.
-        assert_eq!(sample_span(300, per_min(5.0), &s), hour);
+        // Busy: 60 reports take 12 minutes at 5 a minute, and 5 at 30.
+        assert_eq!(sample_span(300, per_min(5.0), &s), 12 * 60);
+        assert_eq!(sample_span(300, per_min(30.0), &s), 300);
+        // 1 a minute: an hour.
+        assert_eq!(sample_span(300, per_min(1.0), &s), hour);
         // 0.5 a minute: 60 reports take two hours.
         assert_eq!(sample_span(300, per_min(0.5), &s), 2 * hour);
         // Very sparse: capped.
@@ -218,7 +222,7 @@ mod tests {
             season_min_reports: 0.0,
             ..s
         };
-        assert_eq!(sample_span(300, per_min(0.01), &off), hour);
+        assert_eq!(sample_span(300, per_min(0.01), &off), 300);
     }
 
     #[test]
