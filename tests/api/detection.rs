@@ -17,16 +17,23 @@ pub fn history(service: &str, now: i64) -> String {
     shaped_history(service, now, |_| 1.0)
 }
 
+/// The history's daily wave at `minute`: 1 to 5 reports a minute, 5 at 06:00
+/// UTC and 1 at 18:00.
+fn wave(minute: i64) -> f64 {
+    let hour = (minute.rem_euclid(1440) / 60) as f64;
+    3.0 + 2.0 * (hour / 24.0 * std::f64::consts::TAU).sin()
+}
+
 /// Like [`history`], each minute's count times `level(minute)`.
 fn shaped_history(service: &str, now: i64, level: impl Fn(i64) -> f64) -> String {
     let last = now.div_euclid(60) - 1;
     let mut out = String::new();
     for minute in (last - 29 * 1440)..=last {
-        let hour = (minute.rem_euclid(1440) / 60) as f64;
-        let wave = 3.0 + 2.0 * (hour / 24.0 * std::f64::consts::TAU).sin();
         // A fixed pseudo-random wobble, so the series is not flat.
         let wobble = ((minute * 7919).rem_euclid(5)) as f64 - 2.0;
-        let count = ((wave + wobble * 0.5) * level(minute)).round().max(0.0) as u64;
+        let count = ((wave(minute) + wobble * 0.5) * level(minute))
+            .round()
+            .max(0.0) as u64;
         if count > 0 {
             out.push_str(&format!(
                 "{{\"service\":\"{service}\",\"at\":{},\"count\":{count},\"problem\":\"app\"}}\n",
@@ -86,8 +93,11 @@ async fn half_a_day_at_two_and_a_half_times_the_usual_is_found_by_the_sustained_
         let app = TestApp::with_redis(&redis).await;
         let (status, body) = app.import(shaped_history("whatsapp", now, risen)).await;
         assert_eq!(status, 200, "{body}");
-        // A few live reporters, so the distinct-reporter floor is met.
-        spike(&app, "whatsapp", 8, "steady").await;
+        // The current minute at the risen level too, from live reporters,
+        // and at least 8 of them so the distinct-reporter floor is met
+        // whatever the time of day.
+        let live = (2.5 * wave(now.div_euclid(60))).ceil().max(8.0) as usize;
+        spike(&app, "whatsapp", live, "steady").await;
         let detect = outagewatch::config::DetectSettings {
             sustained_hours,
             ..app.settings.detect.clone()
@@ -106,8 +116,12 @@ async fn half_a_day_at_two_and_a_half_times_the_usual_is_found_by_the_sustained_
             let items = feed(&app, "").await;
             assert_eq!(items.len(), 1, "{items:?}");
             assert_eq!(items[0]["service"], "whatsapp");
+            // The incident's own figures are its minutes against an
+            // expectation that has partly followed the 12 risen hours
+            // (1.8x or more, depending on the time of day): above the 1.5x
+            // floor of every alert.
             let ratio = items[0]["ratio"].as_f64().unwrap();
-            assert!(ratio > 2.0, "{}", items[0]);
+            assert!(ratio > 1.5, "{}", items[0]);
         }
     }
     assert!(
