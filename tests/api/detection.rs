@@ -86,7 +86,8 @@ async fn feed(app: &TestApp, query: &str) -> Vec<Value> {
 async fn half_a_day_at_two_and_a_half_times_the_usual_is_found_by_the_sustained_window() {
     let now = chrono::Utc::now().timestamp();
     let rise_from = now.div_euclid(60) - 12 * 60;
-    let risen = |minute: i64| if minute >= rise_from { 2.5 } else { 1.0 };
+    let rise = 2.5;
+    let risen = |minute: i64| if minute >= rise_from { rise } else { 1.0 };
     let mut opened = Vec::new();
     for sustained_hours in [0, 12] {
         let redis = RedisServer::start().await;
@@ -96,7 +97,7 @@ async fn half_a_day_at_two_and_a_half_times_the_usual_is_found_by_the_sustained_
         // The current minute at the risen level too, from live reporters,
         // and at least 8 of them so the distinct-reporter floor is met
         // whatever the time of day.
-        let live = (2.5 * wave(now.div_euclid(60))).ceil().max(8.0) as usize;
+        let live = (rise * wave(now.div_euclid(60))).ceil().max(8.0) as usize;
         spike(&app, "whatsapp", live, "steady").await;
         let detect = outagewatch::config::DetectSettings {
             sustained_hours,
