@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared")
+ALERT_SCORE = 0.5
 PROFILES = ["standard", "reward_low_FP_rate", "reward_low_FN_rate"]
 
 
@@ -107,17 +108,37 @@ def nab(args, nabscore) -> None:
             f"{t.win_hit}/{t.win_hit + t.win_miss}, FP rows {t.fp})"
         )
 
-    print()
-    tuned = "the score threshold" + (f" and {', '.join(c.split('=')[0] for c in args.tune)}" if args.tune else "")
-    print(f"## Leave-one-file-out (standard profile): tuned on the other {len(keys) - 1} files: {tuned}")
-    print("   (the threshold in the middle of the range that scores best on them)")
     prof = profiles["standard"]
+    print()
+    print(f"## Leave-one-file-out (standard profile): each file scored with what the other {len(keys) - 1} chose")
+    # The score's 0.5 is where the product alerts (the evidence for a
+    # problem reaches alert_p), so nothing needs choosing on NAB: the
+    # threshold is fixed there, and only `--tune` settings are chosen.
+    held_out(nabscore, loaded, keys, combos, args, prof, tune_threshold=False)
+    print()
+    held_out(nabscore, loaded, keys, combos, args, prof, tune_threshold=True)
+
+
+def held_out(nabscore, loaded, keys, combos, args, prof, tune_threshold: bool) -> None:
+    """Leave-one-file-out: for each file, the `--tune` combination (and,
+    with `tune_threshold`, the score threshold) that scores best on the
+    other files, and the held-out file's score with that choice."""
+    chosen = [c.split("=")[0] for c in args.tune]
+    if tune_threshold:
+        chosen.insert(0, "the score threshold (the middle of the range that scores best)")
+        print(f"  tuned: {', '.join(chosen)}")
+    else:
+        print(f"  threshold fixed at the product's alert, {ALERT_SCORE}; tuned: {', '.join(chosen) or 'nothing'}")
     held_scores = []
     for key in keys:
         best = None
         for i, combo in enumerate(combos):
             others = [fd for k, fd in loaded[i].items() if k != key]
-            raw, threshold = middle_threshold(nabscore, others, prof)
+            if tune_threshold:
+                raw, threshold = middle_threshold(nabscore, others, prof)
+            else:
+                threshold = ALERT_SCORE
+                raw = nabscore.evaluate(others, "standard", prof, "outagewatch", threshold).raw
             # Ties keep the earlier combination (the defaults first).
             if best is None or raw > best[0] + 1e-9:
                 best = (raw, i, threshold)

@@ -306,7 +306,9 @@ fn ratios(windows: &[Option<WindowJudgement>; WINDOWS]) -> [f64; WINDOWS] {
 }
 
 /// After the hit decision on the tick ending at `end`: remembers it as part
-/// of an episode when the model alone calls it a hit, advances the
+/// of an episode when the model alone calls a minute window a hit (or, for
+/// a rise of a remembered kind, when the model before calibration does),
+/// advances the
 /// lifecycle, and learns (spread around the baseline and the tail of
 /// surprise, per minute window) from the ticks outside incidents (`learn`)
 /// that have now left the shortest window. The
@@ -321,14 +323,23 @@ pub fn advance(
     s: &DetectSettings,
 ) -> Option<Event> {
     let alert = s.alert_surprise();
-    let novel = j
-        .windows
-        .iter()
-        .flatten()
-        .any(|w| w.novel_surprise >= alert && w.floors_met(s));
+    // Episodes are the minute windows' hits: kinship is theirs alone, and
+    // the sustained window's hit lasts hours, so it would glue a day of
+    // bursts into one episode under way, never its own precedent.
+    let minute_hit = |surprise: fn(&WindowJudgement) -> f64| {
+        j.windows[..COUNT_WINDOWS]
+            .iter()
+            .flatten()
+            .any(|w| surprise(w) >= alert && w.floors_met(s))
+    };
     let ratios = ratios(&j.windows);
     let quiet = i64::from(s.quiet_mins) * 60;
-    state.recurrence.observe(end, novel, ratios, quiet);
+    // Calibration learns a pattern's bursts until they hover around the
+    // alert: a remembered pattern goes on being remembered on the model's
+    // uncalibrated word (a rise of its kind that the raw tail calls a hit).
+    let episode = minute_hit(|w| w.novel_surprise)
+        || (minute_hit(|w| w.raw_surprise) && state.recurrence.remembers(end, ratios, quiet));
+    state.recurrence.observe(end, episode, ratios, quiet);
     let surprise = j.decisive().map_or(0.0, |w| w.surprise);
     let event = state
         .lifecycle
@@ -357,6 +368,51 @@ pub fn advance(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pattern's rises that calibration has learned (calibrated below
+    /// the alert, raw above it) keep the pattern remembered; a rise the raw
+    /// tail calls a hit but of no remembered kind starts nothing.
+    #[test]
+    fn a_learned_burst_of_a_remembered_kind_keeps_the_pattern_alive() {
+        use crate::config::Settings;
+        use crate::detect::baseline::DAY;
+        let s = Settings::defaults().detect;
+        let alert = s.alert_surprise();
+        let quiet = i64::from(s.quiet_mins) * 60;
+        let burst = |calibrated: f64| {
+            let mut w = WindowJudgement::for_test(300, 100.0, 2.0, calibrated);
+            w.raw_surprise = 3.0 * alert;
+            let mut windows = [None; WINDOWS];
+            windows[0] = Some(w);
+            Judgement {
+                windows,
+                chosen: Some(0),
+                kin: false,
+            }
+        };
+        let ratios = ratios(&burst(0.0).windows);
+        let share_at = |learned_at: Option<i64>, remembered: bool| {
+            let mut state = SeriesState::default();
+            if remembered {
+                for at in [DAY / 2, 3 * DAY / 2] {
+                    advance(&mut state, &burst(2.0 * alert), at, 300, true, false, &s);
+                }
+            }
+            if let Some(at) = learned_at {
+                advance(&mut state, &burst(alert / 2.0), at, 300, false, false, &s);
+            }
+            state
+                .recurrence
+                .share(3 * DAY + DAY / 4, ratios, 300, quiet)
+        };
+        assert!(share_at(Some(12 * DAY / 5), true) > 0.0, "kept alive");
+        assert_eq!(share_at(None, true), 0.0, "lapsed without it");
+        assert_eq!(
+            share_at(Some(12 * DAY / 5), false),
+            0.0,
+            "no pattern to keep"
+        );
+    }
 
     #[test]
     fn a_state_stored_before_the_sustained_window_still_loads() {

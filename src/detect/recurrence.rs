@@ -20,6 +20,16 @@
 //! second outage tomorrow is news; after two a day apart, a third of their
 //! kind is the pattern.
 //!
+//! Episodes are the minute windows' hits (the kind is theirs too): a hit
+//! of the sustained window lasts hours and would glue a day of bursts into
+//! one episode under way, which is never its own precedent. The tail
+//! calibration learns a pattern's bursts as well, until their calibrated
+//! p-values hover around the alert: a hit one day, a near miss the next,
+//! and a day of near misses would end the pattern. So a rise of a
+//! remembered kind that the model calls a hit before calibration extends
+//! the episodes too; a rise of no remembered kind needs the calibrated hit
+//! to start one.
+//!
 //! The lifecycle asks one more thing: whether a hit is of the kind of an
 //! episode that ended within the last day, so that the bursts of a new
 //! pattern reopen one incident rather than each opening its own (each
@@ -135,6 +145,12 @@ impl Recurrence {
             return 0.0;
         }
         secs as f64 / (MEMORY_DAYS * DAY) as f64
+    }
+
+    /// Whether a rise with these ratios is of the kind of any remembered
+    /// earlier episode.
+    pub fn remembers(&self, end: i64, ratios: [f64; WINDOWS], quiet_secs: i64) -> bool {
+        self.kin(end, ratios, quiet_secs).next().is_some()
     }
 
     /// Whether a rise with these ratios is of the kind of an earlier

@@ -12,7 +12,10 @@
 //! days before differs a lot between series (news-driven ones stray far), so
 //! this spread is learned, not assumed. Time inside incidents is left out of
 //! every count: an outage already reported is not also a sustained rise for
-//! the next hours.
+//! the next hours. But the usual is never below yesterday's same hours with
+//! their incidents: a rise already there yesterday is not new, so a lasting
+//! step, or a pattern of bursts that no longer opens incidents, is the usual
+//! within a day rather than the four days the median of a week takes.
 //!
 //! Its surprise is put on the minute windows' scale by the normal
 //! distribution's shape: the alert's surprise times (z / sustained_z)², so
@@ -61,25 +64,39 @@ fn window_len(s: &DetectSettings) -> i64 {
     i64::from(s.sustained_hours) * HOUR
 }
 
-/// The count of `[end - len, end)` outside incidents, scaled to the whole
-/// window; `None` when less than half of it is outside incidents.
-fn clean_count(h: &impl History, end: i64, len: i64) -> Option<f64> {
-    h.window(end, len)?
-        .clean_rate()
-        .map(|rate| rate * len as f64)
+/// The counts of one window: outside incidents (scaled to the whole
+/// window; `None` when less than half of it is outside incidents), and all
+/// of them, incidents included (scaled to the whole window).
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    clean: Option<f64>,
+    all: f64,
+}
+
+fn counts(h: &impl History, end: i64, len: i64) -> Option<Counts> {
+    let w = h.window(end, len)?;
+    Some(Counts {
+        clean: w.clean_rate().map(|rate| rate * len as f64),
+        all: w.total * len as f64 / w.secs.max(1) as f64,
+    })
 }
 
 fn log_ratio(observed: f64, usual: f64) -> f64 {
     ((observed + PSEUDO_REPORTS) / (usual + PSEUDO_REPORTS)).ln()
 }
 
-/// The median of the counts `k` days back for `k` in 1..=`sustained_days`,
-/// given `count(k)`, when at least `min_season_samples` of them are known.
-fn usual(count: impl Fn(i64) -> Option<f64>, s: &DetectSettings) -> Option<f64> {
+/// The usual count of a window, given the window's counts `k` days back
+/// for `k` in 1..=`sustained_days`: the median of their counts outside
+/// incidents, when at least `min_season_samples` of them are known, and at
+/// least yesterday's count with its incidents. A rise that was already
+/// there yesterday is not new: a lasting step, or a pattern of bursts,
+/// becomes the usual within a day (the median alone took four).
+fn usual(days_back: impl Fn(i64) -> Option<Counts>, s: &DetectSettings) -> Option<f64> {
     let mut days: Vec<f64> = (1..=i64::from(s.sustained_days))
-        .filter_map(count)
+        .filter_map(|k| days_back(k)?.clean)
         .collect();
-    (days.len() >= s.min_season_samples.max(1) as usize).then(|| median(&mut days))
+    let median = (days.len() >= s.min_season_samples.max(1) as usize).then(|| median(&mut days))?;
+    Some(days_back(1).map_or(median, |yesterday| median.max(yesterday.all)))
 }
 
 /// Relearns the spread once an hour, at `phase` seconds past the hour (and
@@ -102,13 +119,13 @@ pub fn refresh(
     // hours back from `end`: each is summed once.
     let samples = i64::from(s.sustained_spread_days) * 24;
     let len = window_len(s);
-    let counts: Vec<Option<f64>> = (1..=samples + i64::from(s.sustained_days) * 24)
-        .map(|k| clean_count(h, end - k * HOUR, len))
+    let windows: Vec<Option<Counts>> = (1..=samples + i64::from(s.sustained_days) * 24)
+        .map(|k| counts(h, end - k * HOUR, len))
         .collect();
-    let at = |k: i64| counts[k as usize - 1];
+    let at = |k: i64| windows[k as usize - 1];
     let mut ratios: Vec<f64> = (1..=samples)
         .filter_map(|k| {
-            let observed = at(k)?;
+            let observed = at(k)?.clean?;
             let usual = usual(|d| at(k + d * 24), s)?;
             Some(log_ratio(observed, usual))
         })
@@ -161,8 +178,8 @@ pub fn judge(
     }
     let spread = learned?.spread?;
     let len = window_len(s);
-    let observed = clean_count(h, end, len)?;
-    let usual = usual(|d| clean_count(h, end - d * DAY, len), s)?;
+    let observed = counts(h, end, len)?.clean?;
+    let usual = usual(|d| counts(h, end - d * DAY, len), s)?;
     let z = (log_ratio(observed, usual) - spread.centre) / spread.scale;
     let surprise = if z > 0.0 {
         (s.alert_surprise() * (z / s.sustained_z).powi(2)).min(tail::MAX_SURPRISE)
@@ -248,6 +265,28 @@ mod tests {
             day.surprise > decisive.surprise,
             "the day is the more surprising, yet does not decide"
         );
+    }
+
+    #[test]
+    fn a_rise_already_there_yesterday_is_not_new() {
+        let s = Settings::defaults().detect;
+        let alert = s.alert_surprise();
+        let rows = 24 * 288;
+        // A step to 3x a day and a half ago, kept out of the baselines as
+        // an incident for its first 6 hours (as the lifecycle masks it).
+        let step = rows - 432;
+        let mut h = ArrayHistory::new(0, 300);
+        let plain = series(|i| if i >= step { 3.0 } else { 1.0 });
+        for i in 0..rows {
+            let count = plain.window(300 * (i as i64 + 1), 300).unwrap().total;
+            h.push(count, (step..step + 72).contains(&i));
+        }
+        let today = judge_end(&h, &s);
+        assert!(today.surprise < alert, "{}", today.surprise);
+        // Without yesterday, the same 12 hours against the week before the
+        // step would be a rise.
+        let fresh = judge_end(&series(|i| if i >= rows - 144 { 3.0 } else { 1.0 }), &s);
+        assert!(fresh.surprise > alert, "{}", fresh.surprise);
     }
 
     #[test]
