@@ -4,6 +4,7 @@
 mod admin;
 mod browser;
 mod conformance;
+mod demo;
 mod detection;
 mod faults;
 mod helpers;
