@@ -15,7 +15,7 @@ const META: [&str; 5] = ["facebook", "instagram", "messenger", "threads", "whats
 /// The demo plans its first outage from the start of the minute it starts
 /// in, so 10 s puts it in that minute, and the worker judges a minute at
 /// its first tick (every 5 s) after the minute ends: Facebook's incident,
-/// grouped with Instagram's, took 15 to 70 s over ten runs on a busy
+/// grouped with Instagram's, took 15 to 70 s over a dozen runs on a busy
 /// 2-core machine (70 when the start minute was nearly over and a minute
 /// more was needed). The deadline is two and a half times the slowest.
 const FIRST_INCIDENT_WITHIN: Duration = Duration::from_secs(180);
