@@ -191,7 +191,8 @@ pub struct DemoSettings {
     pub services: usize,
     /// Days of history imported at start (the baselines' memory).
     pub history_days: u32,
-    /// The first Meta-style outage starts this long after start.
+    /// The first Meta-style outage starts this long after the start of the
+    /// minute the demo starts in (outages begin on whole minutes).
     pub first_outage_after_secs: u64,
     /// A Meta-style outage this often, and a single-service one between.
     pub outage_every_mins: u64,
