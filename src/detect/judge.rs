@@ -308,11 +308,10 @@ fn ratios(windows: &[Option<WindowJudgement>; WINDOWS]) -> [f64; WINDOWS] {
 /// After the hit decision on the tick ending at `end`: remembers it as part
 /// of an episode when the model alone calls a minute window a hit (or, for
 /// a rise of a remembered kind, when the model before calibration does),
-/// advances the
-/// lifecycle, and learns (spread around the baseline and the tail of
-/// surprise, per minute window) from the ticks outside incidents (`learn`)
-/// that have now left the shortest window. The
-/// worker, the backtest and the simulator all go through here.
+/// advances the lifecycle, and learns (spread around the baseline and the
+/// tail of surprise, per minute window) from the ticks outside incidents
+/// (`learn`) that have now left the shortest window. The worker, the
+/// backtest and the simulator all go through here.
 pub fn advance(
     state: &mut SeriesState,
     j: &Judgement,
