@@ -92,11 +92,11 @@ fn log_ratio(observed: f64, usual: f64) -> f64 {
 /// there yesterday is not new: a lasting step, or a pattern of bursts,
 /// becomes the usual within a day (the median alone took four).
 fn usual(days_back: impl Fn(i64) -> Option<Counts>, s: &DetectSettings) -> Option<f64> {
-    let mut days: Vec<f64> = (1..=i64::from(s.sustained_days))
-        .filter_map(|k| days_back(k)?.clean)
-        .collect();
+    let past: Vec<Option<Counts>> = (1..=i64::from(s.sustained_days)).map(days_back).collect();
+    let mut days: Vec<f64> = past.iter().filter_map(|d| (*d)?.clean).collect();
     let median = (days.len() >= s.min_season_samples.max(1) as usize).then(|| median(&mut days))?;
-    Some(days_back(1).map_or(median, |yesterday| median.max(yesterday.all)))
+    let yesterday = past.first().copied().flatten();
+    Some(yesterday.map_or(median, |y| median.max(y.all)))
 }
 
 /// Relearns the spread once an hour, at `phase` seconds past the hour (and
