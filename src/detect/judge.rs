@@ -189,7 +189,7 @@ impl WindowJudgement {
 pub struct Judgement {
     pub windows: [Option<WindowJudgement>; WINDOWS],
     pub chosen: Option<usize>,
-    /// Whether the deciding rise is of the kind of an episode that ended
+    /// Whether the deciding rise is of the kind of the episodes that ended
     /// within the last day (a hit then reopens the last incident).
     pub kin: bool,
 }
@@ -271,8 +271,8 @@ pub fn judge(
     // What recurs is judged as a mixture: the model's p-value plus the
     // share of recent time spent in episodes of its kind.
     let quiet = i64::from(s.quiet_mins) * 60;
-    let ratios = ratios(&windows);
-    let share = state.recurrence.share(end, ratios, step_secs, quiet);
+    let counts = counts(&windows);
+    let share = state.recurrence.share(end, counts, step_secs, quiet);
     if share > 0.0 {
         for w in windows.iter_mut().flatten() {
             w.surprise = tail::surprise((w.p_calibrated + share).min(1.0));
@@ -292,7 +292,7 @@ pub fn judge(
             .max_by(|&a, &b| surprise(a).total_cmp(&surprise(b)))
     };
     let chosen = most_surprising(true).or_else(|| most_surprising(false));
-    let kin = chosen.is_some() && state.recurrence.recent_kin(end, ratios, quiet);
+    let kin = chosen.is_some() && state.recurrence.recent_kin(end, counts, quiet);
     Judgement {
         windows,
         chosen,
@@ -300,9 +300,9 @@ pub fn judge(
     }
 }
 
-/// Each window's observed/expected ratio (0 where it was not judged).
-fn ratios(windows: &[Option<WindowJudgement>; WINDOWS]) -> [f64; WINDOWS] {
-    std::array::from_fn(|i| windows[i].map_or(0.0, |w| w.ratio()))
+/// Each window's observed count (0 where it was not judged).
+fn counts(windows: &[Option<WindowJudgement>; WINDOWS]) -> [f64; WINDOWS] {
+    std::array::from_fn(|i| windows[i].map_or(0.0, |w| w.observed))
 }
 
 /// After the hit decision on the tick ending at `end`: remembers it as part
@@ -331,14 +331,14 @@ pub fn advance(
             .flatten()
             .any(|w| surprise(w) >= alert && w.floors_met(s))
     };
-    let ratios = ratios(&j.windows);
+    let counts = counts(&j.windows);
     let quiet = i64::from(s.quiet_mins) * 60;
     // Calibration learns a pattern's bursts until they hover around the
     // alert: a remembered pattern goes on being remembered on the model's
     // uncalibrated word (a rise of its kind that the raw tail calls a hit).
     let episode = minute_hit(|w| w.novel_surprise)
-        || (minute_hit(|w| w.raw_surprise) && state.recurrence.remembers(end, ratios, quiet));
-    state.recurrence.observe(end, episode, ratios, quiet);
+        || (minute_hit(|w| w.raw_surprise) && state.recurrence.remembers(end, counts, quiet));
+    state.recurrence.observe(end, episode, counts, quiet);
     let surprise = j.decisive().map_or(0.0, |w| w.surprise);
     let event = state
         .lifecycle
@@ -389,11 +389,11 @@ mod tests {
                 kin: false,
             }
         };
-        let ratios = ratios(&burst(0.0).windows);
+        let counts = counts(&burst(0.0).windows);
         let share_at = |learned_at: Option<i64>, remembered: bool| {
             let mut state = SeriesState::default();
             if remembered {
-                for at in [DAY / 2, 3 * DAY / 2] {
+                for at in [DAY / 2, 3 * DAY / 2, 7 * DAY / 4, 2 * DAY] {
                     advance(&mut state, &burst(2.0 * alert), at, 300, true, false, &s);
                 }
             }
@@ -402,7 +402,7 @@ mod tests {
             }
             state
                 .recurrence
-                .share(3 * DAY + DAY / 4, ratios, 300, quiet)
+                .share(3 * DAY + DAY / 4, counts, 300, quiet)
         };
         assert!(share_at(Some(12 * DAY / 5), true) > 0.0, "kept alive");
         assert_eq!(share_at(None, true), 0.0, "lapsed without it");

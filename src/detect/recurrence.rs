@@ -5,20 +5,25 @@
 //! times a day, or that has settled at a new level, would be news every
 //! time. So the detector remembers its *episodes*: runs of ticks that the
 //! model alone would call hits (whatever the lifecycle made of them), each
-//! with the peak ratio to the expected count every window reached.
+//! with the greatest count every window reached.
 //!
-//! A rise is *of the kind* of an episode when its ratio in every minute
-//! window is at most [`KIN_RATIO`] times that episode's peak there: twice
-//! as big as anything seen is a new kind. Once earlier episodes of its kind
+//! A rise is *of the pattern's kind* when its count in every minute
+//! window is at most [`KIN_FACTOR`] times the greatest count any earlier
+//! episode reached there: a pattern's bursts vary in size, length and the
+//! hour they fall on, so its kind is what all of them together reached,
+//! not any one burst; three times the biggest of them is a new kind.
+//! Counts, not ratios to the expected count: once a pattern is expected
+//! its bursts are learned by the baseline, and a burst's ratio then
+//! depends on where earlier bursts happened to fall. Once earlier episodes
 //! came on each of the last [`MEMORY_DAYS`] days (rolling 24-hour periods
-//! back from now: the pattern has held for a day), a rise of that kind is
-//! judged as a mixture: with the share of those days that the service spent
-//! in such episodes, the rise is the pattern again. Its p-value is the
-//! model's plus that share, so a burst like the recent ones is
-//! unremarkable, and one far bigger than any of them is still judged by the
-//! model alone. One earlier outage never makes the next one expected: a
-//! second outage tomorrow is news; after two a day apart, a third of their
-//! kind is the pattern.
+//! back from now: the pattern has held for a day), at least
+//! [`MIN_EPISODES`] of them, a rise of their kind is judged as a mixture:
+//! with the share of those days that the service spent in such episodes,
+//! the rise is the pattern again. Its p-value is the model's plus that
+//! share, so a burst like the recent ones is unremarkable, and one far
+//! bigger than any of them is still judged by the model alone. One or two
+//! earlier outages never make the next one expected: a pattern is bursts
+//! that came repeatedly, on two days.
 //!
 //! Episodes are the minute windows' hits (the kind is theirs too): a hit
 //! of the sustained window lasts hours and would glue a day of bursts into
@@ -49,8 +54,11 @@ pub const MEMORY_DAYS: i64 = 2;
 /// Most episodes remembered (the oldest go first): a dozen bursts a day
 /// and some to spare.
 pub const MAX_EPISODES: usize = 48;
-/// A rise up to this many times an episode's peak ratio is of its kind.
-pub const KIN_RATIO: f64 = 2.0;
+/// A rise up to this many times the greatest count of the remembered
+/// episodes is of their kind.
+pub const KIN_FACTOR: f64 = 3.0;
+/// Fewest earlier episodes that make a pattern: two a day, on two days.
+pub const MIN_EPISODES: usize = 4;
 
 /// A run of ticks the model called hits, none more than the quiet period
 /// after the one before.
@@ -59,8 +67,11 @@ pub struct Episode {
     /// Unix seconds: the end of its first and of its last tick.
     pub start: i64,
     pub end: i64,
-    /// Peak observed/expected ratio of each window during the episode.
-    pub peak: [f64; WINDOWS],
+    /// Greatest count each window reached during the episode (states
+    /// stored before counts were kept had ratios here, under `peak`: they
+    /// are dropped, and those episodes make no kind).
+    #[serde(default)]
+    pub peak_counts: [f64; WINDOWS],
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -70,10 +81,10 @@ pub struct Recurrence {
 
 impl Recurrence {
     /// Records the tick ending at `end`: `candidate` says whether the model
-    /// alone called it a hit, `ratios` are the windows' ratios (0 where a
-    /// window was not judged). A candidate within `quiet_secs` of the last
+    /// alone called it a hit, `counts` are the windows' observed counts (0
+    /// where a window was not judged). A candidate within `quiet_secs` of the last
     /// episode's end extends it.
-    pub fn observe(&mut self, end: i64, candidate: bool, ratios: [f64; WINDOWS], quiet_secs: i64) {
+    pub fn observe(&mut self, end: i64, candidate: bool, counts: [f64; WINDOWS], quiet_secs: i64) {
         while self
             .episodes
             .front()
@@ -87,8 +98,8 @@ impl Recurrence {
         match self.episodes.back_mut() {
             Some(last) if end - last.end <= quiet_secs => {
                 last.end = end;
-                for (peak, r) in last.peak.iter_mut().zip(ratios) {
-                    *peak = peak.max(r);
+                for (peak, c) in last.peak_counts.iter_mut().zip(counts) {
+                    *peak = peak.max(c);
                 }
             }
             _ => {
@@ -98,24 +109,14 @@ impl Recurrence {
                 self.episodes.push_back(Episode {
                     start: end,
                     end,
-                    peak: ratios,
+                    peak_counts: counts,
                 });
             }
         }
     }
 
-    /// The earlier episodes (not the one under way at `end`) of the kind
-    /// of a rise with these ratios: in every minute window, at most
-    /// [`KIN_RATIO`] times the episode's peak. The minute windows say what
-    /// kind of rise it is (a burst's shape); the sustained window's ratio
-    /// keeps growing while a new pattern fills the hours it compares, so it
-    /// would make each day of the pattern look like a new kind.
-    fn kin(
-        &self,
-        end: i64,
-        ratios: [f64; WINDOWS],
-        quiet_secs: i64,
-    ) -> impl Iterator<Item = &Episode> {
+    /// The earlier episodes: all remembered but the one under way at `end`.
+    fn earlier(&self, end: i64, quiet_secs: i64) -> impl Iterator<Item = &Episode> + Clone {
         let ongoing = self
             .episodes
             .back()
@@ -124,16 +125,39 @@ impl Recurrence {
         self.episodes
             .iter()
             .filter(move |e| Some(e.start) != ongoing)
-            .filter(move |e| (0..COUNT_WINDOWS).all(|i| ratios[i] <= KIN_RATIO * e.peak[i]))
     }
 
-    /// The share of the remembered days spent in earlier episodes of this
-    /// rise's kind, once such episodes came on each of the last
-    /// [`MEMORY_DAYS`] days; 0 otherwise. Added to the model's p-value.
-    pub fn share(&self, end: i64, ratios: [f64; WINDOWS], step_secs: i64, quiet_secs: i64) -> f64 {
+    /// Whether a rise with these counts is of the kind of `episodes`: in
+    /// every minute window, at most [`KIN_FACTOR`] times the greatest count
+    /// any of them reached there (false when there are none). The minute
+    /// windows say what kind of rise it is (a burst's size and shape); the
+    /// sustained window keeps growing while a new pattern fills the hours
+    /// it sums, so it would make each day of the pattern look like a new
+    /// kind.
+    fn of_kind<'e>(episodes: impl Iterator<Item = &'e Episode>, counts: [f64; WINDOWS]) -> bool {
+        let mut envelope: Option<[f64; WINDOWS]> = None;
+        for e in episodes {
+            let top = envelope.get_or_insert([0.0; WINDOWS]);
+            for (t, p) in top.iter_mut().zip(e.peak_counts) {
+                *t = t.max(p);
+            }
+        }
+        envelope.is_some_and(|top| (0..COUNT_WINDOWS).all(|i| counts[i] <= KIN_FACTOR * top[i]))
+    }
+
+    /// The share of the remembered days spent in earlier episodes, once
+    /// at least [`MIN_EPISODES`] of them came, on each of the last
+    /// [`MEMORY_DAYS`] days, and the rise is of their kind; 0 otherwise.
+    /// Added to the model's p-value.
+    pub fn share(&self, end: i64, counts: [f64; WINDOWS], step_secs: i64, quiet_secs: i64) -> f64 {
+        let earlier = self.earlier(end, quiet_secs);
+        if !Self::of_kind(earlier.clone(), counts) {
+            return 0.0;
+        }
         let mut days = [false; MEMORY_DAYS as usize];
-        let mut secs = 0;
-        for e in self.kin(end, ratios, quiet_secs) {
+        let (mut secs, mut count) = (0, 0);
+        for e in earlier {
+            count += 1;
             let (from, to) = (e.start - step_secs, e.end);
             secs += to - from;
             for (k, seen) in days.iter_mut().enumerate() {
@@ -141,23 +165,25 @@ impl Recurrence {
                 *seen |= from < day_end && to > day_end - DAY;
             }
         }
-        if !days.iter().all(|&d| d) {
+        if count < MIN_EPISODES || !days.iter().all(|&d| d) {
             return 0.0;
         }
         secs as f64 / (MEMORY_DAYS * DAY) as f64
     }
 
-    /// Whether a rise with these ratios is of the kind of any remembered
-    /// earlier episode.
-    pub fn remembers(&self, end: i64, ratios: [f64; WINDOWS], quiet_secs: i64) -> bool {
-        self.kin(end, ratios, quiet_secs).next().is_some()
+    /// Whether a rise with these counts is of the kind of the remembered
+    /// earlier episodes.
+    pub fn remembers(&self, end: i64, counts: [f64; WINDOWS], quiet_secs: i64) -> bool {
+        Self::of_kind(self.earlier(end, quiet_secs), counts)
     }
 
-    /// Whether a rise with these ratios is of the kind of an earlier
-    /// episode that ended within the last day.
-    pub fn recent_kin(&self, end: i64, ratios: [f64; WINDOWS], quiet_secs: i64) -> bool {
-        self.kin(end, ratios, quiet_secs)
-            .any(|e| end - e.end <= DAY)
+    /// Whether a rise with these counts is of the kind of the earlier
+    /// episodes that ended within the last day.
+    pub fn recent_kin(&self, end: i64, counts: [f64; WINDOWS], quiet_secs: i64) -> bool {
+        Self::of_kind(
+            self.earlier(end, quiet_secs).filter(|e| end - e.end <= DAY),
+            counts,
+        )
     }
 }
 
@@ -168,12 +194,12 @@ mod tests {
     const STEP: i64 = 300;
     const QUIET: i64 = 900;
 
-    /// A burst's ratios in the three minute windows, `short` in the shortest.
+    /// A burst's counts in the three minute windows, `short` in the shortest.
     fn rise(short: f64) -> [f64; WINDOWS] {
         [short, short * 0.44, short * 0.11, 20.0]
     }
 
-    /// Half-hour bursts at 90x in window 0, at `hours` past the start.
+    /// Half-hour bursts of 90 reports in window 0, at `hours` past the start.
     fn bursts(hours: impl IntoIterator<Item = i64>) -> Recurrence {
         let mut r = Recurrence::default();
         for h in hours {
@@ -200,12 +226,14 @@ mod tests {
             (share - 9.0 * 1800.0 / (2.0 * 86_400.0)).abs() < 1e-9,
             "{share}"
         );
-        // A rise far bigger than any of them is a new kind.
-        assert_eq!(more.share(26 * 3600, rise(200.0), STEP, QUIET), 0.0);
+        // Up to three times the biggest of them is of their kind; a rise
+        // far bigger than any of them is a new kind.
+        assert!(more.share(26 * 3600, rise(260.0), STEP, QUIET) > 0.0);
+        assert_eq!(more.share(26 * 3600, rise(300.0), STEP, QUIET), 0.0);
     }
 
     #[test]
-    fn one_earlier_outage_never_makes_the_next_expected() {
+    fn one_or_two_earlier_outages_never_make_the_next_expected() {
         let r = bursts([0]);
         assert_eq!(r.share(26 * 3600, rise(90.0), STEP, QUIET), 0.0);
         assert!(r.recent_kin(20 * 3600, rise(90.0), QUIET));
@@ -213,8 +241,12 @@ mod tests {
             !r.recent_kin(26 * 3600, rise(90.0), QUIET),
             "over a day ago"
         );
-        // Two, a day apart, make a third of their kind expected.
-        assert!(bursts([0, 24]).share(30 * 3600, rise(90.0), STEP, QUIET) > 0.0);
+        // Two a day apart are not a pattern either; four on two days are.
+        assert_eq!(
+            bursts([0, 24]).share(30 * 3600, rise(90.0), STEP, QUIET),
+            0.0
+        );
+        assert!(bursts([0, 6, 24, 30]).share(31 * 3600, rise(90.0), STEP, QUIET) > 0.0);
     }
 
     #[test]
@@ -226,9 +258,9 @@ mod tests {
         }
         let now = 30 * 12 * STEP;
         assert_eq!(r.share(now, [3.0; WINDOWS], STEP, QUIET), 0.0);
-        // Once over, the next rise of its kind is the pattern again.
+        // Once over, it is one outage: never a pattern on its own.
         let later = now + 3 * 3600;
-        assert!(r.share(later, [3.0; WINDOWS], STEP, QUIET) > 0.1);
+        assert_eq!(r.share(later, [3.0; WINDOWS], STEP, QUIET), 0.0);
     }
 
     #[test]
@@ -239,5 +271,13 @@ mod tests {
             r
         };
         assert!(r.episodes.is_empty());
+    }
+
+    #[test]
+    fn episodes_stored_with_ratios_load_and_make_no_kind() {
+        let json = r#"{"episodes":[{"start":0,"end":600,"peak":[90.0,40.0,10.0,2.0]}]}"#;
+        let r: Recurrence = serde_json::from_str(json).unwrap();
+        assert_eq!(r.episodes[0].peak_counts, [0.0; WINDOWS]);
+        assert!(!r.remembers(3600, rise(1.0), QUIET));
     }
 }
