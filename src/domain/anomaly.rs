@@ -63,12 +63,22 @@ pub struct Anomaly {
     pub top_problems: Vec<Share>,
     pub top_countries: Vec<Share>,
     pub headline: String,
+    /// Separate bursts this entry stands for: 1 for an outage; more when
+    /// later bursts of its kind reopened it, each after a break longer than
+    /// a relapse (a pattern taking hold is one entry, "recurring bursts
+    /// since ...", not a headline per burst).
+    #[serde(default = "one")]
+    pub bursts: u32,
     pub group: Option<Group>,
     /// Unix seconds, for ordering and filters.
     pub started_unix: i64,
     pub updated_unix: i64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<TimelinePoint>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The stable id of an incident: its service and its first minute, so a
@@ -135,6 +145,21 @@ pub fn headline(
     line
 }
 
+/// A recurring incident's headline from its plain one (`name: figures`):
+/// "WhatsApp: recurring bursts since 4 Dec 10:15 UTC, 3 so far: ~450
+/// reports in 9.5 h, 4.1x the usual ~110".
+pub fn recurring_headline(line: &str, name: &str, since_unix: i64, bursts: u32) -> String {
+    let since = chrono::DateTime::from_timestamp(since_unix, 0).unwrap_or_default();
+    let figures = line
+        .strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix(": "))
+        .unwrap_or(line);
+    format!(
+        "{name}: recurring bursts since {}, {bursts} so far: {figures}",
+        since.format("%-d %b %H:%M UTC")
+    )
+}
+
 /// "Meta: Facebook, Instagram, Messenger, Threads, WhatsApp".
 pub fn group_headline(company_name: &str, service_names: &[String]) -> String {
     format!("{company_name}: {}", service_names.join(", "))
@@ -167,6 +192,16 @@ mod tests {
         assert_eq!(
             headline("Netflix", 40, 150, 16.0, None),
             "Netflix: ~40 reports in 2.5 h, 2.5x the usual ~16"
+        );
+    }
+
+    #[test]
+    fn a_recurring_incident_says_since_when_and_how_many_bursts() {
+        let line = headline("WhatsApp", 450, 570, 110.0, None);
+        // 2026-12-04 10:15 UTC.
+        assert_eq!(
+            recurring_headline(&line, "WhatsApp", 1_796_379_300, 3),
+            "WhatsApp: recurring bursts since 4 Dec 10:15 UTC, 3 so far: ~450 reports in 9.5 h, 4.1x the usual ~110"
         );
     }
 

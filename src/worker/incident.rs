@@ -35,6 +35,7 @@ pub fn open(service: &Service, started_unix: i64) -> Anomaly {
         top_problems: Vec::new(),
         top_countries: Vec::new(),
         headline: String::new(),
+        bursts: 1,
         group: None,
         started_unix,
         updated_unix: started_unix,
@@ -101,9 +102,14 @@ pub fn resolve(doc: &mut Anomaly, ended: i64, now: i64) {
     doc.updated_unix = now;
 }
 
-pub fn reopen(doc: &mut Anomaly) {
+/// Reopens a resolved incident: a relapse of the same burst, or (`burst`)
+/// a new burst of its kind, which makes it a recurring one.
+pub fn reopen(doc: &mut Anomaly, burst: bool) {
     doc.status = AnomalyStatus::Open;
     doc.ended_at = None;
+    if burst {
+        doc.bursts += 1;
+    }
 }
 
 /// The largest entries of `counts` as shares of `total` (the breakdown's
@@ -146,13 +152,18 @@ pub fn refresh(doc: &mut Anomaly, service: &Service, breakdown: Option<&Breakdow
         .and_then(|p| chrono::DateTime::parse_from_rfc3339(&p.t).ok())
         .map_or(doc.started_unix, |t| t.timestamp() + 60);
     let minutes = (last - doc.started_unix) / 60;
-    doc.headline = anomaly::headline(
+    let line = anomaly::headline(
         &service.name,
         doc.reports,
         minutes.max(1),
         doc.baseline,
         doc.top_problems.first(),
     );
+    doc.headline = if doc.bursts > 1 {
+        anomaly::recurring_headline(&line, &service.name, doc.started_unix, doc.bursts)
+    } else {
+        line
+    };
 }
 
 /// Gives overlapping open incidents of one company a shared group. A group

@@ -80,6 +80,27 @@ async fn feed(app: &TestApp, query: &str) -> Vec<Value> {
     body["items"].as_array().expect("items").clone()
 }
 
+/// `per_minute` WhatsApp reports in each of `minutes` minutes from `from`
+/// (Unix minutes), each from its own reporter, written through the real
+/// store at the minutes they belong to; all must be counted.
+async fn record_burst(app: &TestApp, from: i64, minutes: i64, per_minute: i64) {
+    let reports: Vec<outagewatch::store::ReportWrite> = (from..from + minutes)
+        .flat_map(|minute| {
+            (0..per_minute).map(move |k| outagewatch::store::ReportWrite {
+                id: uuid::Uuid::now_v7(),
+                service: "whatsapp".into(),
+                at: minute * 60 + k * 60 / per_minute,
+                problem: outagewatch::domain::Problem::Login,
+                country: None,
+                reporter: outagewatch::domain::ReporterKey(format!("r-{minute}-{k}")),
+                idempotency_key: None,
+            })
+        })
+        .collect();
+    let receipts = app.store.record(&reports).await.expect("store");
+    assert!(receipts.iter().all(|r| r.as_ref().is_ok_and(|r| r.counted)));
+}
+
 /// Half a day at 2.5x its usual rate, with no burst in it: the worker's
 /// sustained window opens an incident; with that window off nothing does.
 #[tokio::test]
@@ -151,21 +172,7 @@ async fn an_eightfold_rise_on_a_service_of_one_report_a_minute_is_a_problem_with
         .import(shaped_history("whatsapp", onset * 60, |_| 1.0 / 3.0))
         .await;
     assert_eq!(status, 200, "{body}");
-    let reports: Vec<outagewatch::store::ReportWrite> = (onset..onset + 10)
-        .flat_map(|minute| {
-            (0..8).map(move |k| outagewatch::store::ReportWrite {
-                id: uuid::Uuid::now_v7(),
-                service: "whatsapp".into(),
-                at: minute * 60 + 5 * k,
-                problem: outagewatch::domain::Problem::Login,
-                country: None,
-                reporter: outagewatch::domain::ReporterKey(format!("r-{minute}-{k}")),
-                idempotency_key: None,
-            })
-        })
-        .collect();
-    let receipts = app.store.record(&reports).await.expect("store");
-    assert!(receipts.iter().all(|r| r.as_ref().is_ok_and(|r| r.counted)));
+    record_burst(&app, onset, 10, 8).await;
 
     let mut worker = app.worker();
     let quiet = worker.step(onset * 60).await.expect("tick");
@@ -184,6 +191,62 @@ async fn an_eightfold_rise_on_a_service_of_one_report_a_minute_is_a_problem_with
     }
     let after = confirmed.expect("confirmed within the ten minutes");
     assert!(after <= 5, "a problem {after} minutes after the onset");
+    app.stop().await;
+}
+
+/// Bursts of 10 minutes at 20 reports a minute, over a service of about
+/// one a minute, written through the real store: the second, well after
+/// the first was resolved, reopens it, so the feed holds one entry that
+/// says the bursts recur; one fifty times bigger later is news.
+#[tokio::test]
+async fn a_burst_of_the_kind_of_the_last_reopens_it_as_one_recurring_feed_entry() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::with_redis(&redis).await;
+    let first = chrono::Utc::now().timestamp().div_euclid(60) - 240;
+    let (status, body) = app
+        .import(shaped_history("whatsapp", first * 60, |_| 1.0 / 3.0))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for (from, per_minute) in [(first, 20), (first + 100, 20), (first + 210, 1000)] {
+        record_burst(&app, from, 10, per_minute).await;
+    }
+
+    let mut worker = app.worker();
+    let mut events = Vec::new();
+    for minute in first..first + 230 {
+        let tick = worker.step(minute * 60).await.expect("tick");
+        events.extend(tick.events.into_iter().map(|(s, e)| (minute - first, s, e)));
+    }
+    let of = |e: Event| -> Vec<i64> {
+        events
+            .iter()
+            .filter(|(_, s, ev)| s == "whatsapp" && *ev == e)
+            .map(|(m, _, _)| *m)
+            .collect()
+    };
+    assert!(events.iter().all(|(_, s, _)| s == "whatsapp"), "{events:?}");
+    let (opened, reopened) = (of(Event::Opened), of(Event::Reopened));
+    assert_eq!(
+        opened.len(),
+        2,
+        "the first burst and the big one: {events:?}"
+    );
+    assert!(opened[1] >= 210, "{events:?}");
+    assert_eq!(reopened.len(), 1, "{events:?}");
+    assert!((100..110).contains(&reopened[0]), "{events:?}");
+
+    let items = feed(&app, "?service=whatsapp").await;
+    assert_eq!(items.len(), 2, "{items:?}");
+    // Newest first: the big burst stands alone, the two like it are one.
+    assert_eq!(items[0]["bursts"], 1, "{}", items[0]);
+    let recurring = &items[1];
+    assert_eq!(recurring["bursts"], 2, "{recurring}");
+    let headline = recurring["headline"].as_str().unwrap();
+    assert!(
+        headline.starts_with("WhatsApp: recurring bursts since "),
+        "{headline}"
+    );
+    assert!(headline.contains(", 2 so far: ~"), "{headline}");
     app.stop().await;
 }
 
