@@ -297,7 +297,8 @@ pub struct DetectSettings {
     /// Minutes without a hit before an incident is resolved.
     pub quiet_mins: u32,
     /// A hit this soon after a resolution reopens the same incident (a hit
-    /// of the incident's kind does for a day: `detect::recurrence`).
+    /// of the kind of the last day's bursts does for a day:
+    /// `detect::recurrence`).
     pub reopen_mins: u32,
     /// Incident time is kept out of the baseline for at most this long; a
     /// longer rise becomes the new normal.

@@ -3,10 +3,11 @@
 //! `possible` on the first hit, `problem` once `confirm_hits` of the last
 //! `confirm_ticks` ticks hit, resolved after `quiet_mins` without a hit; a
 //! hit within `reopen_mins` of the resolution reopens the same incident
-//! rather than starting a new one, and so does, within a day, a hit of the
-//! same kind as the incident (see [`super::recurrence`]): the bursts of a
-//! new pattern are one incident, not one each. The state is a small serializable value:
-//! the worker keeps it in the store, so a restarted worker carries on.
+//! rather than starting a new one, and so does, within a day of the
+//! resolution, a hit of the kind of the bursts that ended in the last day
+//! (see [`super::recurrence`]): the bursts of a new pattern are one
+//! incident, not one each. The state is a small serializable value: the
+//! worker keeps it in the store, so a restarted worker carries on.
 
 use serde::{Deserialize, Serialize};
 
@@ -69,7 +70,7 @@ impl OpenIncident {
 impl Lifecycle {
     /// Advances by one tick at `now`; `surprise` is the tick's calibrated
     /// surprise, used to track the peak; `kin` says whether the tick's rise
-    /// is of the kind of one that ended within the last day.
+    /// is of the kind of the bursts that ended within the last day.
     pub fn tick(
         &mut self,
         now: i64,

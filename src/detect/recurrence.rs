@@ -17,7 +17,7 @@
 //! depends on where earlier bursts happened to fall. Once earlier episodes
 //! came on each of the last [`MEMORY_DAYS`] days (rolling 24-hour periods
 //! back from now: the pattern has held for a day), at least
-//! [`MIN_EPISODES`] of them, a rise of their kind is judged as a mixture:
+//! [`MIN_EPISODES`] in all, a rise of their kind is judged as a mixture:
 //! with the share of those days that the service spent in such episodes,
 //! the rise is the pattern again. Its p-value is the model's plus that
 //! share, so a burst like the recent ones is unremarkable, and one far
@@ -57,7 +57,8 @@ pub const MAX_EPISODES: usize = 48;
 /// A rise up to this many times the greatest count of the remembered
 /// episodes is of their kind.
 pub const KIN_FACTOR: f64 = 3.0;
-/// Fewest earlier episodes that make a pattern: two a day, on two days.
+/// Fewest earlier episodes, over the last [`MEMORY_DAYS`] days and some on
+/// each, that make a pattern: one or two outages are never one.
 pub const MIN_EPISODES: usize = 4;
 
 /// A run of ticks the model called hits, none more than the quiet period
@@ -115,7 +116,8 @@ impl Recurrence {
         }
     }
 
-    /// The earlier episodes: all remembered but the one under way at `end`.
+    /// The earlier episodes: all remembered but the one under way at `end`
+    /// (and those stored before counts were kept, which say nothing).
     fn earlier(&self, end: i64, quiet_secs: i64) -> impl Iterator<Item = &Episode> + Clone {
         let ongoing = self
             .episodes
@@ -125,6 +127,7 @@ impl Recurrence {
         self.episodes
             .iter()
             .filter(move |e| Some(e.start) != ongoing)
+            .filter(|e| e.peak_counts.iter().any(|&c| c > 0.0))
     }
 
     /// Whether a rise with these counts is of the kind of `episodes`: in
@@ -146,7 +149,7 @@ impl Recurrence {
     }
 
     /// The share of the remembered days spent in earlier episodes, once
-    /// at least [`MIN_EPISODES`] of them came, on each of the last
+    /// at least [`MIN_EPISODES`] of them came, some on each of the last
     /// [`MEMORY_DAYS`] days, and the rise is of their kind; 0 otherwise.
     /// Added to the model's p-value.
     pub fn share(&self, end: i64, counts: [f64; WINDOWS], step_secs: i64, quiet_secs: i64) -> f64 {
@@ -220,7 +223,7 @@ mod tests {
             0.0
         );
         let more = bursts(first_day.into_iter().chain([25]));
-        let share = more.share(26 * 3600, rise(95.0), STEP, QUIET);
+        let share = more.share(29 * 3600, rise(95.0), STEP, QUIET);
         // Nine half-hour episodes in two days of memory.
         assert!(
             (share - 9.0 * 1800.0 / (2.0 * 86_400.0)).abs() < 1e-9,
@@ -228,8 +231,8 @@ mod tests {
         );
         // Up to three times the biggest of them is of their kind; a rise
         // far bigger than any of them is a new kind.
-        assert!(more.share(26 * 3600, rise(260.0), STEP, QUIET) > 0.0);
-        assert_eq!(more.share(26 * 3600, rise(300.0), STEP, QUIET), 0.0);
+        assert!(more.share(29 * 3600, rise(260.0), STEP, QUIET) > 0.0);
+        assert_eq!(more.share(29 * 3600, rise(300.0), STEP, QUIET), 0.0);
     }
 
     #[test]
@@ -264,7 +267,7 @@ mod tests {
     }
 
     #[test]
-    fn episodes_are_forgotten_after_a_week() {
+    fn episodes_are_forgotten_after_two_days() {
         let r = {
             let mut r = bursts([0, 30]);
             r.observe(9 * DAY, false, [1.0; WINDOWS], QUIET);
@@ -274,7 +277,7 @@ mod tests {
     }
 
     #[test]
-    fn episodes_stored_with_ratios_load_and_make_no_kind() {
+    fn episodes_stored_with_ratios_load_and_count_for_nothing() {
         let json = r#"{"episodes":[{"start":0,"end":600,"peak":[90.0,40.0,10.0,2.0]}]}"#;
         let r: Recurrence = serde_json::from_str(json).unwrap();
         assert_eq!(r.episodes[0].peak_counts, [0.0; WINDOWS]);

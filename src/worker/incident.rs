@@ -145,24 +145,31 @@ pub fn refresh(doc: &mut Anomaly, service: &Service, breakdown: Option<&Breakdow
         doc.top_problems = shares(&b.problems, total, doc.reports);
         doc.top_countries = shares(&b.countries, total, doc.reports);
     }
-    // From the start to the end of the last minute recorded.
-    let last = doc
-        .timeline
-        .last()
-        .and_then(|p| chrono::DateTime::parse_from_rfc3339(&p.t).ok())
-        .map_or(doc.started_unix, |t| t.timestamp() + 60);
-    let minutes = (last - doc.started_unix) / 60;
-    let line = anomaly::headline(
-        &service.name,
-        doc.reports,
-        minutes.max(1),
-        doc.baseline,
-        doc.top_problems.first(),
-    );
-    doc.headline = if doc.bursts > 1 {
-        anomaly::recurring_headline(&line, &service.name, doc.started_unix, doc.bursts)
+    // A service registered without a display name is named by its id.
+    let name = if service.name.is_empty() {
+        &service.id
     } else {
-        line
+        &service.name
+    };
+    let top = doc.top_problems.first();
+    doc.headline = if doc.bursts > 1 {
+        anomaly::recurring_headline(
+            name,
+            doc.started_unix,
+            doc.bursts,
+            doc.reports,
+            doc.baseline,
+            top,
+        )
+    } else {
+        // From the start to the end of the last minute recorded.
+        let last = doc
+            .timeline
+            .last()
+            .and_then(|p| chrono::DateTime::parse_from_rfc3339(&p.t).ok())
+            .map_or(doc.started_unix, |t| t.timestamp() + 60);
+        let minutes = (last - doc.started_unix) / 60;
+        anomaly::headline(name, doc.reports, minutes.max(1), doc.baseline, top)
     };
 }
 
