@@ -158,6 +158,14 @@ impl Lifecycle {
         Some(Event::Confirmed)
     }
 
+    /// Whether a hit at `now` that reopens the last incident is a relapse
+    /// of it (within `reopen_mins` of its resolution), not a new burst of
+    /// its kind.
+    pub fn relapse(&self, now: i64, s: &DetectSettings) -> bool {
+        self.last_resolved
+            .is_some_and(|(at, _)| now - at <= i64::from(s.reopen_mins) * 60)
+    }
+
     /// Whether time `now` belongs to an incident younger than the masking limit.
     pub fn masks(&self, now: i64, s: &DetectSettings) -> bool {
         self.open

@@ -83,8 +83,8 @@ pub struct Recurrence {
 impl Recurrence {
     /// Records the tick ending at `end`: `candidate` says whether the model
     /// alone called it a hit, `counts` are the windows' observed counts (0
-    /// where a window was not judged). A candidate within `quiet_secs` of the last
-    /// episode's end extends it.
+    /// where a window was not judged). A candidate within `quiet_secs` of
+    /// the last episode's end extends it.
     pub fn observe(&mut self, end: i64, candidate: bool, counts: [f64; WINDOWS], quiet_secs: i64) {
         while self
             .episodes
@@ -133,7 +133,7 @@ impl Recurrence {
     /// Whether a rise with these counts is of the kind of `episodes`: in
     /// every minute window, at most [`KIN_FACTOR`] times the greatest count
     /// any of them reached there (false when there are none). The minute
-    /// windows say what kind of rise it is (a burst's size and shape); the
+    /// windows say what kind of rise it is (a burst's size at each scale); the
     /// sustained window keeps growing while a new pattern fills the hours
     /// it sums, so it would make each day of the pattern look like a new
     /// kind.

@@ -171,11 +171,7 @@ impl<'a> SeriesDetector<'a> {
         // A relapse within `reopen_mins` is the incident going on; a rise of
         // its kind later in the day reopens it for the feed but is scored
         // as news, like a new incident.
-        let relapse = self
-            .state
-            .lifecycle
-            .last_resolved
-            .is_some_and(|(t, _)| at - t <= i64::from(s.reopen_mins) * 60);
+        let relapse = self.state.lifecycle.relapse(at, s);
         let event = judge::advance(&mut self.state, &judgement, at + step, step, hit, learn, s);
         self.history.mask_last(self.state.lifecycle.masks(at, s));
 

@@ -358,12 +358,7 @@ impl Worker {
             let last_hit = open_before.map(|o| o.last_hit_at);
             let masked_from = open_before.map(|o| o.masked_from());
             // A reopening later than a relapse is a new burst of its kind.
-            let relapse_until = c
-                .state
-                .detector
-                .lifecycle
-                .last_resolved
-                .map(|(t, _)| t + i64::from(d.reopen_mins) * 60);
+            let relapse = c.state.detector.lifecycle.relapse(at, &d);
             let event = judge::advance(&mut c.state.detector, &judgement, end, 60, hit, learn, &d);
             c.state.last_minute = Some(minute);
             let reports = c.minute_count(minute);
@@ -385,7 +380,7 @@ impl Worker {
             {
                 // The time before it stays masked as the episode it was;
                 // the open incident masks itself from its reopening on.
-                incident::reopen(doc, relapse_until.is_some_and(|t| at > t));
+                incident::reopen(doc, !relapse);
             }
             if let Some(open) = &c.state.detector.lifecycle.open {
                 // A new incident (opened, or confirmed at once when one hit
