@@ -304,16 +304,17 @@ mod tests {
 
     #[test]
     fn a_slow_day_long_rise_is_found_by_the_sustained_window_alone() {
-        // Three weeks of a daily wave with day-to-day swings, then a rise
-        // that builds over six hours to 2.4x and holds: no five minutes or
-        // hour stands out from the hours before it.
-        let days = 21;
+        // Sixteen days of a daily wave with day-to-day swings, then a rise
+        // that builds over six hours to 2.8x and holds: no five minutes or
+        // hour stands out from the hours before it (their level correction
+        // follows it up to 2x, leaving 1.4x, under their floor).
+        let days = 17;
         let rise_from = (days - 1) * 288;
         let values: Vec<f64> = (0..days * 288)
             .map(|i| {
                 let swing = 1.0 + 0.08 * (((i / 288) * 7919 % 13) as f64 / 6.0 - 1.0);
                 let wave = 1.0 + 0.5 * (i as f64 * std::f64::consts::TAU / 288.0).sin();
-                let rise = 1.0 + 1.4 * ((i as f64 - rise_from as f64) / 72.0).clamp(0.0, 1.0);
+                let rise = 1.0 + 1.8 * ((i as f64 - rise_from as f64) / 72.0).clamp(0.0, 1.0);
                 (60.0 * wave * swing * rise).round()
             })
             .collect();

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::baseline::{self, Baseline, History};
 use super::estimate::{Dispersion, SurpriseTail, decay};
-use super::lifecycle::{Event, Lifecycle};
+use super::lifecycle::{Event, Lifecycle, Rise};
 use super::recurrence::Recurrence;
 use super::sustained::{self, Learned};
 use super::tail;
@@ -189,9 +189,8 @@ impl WindowJudgement {
 pub struct Judgement {
     pub windows: [Option<WindowJudgement>; WINDOWS],
     pub chosen: Option<usize>,
-    /// Whether the deciding rise is of the kind of the episodes that ended
-    /// within the last day (a hit then reopens the last incident).
-    pub kin: bool,
+    /// What the deciding rise is, for reopening the last incident.
+    pub rise: Rise,
 }
 
 impl Judgement {
@@ -292,12 +291,31 @@ pub fn judge(
             .max_by(|&a, &b| surprise(a).total_cmp(&surprise(b)))
     };
     let chosen = most_surprising(true).or_else(|| most_surprising(false));
-    let kin = chosen.is_some() && state.recurrence.recent_kin(end, counts, quiet);
+    let rise = Rise {
+        kin: chosen.is_some() && state.recurrence.recent_kin(end, counts, quiet),
+        // A burst, even one the sustained window also sees, is not the
+        // long rise that window lost sight of.
+        sustained: chosen == Some(SUSTAINED) && !minute_hit(&windows, s, |w| w.surprise),
+    };
     Judgement {
         windows,
         chosen,
-        kin,
+        rise,
     }
+}
+
+/// Whether a minute window reaches the alert, by `surprise`, and meets its
+/// floors.
+fn minute_hit(
+    windows: &[Option<WindowJudgement>; WINDOWS],
+    s: &DetectSettings,
+    surprise: fn(&WindowJudgement) -> f64,
+) -> bool {
+    let alert = s.alert_surprise();
+    windows[..COUNT_WINDOWS]
+        .iter()
+        .flatten()
+        .any(|w| surprise(w) >= alert && w.floors_met(s))
 }
 
 /// Each window's observed count (0 where it was not judged).
@@ -321,16 +339,10 @@ pub fn advance(
     learn: bool,
     s: &DetectSettings,
 ) -> Option<Event> {
-    let alert = s.alert_surprise();
     // Episodes are the minute windows' hits: kinship is theirs alone, and
     // the sustained window's hit lasts hours, so it would glue a day of
     // bursts into one episode under way, never its own precedent.
-    let minute_hit = |surprise: fn(&WindowJudgement) -> f64| {
-        j.windows[..COUNT_WINDOWS]
-            .iter()
-            .flatten()
-            .any(|w| surprise(w) >= alert && w.floors_met(s))
-    };
+    let minute_hit = |surprise: fn(&WindowJudgement) -> f64| minute_hit(&j.windows, s, surprise);
     let counts = counts(&j.windows);
     let quiet = i64::from(s.quiet_mins) * 60;
     // Calibration learns a pattern's bursts until they hover around the
@@ -342,7 +354,7 @@ pub fn advance(
     let surprise = j.decisive().map_or(0.0, |w| w.surprise);
     let event = state
         .lifecycle
-        .tick(end - step_secs, hit, surprise, j.kin, s);
+        .tick(end - step_secs, hit, surprise, j.rise, s);
     if learn {
         state.unlearned.push_back(Unlearned::of(end, j));
     }
@@ -386,7 +398,7 @@ mod tests {
             Judgement {
                 windows,
                 chosen: Some(0),
-                kin: false,
+                rise: Rise::default(),
             }
         };
         let counts = counts(&burst(0.0).windows);

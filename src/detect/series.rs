@@ -168,10 +168,11 @@ impl<'a> SeriesDetector<'a> {
         let decisive = judgement.decisive().copied();
         let surprise = decisive.map_or(0.0, |w| w.surprise);
         let learn = !self.state.lifecycle.masks(at, s);
-        // A relapse within `reopen_mins` is the incident going on; a rise of
+        // A relapse (within `reopen_mins`, or `sustained_hours` for the
+        // sustained window) is the incident going on; a rise of
         // its kind later in the day reopens it for the feed but is scored
         // as news, like a new incident.
-        let relapse = self.state.lifecycle.relapse(at, s);
+        let relapse = self.state.lifecycle.relapse(at, judgement.rise, s);
         let event = judge::advance(&mut self.state, &judgement, at + step, step, hit, learn, s);
         self.history.mask_last(self.state.lifecycle.masks(at, s));
 
@@ -270,7 +271,7 @@ mod tests {
         let judged = |w: WindowJudgement| Judgement {
             windows: [Some(w), None, None, None],
             chosen: Some(0),
-            kin: false,
+            rise: Default::default(),
         };
         // Two very surprising rows at 1.2x (under the ratio floor), then an
         // unsurprising one that meets the floors: nothing here is a problem.

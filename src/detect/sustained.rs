@@ -226,16 +226,22 @@ mod tests {
         judge(h, learned.as_ref(), h.end(), s).unwrap()
     }
 
+    /// The sustained window's length in 5-minute rows.
+    fn window_rows(s: &DetectSettings) -> usize {
+        s.sustained_hours as usize * 12
+    }
+
     #[test]
-    fn a_half_day_at_twice_the_usual_hits_and_an_ordinary_day_does_not() {
+    fn hours_at_three_times_the_usual_hit_and_an_ordinary_day_does_not() {
         let s = Settings::defaults().detect;
         let alert = s.alert_surprise();
         let quiet = judge_end(&series(|_| 1.0), &s);
         assert!(quiet.surprise < alert / 4.0, "{}", quiet.surprise);
         let ratio = quiet.observed / quiet.baseline.expected;
         assert!((0.8..1.25).contains(&ratio), "{ratio}");
-        // The last 12 hours at 2.4x.
-        let risen = judge_end(&series(|i| if i >= 24 * 288 - 144 { 2.4 } else { 1.0 }), &s);
+        // The window's last hours at 3x.
+        let from = 24 * 288 - window_rows(&s);
+        let risen = judge_end(&series(|i| if i >= from { 3.0 } else { 1.0 }), &s);
         assert!(risen.surprise > alert, "{}", risen.surprise);
         let ratio = risen.observed / risen.baseline.expected;
         assert!(ratio > s.sustained_min_ratio, "{ratio}");
@@ -245,12 +251,12 @@ mod tests {
     fn a_day_below_the_floor_does_not_hide_a_burst_that_meets_it() {
         use crate::detect::judge::{self, SUSTAINED, SeriesState};
         let s = Settings::defaults().detect;
-        // The last 12 hours at 1.6x: surprising to the sustained window
-        // (this series is regular) but under its 2x floor. Then a burst.
+        // The window's last hours at 1.6x: surprising to the sustained
+        // window (this series is regular) but under its floor. Then a burst.
         let last = 24 * 288 - 1;
         let h = series(|i| match i {
             i if i == last => 1.6 * 5.0,
-            i if i >= last - 144 => 1.6,
+            i if i >= last - window_rows(&s) => 1.6,
             _ => 1.0,
         });
         let mut state = SeriesState::default();
@@ -283,9 +289,10 @@ mod tests {
         }
         let today = judge_end(&h, &s);
         assert!(today.surprise < alert, "{}", today.surprise);
-        // Without yesterday, the same 12 hours against the week before the
+        // Without yesterday, the same hours against the week before the
         // step would be a rise.
-        let fresh = judge_end(&series(|i| if i >= rows - 144 { 3.0 } else { 1.0 }), &s);
+        let from = rows - window_rows(&s);
+        let fresh = judge_end(&series(|i| if i >= from { 3.0 } else { 1.0 }), &s);
         assert!(fresh.surprise > alert, "{}", fresh.surprise);
     }
 

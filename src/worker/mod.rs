@@ -358,7 +358,7 @@ impl Worker {
             let last_hit = open_before.map(|o| o.last_hit_at);
             let masked_from = open_before.map(|o| o.masked_from());
             // A reopening later than a relapse is a new burst of its kind.
-            let relapse = c.state.detector.lifecycle.relapse(at, &d);
+            let relapse = c.state.detector.lifecycle.relapse(at, judgement.rise, &d);
             let event = judge::advance(&mut c.state.detector, &judgement, end, 60, hit, learn, &d);
             c.state.last_minute = Some(minute);
             let reports = c.minute_count(minute);
