@@ -298,7 +298,8 @@ pub struct DetectSettings {
     pub quiet_mins: u32,
     /// A hit this soon after a resolution reopens the same incident (a hit
     /// of the kind of the last day's bursts does for a day:
-    /// `detect::recurrence`).
+    /// `detect::recurrence`; the sustained window's alone, after an
+    /// incident that blinded it, for `sustained_hours`: `detect::lifecycle`).
     pub reopen_mins: u32,
     /// Incident time is kept out of the baseline for at most this long; a
     /// longer rise becomes the new normal.

@@ -342,14 +342,14 @@ pub fn advance(
     // Episodes are the minute windows' hits: kinship is theirs alone, and
     // the sustained window's hit lasts hours, so it would glue a day of
     // bursts into one episode under way, never its own precedent.
-    let minute_hit = |surprise: fn(&WindowJudgement) -> f64| minute_hit(&j.windows, s, surprise);
+    let hit_by = |surprise: fn(&WindowJudgement) -> f64| minute_hit(&j.windows, s, surprise);
     let counts = counts(&j.windows);
     let quiet = i64::from(s.quiet_mins) * 60;
     // Calibration learns a pattern's bursts until they hover around the
     // alert: a remembered pattern goes on being remembered on the model's
     // uncalibrated word (a rise of its kind that the raw tail calls a hit).
-    let episode = minute_hit(|w| w.novel_surprise)
-        || (minute_hit(|w| w.raw_surprise) && state.recurrence.remembers(end, counts, quiet));
+    let episode = hit_by(|w| w.novel_surprise)
+        || (hit_by(|w| w.raw_surprise) && state.recurrence.remembers(end, counts, quiet));
     state.recurrence.observe(end, episode, counts, quiet);
     let surprise = j.decisive().map_or(0.0, |w| w.surprise);
     let event = state
@@ -398,7 +398,7 @@ mod tests {
             Judgement {
                 windows,
                 chosen: Some(0),
-                rise: Rise::default(),
+                rise: Rise::BURST,
             }
         };
         let counts = counts(&burst(0.0).windows);

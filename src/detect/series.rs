@@ -271,7 +271,7 @@ mod tests {
         let judged = |w: WindowJudgement| Judgement {
             windows: [Some(w), None, None, None],
             chosen: Some(0),
-            rise: Default::default(),
+            rise: crate::detect::lifecycle::Rise::BURST,
         };
         // Two very surprising rows at 1.2x (under the ratio floor), then an
         // unsurprising one that meets the floors: nothing here is a problem.

@@ -1,7 +1,7 @@
 //! The sustained window: a rise that lasts hours rather than minutes.
 //!
-//! A service that is half broken all afternoon draws reports at twice its
-//! usual rate for many hours without any five minutes standing out. The
+//! A service that is half broken all afternoon draws reports at several
+//! times its usual rate for hours without any five minutes standing out. The
 //! minute windows, whose baselines follow the current level, cannot see it;
 //! this window compares the last `sustained_hours` with the same hours on
 //! each of the last `sustained_days` days, in log terms, and measures the

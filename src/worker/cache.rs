@@ -195,9 +195,7 @@ fn merge_minutes(c: &mut Cached, from: i64, values: &[u64], keep_from: i64) {
 pub(super) fn history_of(c: &Cached, end: i64, d: &DetectSettings) -> BucketHistory {
     let mut masks = c.state.masks.clone();
     if let Some(open) = &c.state.detector.lifecycle.open {
-        let from = open.masked_from();
-        let until = end.min(from + i64::from(d.mask_max_hours) * 3600);
-        masks.push((from, until));
+        masks.push((open.masked_from(), end.min(open.masked_until(d))));
     }
     BucketHistory::new(
         c.minute_start,
@@ -214,4 +212,49 @@ pub(super) fn stagger(service: &str, period: i64) -> i64 {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
     (hash % period.max(1) as u64) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::detect::baseline::History;
+    use crate::detect::lifecycle::{OpenIncident, Severity};
+
+    /// What the open incident masks, as the backtest masks it minute by
+    /// minute: from its (re)opening to its masking limit. Reopened by the
+    /// sustained window past the limit of the opening it continues, it
+    /// masks nothing (the hours since that limit stay seen).
+    #[test]
+    fn an_open_incident_masks_from_its_opening_to_its_limit() {
+        let d = Settings::defaults().detect;
+        let hour = 3600;
+        let limit = i64::from(d.mask_max_hours) * hour;
+        let mut c = Cached {
+            state: ServiceState::default(),
+            minute_start: 0,
+            minutes: vec![1.0; 24 * 60],
+            quarter_start: 0,
+            quarters: Vec::new(),
+            loaded_epoch: 0,
+            loaded_at: 0,
+        };
+        let end = 20 * hour;
+        let clean = |c: &Cached| history_of(c, end, &d).window(end, end).unwrap().clean_secs;
+        let open = |since: i64, limit_from: Option<i64>| OpenIncident {
+            started_at: 2 * hour,
+            since: Some(since),
+            limit_from,
+            severity: Severity::Problem,
+            last_hit_at: since,
+            recent_hits: 1,
+            peak_surprise: 20.0,
+        };
+        c.state.detector.lifecycle.open = Some(open(2 * hour, None));
+        assert_eq!(clean(&c), end - limit);
+        c.state.detector.lifecycle.open = Some(open(12 * hour, Some(2 * hour)));
+        assert_eq!(clean(&c), end);
+        c.state.detector.lifecycle.open = Some(open(5 * hour, Some(2 * hour)));
+        assert_eq!(clean(&c), end - 3 * hour, "from its reopening to the limit");
+    }
 }

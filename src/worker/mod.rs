@@ -356,7 +356,7 @@ impl Worker {
             let learn = !quarantined && !c.state.detector.lifecycle.masks(at, &d);
             let open_before = c.state.detector.lifecycle.open.as_ref();
             let last_hit = open_before.map(|o| o.last_hit_at);
-            let masked_from = open_before.map(|o| o.masked_from());
+            let masked = open_before.map(|o| (o.masked_from(), o.masked_until(&d)));
             // A reopening later than a relapse is a new burst of its kind.
             let relapse = c.state.detector.lifecycle.relapse(at, judgement.rise, &d);
             let event = judge::advance(&mut c.state.detector, &judgement, end, 60, hit, learn, &d);
@@ -415,9 +415,9 @@ impl Worker {
                 // The baselines leave out the quiet minutes too, up to the
                 // one that resolved it, as the backtest does (a fading tail
                 // of an outage is not the service's normal).
-                let from = masked_from.unwrap_or(doc.started_unix);
-                let mask_end = at.min(from + i64::from(d.mask_max_hours) * 3600);
-                c.state.masks.push((from, mask_end));
+                if let Some((from, until)) = masked {
+                    c.state.masks.push((from, at.min(until)));
+                }
             }
             c.state.masks.retain(|&(_, b)| b > horizon);
             if let Some(e) = event {
