@@ -195,7 +195,10 @@ fn a_step_on_a_quiet_service_opens_one_incident_and_reopens_it_at_most_once() {
     let events = stepped(23, 0.03, step, 4.5);
     let opened = opened_from(&events, 0);
     let found = step..step + 6 * 60;
-    assert!(opened.len() == 1 && found.contains(&opened[0]), "{events:?}");
+    assert!(
+        opened.len() == 1 && found.contains(&opened[0]),
+        "{events:?}"
+    );
     let reopened = events.iter().filter(|(_, e)| *e == Event::Reopened);
     assert!(reopened.count() <= 1, "{events:?}");
 }
