@@ -306,6 +306,18 @@ pub async fn counts(
     step: i64,
     now: i64,
 ) -> Result<Vec<Point>, ApiError> {
+    // What the callers checked, held here before any allocation: the
+    // span read lies within the retention.
+    let span = points as i64 * step;
+    if span > state.retention.rollup_ttl_secs / 60 + step {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            format!(
+                "the span read is at most the retention of {} days (store.rollup_ttl_secs)",
+                state.retention.rollup_ttl_secs / 86400
+            ),
+        ));
+    }
     let minute_span = state.retention.minute_ttl_secs / 60 - 60;
     let in_minutes = now - start < minute_span;
     if !in_minutes && (step % 15 != 0 || start % 15 != 0) {

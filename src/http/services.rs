@@ -183,6 +183,17 @@ pub async fn history_csv(
             "from must be before to",
         ));
     }
+    // Each row sums its step's minutes: a step longer than the span would
+    // read (and allocate for) minutes far past `to`.
+    if step > to - from {
+        return Err(ApiError::new(
+            Code::InvalidParameter,
+            format!(
+                "step must not exceed the span from `from` to `to` ({} min)",
+                to - from
+            ),
+        ));
+    }
     let oldest = now - state.retention.rollup_ttl_secs / 60;
     if from < oldest {
         return Err(ApiError::new(

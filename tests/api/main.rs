@@ -1,6 +1,7 @@
 //! One integration test binary: helpers start a real redis-server per test and
 //! the app on a free port; tests talk HTTP to it.
 
+mod abuse;
 mod admin;
 mod browser;
 mod conformance;
