@@ -93,6 +93,7 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|e, _| {
                     ApiError::new(Code::InvalidParameter, format!("invalid path: {e}")).into()
                 }))
+                .wrap(from_fn(crate::web::security_headers))
                 .wrap(from_fn(http::observe))
                 .configure(crate::web::routes)
                 .configure(http::routes)

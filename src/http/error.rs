@@ -20,6 +20,7 @@ pub enum Code {
     InvalidIdempotencyKey,
     Unauthorized,
     AdminDisabled,
+    CrossSite,
     NotFound,
     MethodNotAllowed,
     ServiceNotFound,
@@ -64,6 +65,7 @@ impl Code {
                 "admin_disabled",
                 "Admin endpoints are disabled",
             ),
+            Code::CrossSite => (S::FORBIDDEN, "cross_site", "Cross-site post refused"),
             Code::NotFound => (S::NOT_FOUND, "not_found", "Not found"),
             Code::MethodNotAllowed => (
                 S::METHOD_NOT_ALLOWED,

@@ -41,11 +41,16 @@ pub async fn post_report(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let addr = client_addr(&req, state.settings.http.trust_forwarded_for);
-    let allowance = state
-        .limiter
-        .as_ref()
-        .map(|limiter| limiter.check(addr, Instant::now()));
+    let cross_site = cross_site(&req, &state.settings.web.public_url);
+    let allowance = match &state.limiter {
+        Some(limiter) if !cross_site => Some(limiter.check(addr, Instant::now())),
+        _ => None,
+    };
     let result = match allowance {
+        _ if cross_site => Err(ApiError::new(
+            Code::CrossSite,
+            "reports come from this site's own pages or from apps, not from another site's page",
+        )),
         Some(Err(refused)) => Err(ApiError::new(
             Code::RateLimited,
             format!(
@@ -74,9 +79,10 @@ pub async fn post_report(
                 .inc();
         }
     }
-    // A browser's form post without JavaScript gets its error as a page.
+    // A browser's form post without JavaScript gets its error as a page
+    // (one from another site gets none of this site's pages).
     let result = match result {
-        Err(e) if is_form(&req) && wants_html(&req) => {
+        Err(e) if is_form(&req) && wants_html(&req) && !cross_site => {
             use actix_web::ResponseError as _;
             Ok(crate::web::PageError(e).error_response())
         }
@@ -178,6 +184,32 @@ async fn handle(
         StatusCode::ACCEPTED,
         &AcceptedBody::from(accepted),
     ))
+}
+
+/// Whether a browser says this post comes from another site's page: a
+/// hidden form there that submits itself would make each of its visitors a
+/// genuine, distinct reporter. Browsers send `Sec-Fetch-Site` (and `Origin`
+/// on posts); apps and scripts that post directly send neither, or their
+/// own, and are not what this guards against. JSON posts from other
+/// origins never get here: they need a CORS preflight, which is refused.
+fn cross_site(req: &HttpRequest, public_url: &str) -> bool {
+    let headers = req.headers();
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = value("sec-fetch-site") {
+        // "none": typed or bookmarked, not sent by a page.
+        return !matches!(site, "same-origin" | "none");
+    }
+    let Some(origin) = value("origin") else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/');
+    if !public_url.is_empty() {
+        return !origin.eq_ignore_ascii_case(public_url.trim_end_matches('/'));
+    }
+    // Without a configured public URL, the site is the host the request
+    // names (behind a TLS proxy the scheme is not ours to see).
+    let host = origin.split_once("://").map_or("", |(_, host)| host);
+    !value("host").is_some_and(|h| h.eq_ignore_ascii_case(host))
 }
 
 fn is_form(req: &HttpRequest) -> bool {

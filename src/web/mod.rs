@@ -23,6 +23,43 @@ use askama::Template;
 
 use crate::http::{ApiError, AppState};
 
+/// The pages' Content-Security-Policy: scripts only from the site's own
+/// file (no inline script), nothing from elsewhere, no framing (the report
+/// buttons cannot be clickjacked under another site's page), forms only to
+/// this site. Inline styles stay allowed (bar widths).
+const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Security headers: on every answer, no type sniffing and no full URL in
+/// the referrer to other sites; on pages, [`PAGE_POLICY`]. The embeddable
+/// chart is an SVG image, which `frame-ancestors` does not concern.
+pub async fn security_headers(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let mut response = next.call(req).await?;
+    let page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let headers = response.headers_mut();
+    let set = |headers: &mut header::HeaderMap, name, value: &'static str| {
+        headers.insert(name, header::HeaderValue::from_static(value));
+    };
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(
+        headers,
+        header::REFERRER_POLICY,
+        "strict-origin-when-cross-origin",
+    );
+    if page {
+        set(headers, header::CONTENT_SECURITY_POLICY, PAGE_POLICY);
+    }
+    Ok(response)
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(pages::home))
         .route("/status/{id}", web::get().to(status::status))

@@ -71,3 +71,108 @@ async fn made_up_methods_do_not_grow_the_metrics() {
     assert!(text.contains(r#"method="other""#));
     app.stop().await;
 }
+
+/// A page on another site with a hidden form that submits itself to the
+/// report endpoint would turn its every visitor into a genuine, distinct
+/// reporter. A browser says where a post comes from (`Sec-Fetch-Site`, and
+/// `Origin`): from another site it is refused with 403 and counts nothing;
+/// from the site's own page it is thanked as before; an app that posts
+/// directly (neither header) is unaffected.
+#[tokio::test]
+async fn a_form_post_from_another_site_is_refused_and_counts_nothing() {
+    let app = TestApp::embedded().await;
+    let own = app.url("");
+    // The 303 back to the status page is the answer looked at.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |k: usize, headers: &[(&str, &str)]| {
+        let mut request = client
+            .post(app.url("/api/v1/reports"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "text/html")
+            .body(format!(
+                "service=whatsapp&problem=login&client_id=visitor-{k}"
+            ));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    let refused: [&[(&str, &str)]; 5] = [
+        &[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://evil.example"),
+        ],
+        &[
+            ("sec-fetch-site", "same-site"),
+            ("origin", "https://x.127.0.0.1"),
+        ],
+        &[("origin", "https://evil.example")],
+        &[("origin", "null")],
+        &[("sec-fetch-site", "cross-site")],
+    ];
+    for (k, headers) in refused.iter().enumerate() {
+        let response = post(k, headers).await.expect("request");
+        assert_eq!(response.status().as_u16(), 403, "{headers:?}");
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(kind, "application/problem+json", "{headers:?}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "cross_site", "{body}");
+    }
+    assert_eq!(app.series_total("whatsapp", "10m").await, 0);
+
+    let accepted: [&[(&str, &str)]; 3] = [
+        &[("sec-fetch-site", "same-origin"), ("origin", own.as_str())],
+        &[("origin", own.as_str())],
+        &[],
+    ];
+    for (k, headers) in accepted.iter().enumerate() {
+        let response = post(10 + k, headers).await.expect("request");
+        assert_eq!(response.status().as_u16(), 303, "{headers:?}");
+    }
+    assert_eq!(app.series_total("whatsapp", "10m").await, 3);
+    app.stop().await;
+}
+
+/// Pages may not be framed (the report buttons cannot be clickjacked under
+/// another site's page), run no inline script, and no answer is sniffed as
+/// another type.
+#[tokio::test]
+async fn pages_carry_a_content_security_policy_and_every_answer_nosniff() {
+    let app = TestApp::embedded().await;
+    for path in ["/", "/status/whatsapp", "/anomalies", "/api/docs"] {
+        let response = app.client.get(app.url(path)).send().await.expect("request");
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let headers = response.headers().clone();
+        let policy = headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        for part in [
+            "frame-ancestors 'none'",
+            "script-src 'self';",
+            "form-action 'self'",
+        ] {
+            assert!(policy.contains(part), "{path}: {policy}");
+        }
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert!(headers.contains_key("referrer-policy"), "{path}");
+        let page = response.text().await.unwrap();
+        let inline = page.matches("<script").count() - page.matches("<script src=").count();
+        assert_eq!(inline, 0, "{path}: a script the policy would block");
+    }
+    for path in ["/api/v1/services", "/embed/whatsapp.svg", "/static/site.js"] {
+        let response = app.client.get(app.url(path)).send().await.expect("request");
+        assert_eq!(
+            response.headers()["x-content-type-options"],
+            "nosniff",
+            "{path}"
+        );
+    }
+    app.stop().await;
+}
