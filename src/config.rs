@@ -61,8 +61,9 @@ pub struct HttpSettings {
     pub workers: usize,
     /// Body limit of the report endpoint, bytes.
     pub max_body_bytes: usize,
-    /// Trust the first X-Forwarded-For entry as the client address.
-    pub trust_forwarded_for: bool,
+    /// Reverse proxies (CIDRs) whose X-Forwarded-For is believed: the
+    /// client is the rightmost address there that is not one of them.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Grace period for in-flight requests on shutdown.
     pub shutdown_timeout_secs: u64,
 }
@@ -646,7 +647,8 @@ fn merge(base: &mut toml::Table, overlay: toml::Table) {
 }
 
 /// Applies `OUTAGEWATCH_<SECTION>__<KEY>` variables. The value is read with the
-/// type of the default it replaces, so `OUTAGEWATCH_HTTP__WORKERS=4` is a number.
+/// type of the default it replaces, so `OUTAGEWATCH_HTTP__WORKERS=4` is a number
+/// and a list is comma-separated (`OUTAGEWATCH_HTTP__TRUSTED_PROXIES=10.0.0.0/8,::1/128`).
 fn apply_env(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
@@ -686,6 +688,14 @@ fn apply_env(
                     "{section}.{key} must be true or false, got {raw:?}"
                 ))
             })?),
+            // A list of strings, comma-separated (http.trusted_proxies).
+            toml::Value::Array(_) => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_string()))
+                    .collect(),
+            ),
             other => {
                 return Err(env_error(format!(
                     "{section}.{key} is a {} and cannot be set from the environment",
@@ -741,10 +751,34 @@ mod tests {
     }
 
     #[test]
+    fn a_list_is_comma_separated_in_the_environment() {
+        let s = Settings::load_from(
+            None,
+            env(&[(
+                "OUTAGEWATCH_HTTP__TRUSTED_PROXIES",
+                " 10.0.0.0/8, ::1/128 ,",
+            )]),
+        )
+        .unwrap();
+        let proxies: Vec<String> = s
+            .http
+            .trusted_proxies
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "::1/128"]);
+        assert!(Settings::defaults().http.trusted_proxies.is_empty());
+    }
+
+    #[test]
     fn bad_settings_name_the_setting() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("OUTAGEWATCH_HTTP__BIND", "nonsense")], "http.bind"),
             (&[("OUTAGEWATCH_HTTP__WORKERS", "four")], "http.workers"),
+            (
+                &[("OUTAGEWATCH_HTTP__TRUSTED_PROXIES", "10.0.0.0/8,nonsense")],
+                "trusted_proxies",
+            ),
             (&[("OUTAGEWATCH_HTTP__NOPE", "1")], "http.nope"),
             (
                 &[("OUTAGEWATCH_STORE__REDIS_URL", "mysql://x")],

@@ -176,3 +176,33 @@ async fn pages_carry_a_content_security_policy_and_every_answer_nosniff() {
     }
     app.stop().await;
 }
+
+/// Behind a proxy, the client writes what it likes at the left of
+/// X-Forwarded-For: a made-up address there each time used to be a new
+/// address each time (a fresh rate-limit allowance, a fresh reporter). The
+/// address the proxy appended is the one that counts.
+#[tokio::test]
+async fn a_made_up_forwarded_address_is_not_a_new_client() {
+    let mut settings = crate::helpers::test_settings(None);
+    settings.intake.rate_limit_per_minute = 60;
+    settings.intake.rate_limit_burst = 3;
+    // The test client plays the proxy.
+    settings.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    let app = TestApp::spawn(settings).await;
+    let mut statuses = Vec::new();
+    for k in 0..6 {
+        let response = app
+            .client
+            .post(app.url("/api/v1/reports"))
+            .header("x-forwarded-for", format!("203.0.113.{k}, 198.51.100.7"))
+            .json(&serde_json::json!({"service": "whatsapp", "problem": "login"}))
+            .send()
+            .await
+            .expect("request");
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [202, 202, 202, 429, 429, 429]);
+    // Without a client_id the reporter is the address: one reporter.
+    assert_eq!(app.series_total("whatsapp", "10m").await, 1);
+    app.stop().await;
+}

@@ -301,7 +301,7 @@ async fn one_address_past_its_burst_gets_429_with_retry_after_and_others_are_una
     settings.intake.rate_limit_per_minute = 60;
     settings.intake.rate_limit_burst = 3;
     // Lets the test speak for two client addresses.
-    settings.http.trust_forwarded_for = true;
+    settings.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     let app = TestApp::spawn(settings).await;
     let post = |from: &'static str, n: usize| {
         app.client
