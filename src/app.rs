@@ -51,10 +51,20 @@ impl Application {
             ),
             kind => tracing::info!(store = kind, "store configured"),
         }
-        if settings.intake.reporter_secret.is_empty() && store.kind() == "redis" {
+        // Reporters without a client_id are identified under a key derived
+        // from the secret: without one, a random key per process, so after a
+        // restart or on another replica they count again.
+        if settings.intake.reporter_secret.is_empty() {
+            if store.kind() == "redis" {
+                anyhow::bail!(
+                    "intake.reporter_secret is empty: with Redis every replica must share one \
+                     (OUTAGEWATCH_INTAKE__REPORTER_SECRET), or reporters without a client_id \
+                     count again on each replica and after each restart"
+                );
+            }
             tracing::warn!(
-                "intake.reporter_secret is empty: reporters without a client_id are identified under a random \
-                 per-process key, so after a restart or on another replica they can count again; set it"
+                "intake.reporter_secret is empty: reporters without a client_id are identified under a \
+                 random key of this process, so after a restart they can count again"
             );
         }
         let metrics = Arc::new(Metrics::new());

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The built-in defaults; also the list of every setting that exists.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -35,7 +35,7 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub http: HttpSettings,
@@ -52,7 +52,7 @@ pub struct Settings {
     pub registry: RegistrySettings,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSettings {
     /// Listen address; port 0 picks a free port (tests).
@@ -64,11 +64,14 @@ pub struct HttpSettings {
     /// Reverse proxies (CIDRs) whose X-Forwarded-For is believed: the
     /// client is the rightmost address there that is not one of them.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// A report's body must have arrived this long after its head, and an
+    /// import's body may not pause longer than this (408 otherwise).
+    pub body_timeout_secs: u64,
     /// Grace period for in-flight requests on shutdown.
     pub shutdown_timeout_secs: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
     /// Empty means the embedded store.
@@ -90,7 +93,7 @@ pub struct StoreSettings {
     pub event_backlog: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntakeSettings {
     /// One counted report per reporter and service within this window.
@@ -116,7 +119,7 @@ pub struct IntakeSettings {
     pub rate_limit_burst: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportSettings {
     /// Largest import body, bytes.
@@ -133,7 +136,7 @@ pub struct ImportSettings {
     pub max_future_skew_secs: i64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSettings {
     /// Most points of one /series answer.
@@ -151,7 +154,7 @@ pub struct ApiSettings {
 
 /// Pages, charts, feeds and the live stream: what readers and journalists
 /// see, and how much of the store a flood of them may cost.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebSettings {
     /// Where readers reach this site (`https://outagewatch.example`), for
@@ -183,7 +186,7 @@ pub struct WebSettings {
 
 /// `serve --demo`: simulated history and live traffic with outages, so a
 /// newcomer sees charts and incidents within minutes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemoSettings {
     /// Run the demo traffic inside `serve` (the `--demo` flag sets it).
@@ -202,7 +205,7 @@ pub struct DemoSettings {
     pub seed: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerSettings {
     /// Run the detection worker inside `serve`.
@@ -227,7 +230,7 @@ pub struct WorkerSettings {
 
 /// The detector's rules; `outagewatch backtest` and the worker use the same
 /// values. The README's methodology section explains each.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DetectSettings {
     /// Judging windows, shortest first; all are judged every tick and the
@@ -307,21 +310,21 @@ pub struct DetectSettings {
     pub mask_max_hours: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// Bearer token; empty disables admin endpoints.
     pub token: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Human,
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     /// Human-readable or JSON lines.
@@ -330,11 +333,70 @@ pub struct LogSettings {
     pub level: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrySettings {
     /// Empty means the registry compiled into the binary.
     pub path: String,
+}
+
+/// The settings that are secrets: never printed.
+const SECRETS: [(&str, &str); 2] = [("admin", "token"), ("intake", "reporter_secret")];
+
+impl Settings {
+    /// The effective settings as TOML that loads back with `--config`, with
+    /// the secrets left out (a comment at the top names each one that is
+    /// set, to be supplied again) and the password of `store.redis_url`
+    /// removed.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut table = toml::Table::try_from(self).expect("settings are plain TOML values");
+        let mut notes = Vec::new();
+        for (section, key) in SECRETS {
+            let Some(toml::Value::Table(t)) = table.get_mut(section) else {
+                continue;
+            };
+            if t.remove(key)
+                .is_some_and(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            {
+                let env = format!("{ENV_PREFIX}{}__{}", section, key).to_ascii_uppercase();
+                notes.push(format!(
+                    "# {section}.{key} is set and not shown: supply it again ({env})"
+                ));
+            }
+        }
+        if let Some((url, true)) = without_password(&self.store.redis_url)
+            && let Some(toml::Value::Table(store)) = table.get_mut("store")
+        {
+            store.insert("redis_url".into(), toml::Value::String(url));
+            notes.push("# store.redis_url has a password, not shown: add it again".into());
+        }
+        let mut out = String::from("# outagewatch: the effective settings\n");
+        for note in notes {
+            out.push_str(&note);
+            out.push('\n');
+        }
+        out.push('\n');
+        out.push_str(&toml::to_string(&table).expect("a table prints"));
+        out
+    }
+}
+
+/// A URL without the password of its user info, and whether it had one.
+fn without_password(url: &str) -> Option<(String, bool)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return Some((url.to_string(), false));
+    };
+    let Some((user, _password)) = userinfo.split_once(':') else {
+        return Some((url.to_string(), false));
+    };
+    let at = if user.is_empty() {
+        String::new()
+    } else {
+        format!("{user}@")
+    };
+    Some((format!("{scheme}://{at}{host}{path}"), true))
 }
 
 impl DetectSettings {
@@ -526,6 +588,7 @@ impl Settings {
         }
         let positive = [
             ("http.max_body_bytes", self.http.max_body_bytes as u64),
+            ("http.body_timeout_secs", self.http.body_timeout_secs),
             ("store.connect_timeout_ms", self.store.connect_timeout_ms),
             ("store.write_timeout_ms", self.store.write_timeout_ms),
             ("store.read_timeout_ms", self.store.read_timeout_ms),
@@ -748,6 +811,47 @@ mod tests {
         assert_eq!(s.http.workers, 3);
         assert_eq!(s.store.redis_url, "redis://127.0.0.1:1/0");
         assert_eq!(s.admin.token, "s3cret");
+    }
+
+    #[test]
+    fn config_prints_toml_that_loads_back_without_its_secrets() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("OUTAGEWATCH_ADMIN__TOKEN", "s3cret-token"),
+                ("OUTAGEWATCH_INTAKE__REPORTER_SECRET", "pepper-secret"),
+                (
+                    "OUTAGEWATCH_STORE__REDIS_URL",
+                    "redis://app:hunter2@10.0.0.5:6379/2",
+                ),
+                ("OUTAGEWATCH_HTTP__BIND", "127.0.0.1:7777"),
+                ("OUTAGEWATCH_HTTP__TRUSTED_PROXIES", "10.0.0.0/8"),
+            ]),
+        )
+        .unwrap();
+        let printed = s.to_redacted_toml();
+        for secret in ["s3cret-token", "pepper-secret", "hunter2"] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        for note in [
+            "# admin.token is set",
+            "OUTAGEWATCH_INTAKE__REPORTER_SECRET",
+            "has a password",
+        ] {
+            assert!(printed.contains(note), "{printed}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("printed.toml");
+        std::fs::write(&path, &printed).unwrap();
+        let back = Settings::load_from(Some(&path), env(&[])).unwrap();
+        assert_eq!(back.http.bind, "127.0.0.1:7777");
+        assert_eq!(back.http.trusted_proxies, s.http.trusted_proxies);
+        assert_eq!(back.store.redis_url, "redis://app@10.0.0.5:6379/2");
+        assert_eq!(back.admin.token, "");
+        assert_eq!(back.detect.sustained_hours, s.detect.sustained_hours);
+        // Without secrets, what is printed is what was set.
+        let plain = Settings::defaults().to_redacted_toml();
+        assert!(!plain.contains("is set and not shown"), "{plain}");
     }
 
     #[test]

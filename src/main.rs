@@ -220,7 +220,7 @@ fn main() -> ExitCode {
     let mut settings = settings;
     match cli.command.unwrap_or(Command::Serve { demo: false }) {
         Command::Config => {
-            println!("{settings:#?}");
+            print!("{}", settings.to_redacted_toml());
             ExitCode::SUCCESS
         }
         Command::Backtest {

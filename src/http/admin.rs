@@ -2,10 +2,9 @@
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use serde_json::json;
 
-use super::{ApiError, AppState, Code, content_length};
+use super::{ApiError, AppState, Code, content_length, next_chunk};
 use crate::import::{LineRules, LineSplitter};
 use crate::store::{FeedStore, ImportRow, Store};
 
@@ -159,9 +158,21 @@ pub async fn import(
     };
     let mut lines = LineSplitter::new(settings.max_line_bytes);
     let mut received = 0u64;
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::new(Code::MalformedBody, format!("cannot read body: {e}")))?;
+    // A body of a gigabyte may take minutes; a pause longer than the
+    // deadline between its chunks is a stalled (or stalling) client. What
+    // was read before is kept, as on any other refusal mid-body.
+    let pause = std::time::Duration::from_secs(state.settings.http.body_timeout_secs);
+    loop {
+        let chunk = match next_chunk(&mut payload, pause).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => {
+                let flushed = import.flush().await;
+                announce_import(&state).await;
+                flushed?;
+                return Err(e.with("summary", import.summary()));
+            }
+        };
         received += chunk.len() as u64;
         if received > settings.max_body_bytes {
             let flushed = import.flush().await;

@@ -27,6 +27,7 @@ pub enum Code {
     CompanyNotFound,
     AnomalyNotFound,
     PayloadTooLarge,
+    BodyTimeout,
     UnsupportedMediaType,
     UnknownService,
     ProblemNotAllowed,
@@ -80,6 +81,7 @@ impl Code {
                 "payload_too_large",
                 "Request body too large",
             ),
+            Code::BodyTimeout => (S::REQUEST_TIMEOUT, "body_timeout", "Request body too slow"),
             Code::UnsupportedMediaType => (
                 S::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",

@@ -137,12 +137,39 @@ pub async fn observe(
     Ok(response)
 }
 
+/// The next chunk of a body, or 408 `body_timeout` when none comes within
+/// `wait`: a client sending a byte every few seconds would otherwise hold
+/// its connection (and a worker's attention) for as long as it likes.
+pub async fn next_chunk(
+    payload: &mut web::Payload,
+    wait: std::time::Duration,
+) -> Result<Option<bytes::Bytes>, ApiError> {
+    let late = || {
+        ApiError::new(
+            Code::BodyTimeout,
+            format!(
+                "the body did not arrive within {} s (http.body_timeout_secs)",
+                wait.as_secs()
+            ),
+        )
+    };
+    match tokio::time::timeout(wait, payload.next()).await {
+        Err(_) => Err(late()),
+        Ok(None) => Ok(None),
+        Ok(Some(chunk)) => chunk
+            .map(Some)
+            .map_err(|e| ApiError::new(Code::MalformedBody, format!("cannot read body: {e}"))),
+    }
+}
+
 /// Reads a whole body of at most `limit` bytes; 413 past it, before reading
-/// when Content-Length already says so.
+/// when Content-Length already says so; 408 when it has not all arrived
+/// within `deadline`.
 pub async fn read_body(
     req: &HttpRequest,
     payload: &mut web::Payload,
     limit: usize,
+    deadline: std::time::Duration,
 ) -> Result<Vec<u8>, ApiError> {
     let too_large = || {
         ApiError::new(
@@ -156,9 +183,9 @@ pub async fn read_body(
         return Err(too_large());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|e| ApiError::new(Code::MalformedBody, format!("cannot read body: {e}")))?;
+    let until = tokio::time::Instant::now() + deadline;
+    let left = || until.saturating_duration_since(tokio::time::Instant::now());
+    while let Some(chunk) = next_chunk(payload, left()).await? {
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }

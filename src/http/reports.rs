@@ -141,7 +141,8 @@ async fn handle(
         }
     };
     let idempotency_key = idempotency_key(req, state.settings.intake.max_idempotency_key_len)?;
-    let body = read_body(req, payload, state.settings.http.max_body_bytes).await?;
+    let deadline = std::time::Duration::from_secs(state.settings.http.body_timeout_secs);
+    let body = read_body(req, payload, state.settings.http.max_body_bytes, deadline).await?;
     let raw: RawReport = match kind {
         BodyKind::Json => serde_json::from_slice(&body)
             .map_err(|e| ApiError::new(Code::MalformedBody, format!("invalid JSON report: {e}")))?,

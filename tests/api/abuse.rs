@@ -206,3 +206,71 @@ async fn a_made_up_forwarded_address_is_not_a_new_client() {
     assert_eq!(app.series_total("whatsapp", "10m").await, 1);
     app.stop().await;
 }
+
+/// Replicas on one Redis that each hash reporters under their own random
+/// key let a reporter without a client_id count once per replica (and again
+/// after every restart): with Redis an empty reporter secret stops
+/// start-up, naming the setting. The embedded store still starts.
+#[tokio::test]
+async fn with_redis_an_empty_reporter_secret_stops_start_up() {
+    let redis = crate::helpers::RedisServer::start().await;
+    let mut settings = crate::helpers::test_settings(Some(&redis.url()));
+    settings.intake.reporter_secret = String::new();
+    let error = match outagewatch::app::Application::build(settings).await {
+        Ok(_) => panic!("started without a reporter secret"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(error.contains("intake.reporter_secret"), "{error}");
+    let mut embedded = crate::helpers::test_settings(None);
+    embedded.intake.reporter_secret = String::new();
+    let app = TestApp::spawn(embedded).await;
+    app.stop().await;
+}
+
+/// A client that sends its body a byte at a time, slower than the deadline
+/// allows, gets 408 and its connection back, instead of holding it for as
+/// long as it likes; a body that arrives in time is answered as usual.
+#[tokio::test]
+async fn a_body_sent_a_byte_at_a_time_is_cut_at_the_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut settings = crate::helpers::test_settings(None);
+    settings.http.body_timeout_secs = 1;
+    let app = TestApp::spawn(settings).await;
+    let address = app.url("").trim_start_matches("http://").to_string();
+    let body = r#"{"service":"whatsapp","problem":"login","client_id":"slow"}"#;
+    let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /api/v1/reports HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    // One byte every 300 ms: the whole body would take 18 s.
+    let mut answer = Vec::new();
+    for byte in body.bytes() {
+        if socket.write_all(&[byte]).await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        match tokio::time::timeout(std::time::Duration::from_millis(300), socket.read(&mut buf))
+            .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    let elapsed = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+    assert_eq!(app.series_total("whatsapp", "10m").await, 0);
+    // In time, the same report counts.
+    let (status, _) = app.report(&serde_json::from_str(body).unwrap()).await;
+    assert_eq!(status, 202);
+    app.stop().await;
+}
