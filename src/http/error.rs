@@ -18,6 +18,8 @@ pub enum Code {
     MalformedBody,
     InvalidParameter,
     InvalidIdempotencyKey,
+    IdempotencyKeyReused,
+    IdempotencyKeyInFlight,
     Unauthorized,
     AdminDisabled,
     CrossSite,
@@ -55,6 +57,16 @@ impl Code {
                 S::BAD_REQUEST,
                 "invalid_idempotency_key",
                 "Invalid Idempotency-Key header",
+            ),
+            Code::IdempotencyKeyReused => (
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency-Key used for another request",
+            ),
+            Code::IdempotencyKeyInFlight => (
+                S::CONFLICT,
+                "idempotency_key_in_flight",
+                "A request with this Idempotency-Key is in flight",
             ),
             Code::Unauthorized => (
                 S::UNAUTHORIZED,
@@ -193,6 +205,12 @@ impl ApiError {
             }
             IntakeError::Write(_) => {
                 ApiError::unavailable(Code::StoreUnavailable, retry_after_secs)
+            }
+            IntakeError::IdempotencyKeyReused => {
+                ApiError::new(Code::IdempotencyKeyReused, e.to_string())
+            }
+            IntakeError::IdempotencyKeyInFlight => {
+                ApiError::new(Code::IdempotencyKeyInFlight, e.to_string()).retry_after(1)
             }
         }
     }

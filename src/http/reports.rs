@@ -72,6 +72,8 @@ pub async fn post_report(
                 | Code::ClientIdTooLong
                 | Code::Overloaded
                 | Code::StoreUnavailable
+                | Code::IdempotencyKeyReused
+                | Code::IdempotencyKeyInFlight
         ) {
             state
                 .metrics

@@ -5,8 +5,9 @@ pub mod limiter;
 pub mod reporter;
 pub mod writer;
 
+use std::collections::HashSet;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
 use uuid::Uuid;
@@ -44,6 +45,12 @@ pub enum IntakeError {
     Invalid(#[from] ReportError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// The Idempotency-Key was first used for another request.
+    #[error("this Idempotency-Key was used for another request; use a new key for a new report")]
+    IdempotencyKeyReused,
+    /// A request with the same Idempotency-Key is still being written.
+    #[error("a request with this Idempotency-Key is still in flight; retry shortly")]
+    IdempotencyKeyInFlight,
 }
 
 pub struct Intake {
@@ -52,6 +59,23 @@ pub struct Intake {
     hasher: ReporterHasher,
     metrics: Arc<Metrics>,
     max_client_id_len: usize,
+    /// Idempotency keys (scoped) of the requests being written here.
+    in_flight: Mutex<HashSet<String>>,
+}
+
+/// Holds a scoped idempotency key in flight until dropped.
+struct InFlight<'a> {
+    keys: &'a Mutex<HashSet<String>>,
+    key: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.key);
+    }
 }
 
 impl Intake {
@@ -67,6 +91,7 @@ impl Intake {
             hasher: ReporterHasher::new(&settings.reporter_secret),
             metrics,
             max_client_id_len: settings.max_client_id_len,
+            in_flight: Mutex::new(HashSet::new()),
         }
     }
 
@@ -107,6 +132,21 @@ impl Intake {
                 origin.at.div_euclid(86_400),
             ),
         };
+        // An Idempotency-Key is the reporter's own (another client that
+        // guesses it neither replays this answer nor blocks this report),
+        // and bound to what was asked: the same key with another report is
+        // refused, not answered with the first one's receipt.
+        let request = fingerprint(&[
+            report.problem.as_str(),
+            report.country.as_ref().map_or("", |c| c.as_str()),
+        ]);
+        let idempotency_key = origin
+            .idempotency_key
+            .map(|key| fingerprint(&[&reporter.0, &key]));
+        let _in_flight = match &idempotency_key {
+            Some(key) => Some(self.hold(key)?),
+            None => None,
+        };
         let write = ReportWrite {
             id: Uuid::now_v7(),
             service: report.service.id.clone(),
@@ -114,9 +154,13 @@ impl Intake {
             problem: report.problem,
             country: report.country,
             reporter,
-            idempotency_key: origin.idempotency_key,
+            idempotency_key,
+            request: request.clone(),
         };
         let receipt = self.writer.write(write).await?;
+        if !receipt.request.is_empty() && receipt.request != request {
+            return Err(IntakeError::IdempotencyKeyReused);
+        }
         Ok(Accepted {
             id: receipt.id,
             service: report.service.id.clone(),
@@ -124,6 +168,32 @@ impl Intake {
             bucket: minute_start(receipt.minute),
         })
     }
+}
+
+impl Intake {
+    /// Marks a scoped idempotency key in flight, or refuses a second
+    /// request with it while the first is being written (on this process;
+    /// replicas each keep their own).
+    fn hold(&self, key: &str) -> Result<InFlight<'_>, IntakeError> {
+        let mut keys = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if !keys.insert(key.to_string()) {
+            return Err(IntakeError::IdempotencyKeyInFlight);
+        }
+        Ok(InFlight {
+            keys: &self.in_flight,
+            key: key.to_string(),
+        })
+    }
+}
+
+/// A short fixed-length digest of `parts` (hex, 128 bits).
+fn fingerprint(parts: &[&str]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for part in parts {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher.finalize().to_hex()[..32].to_string()
 }
 
 pub fn minute_start(minute: i64) -> DateTime<Utc> {
@@ -141,5 +211,7 @@ pub fn reason(e: &IntakeError) -> &'static str {
         IntakeError::Invalid(ReportError::ClientIdTooLong { .. }) => "client_id_too_long",
         IntakeError::Write(WriteError::QueueFull) => "overloaded",
         IntakeError::Write(WriteError::TimedOut | WriteError::Unavailable) => "store_unavailable",
+        IntakeError::IdempotencyKeyReused => "idempotency_key_reused",
+        IntakeError::IdempotencyKeyInFlight => "idempotency_key_in_flight",
     }
 }

@@ -156,6 +156,7 @@ impl Store for EmbeddedStore {
                 id: report.id,
                 counted: fresh,
                 minute,
+                request: report.request.clone(),
             };
             if let Some(key) = &report.idempotency_key {
                 data.idempotency

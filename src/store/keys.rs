@@ -11,7 +11,7 @@
 //! | `ow:{s}:q:<day>` | hash | quarter hour of day (`0`..`95`) → counted reports | bucket start + `rollup_ttl_secs` |
 //! | `ow:{s}:u:<minute>` | HyperLogLog | reporter keys | bucket start + `reporters_ttl_secs` |
 //! | `ow:{s}:d:<reporter>` | string | dedup marker | `dedup_window_secs` after the counted report |
-//! | `ow:{s}:i:<idempotency key>` | string | the stored answer | `idempotency_ttl_secs` |
+//! | `ow:{s}:i:<hash of reporter and key>` | string | the stored answer and its request's fingerprint | `idempotency_ttl_secs` |
 //!
 //! | `ow:{s}:lease` | string | id of the worker acting on the service | `worker.lease_secs` |
 //! | `ow:{s}:state` | string | the worker's detector state (JSON) | never |

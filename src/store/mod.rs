@@ -43,6 +43,9 @@ pub struct ReportWrite {
     pub reporter: ReporterKey,
     /// A retry carrying the same key gets the stored answer, not a new count.
     pub idempotency_key: Option<String>,
+    /// What was asked, as a short fingerprint kept with that answer, so a
+    /// key reused for another request can be told from a retry.
+    pub request: String,
 }
 
 impl ReportWrite {
@@ -60,6 +63,9 @@ pub struct Receipt {
     pub counted: bool,
     /// Unix minute of the bucket the report went into.
     pub minute: i64,
+    /// The fingerprint of the request this answer was first given to
+    /// (empty for answers stored before fingerprints).
+    pub request: String,
 }
 
 /// A validated line of a history import: `count` reports in `minute`.

@@ -9,7 +9,7 @@
 -- ARGV[7] dedup window secs   ARGV[8] idempotency ttl secs   ARGV[9] n
 -- then 5 values per report: reporter, problem, country or "", receipt, idempotency index j or 0
 --
--- Returns one receipt per report: "<1|0>|<id>|<minute>", where a report whose
+-- Returns one receipt per report: "<1|0>|<id>|<minute>|<request>", where a report whose
 -- idempotency key was seen before gets the stored receipt and counts nothing.
 local n = tonumber(ARGV[9])
 local counted = 0

@@ -137,7 +137,7 @@ impl RedisStore {
                 cmd.arg(&report.reporter.0)
                     .arg(report.problem.as_str())
                     .arg(report.country.as_ref().map_or("", |c| c.as_str()))
-                    .arg(format!("{}|{}", report.id, minute))
+                    .arg(format!("{}|{}|{}", report.id, minute, report.request))
                     .arg(idem_index);
             }
             pipe.add_command(cmd);
@@ -164,7 +164,7 @@ fn group_by_bucket(batch: &[ReportWrite]) -> Vec<Vec<usize>> {
 
 fn parse_receipt(text: &str) -> StoreResult<Receipt> {
     let bad = || StoreError::Protocol(format!("bad receipt {text:?}"));
-    let mut parts = text.split('|');
+    let mut parts = text.splitn(4, '|');
     let counted = match parts.next() {
         Some("1") => true,
         Some("0") => false,
@@ -175,10 +175,12 @@ fn parse_receipt(text: &str) -> StoreResult<Receipt> {
         .and_then(|s| Uuid::parse_str(s).ok())
         .ok_or_else(bad)?;
     let minute = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let request = parts.next().unwrap_or_default().to_string();
     Ok(Receipt {
         id,
         counted,
         minute,
+        request,
     })
 }
 

@@ -274,3 +274,62 @@ async fn a_body_sent_a_byte_at_a_time_is_cut_at_the_deadline() {
     assert_eq!(status, 202);
     app.stop().await;
 }
+
+/// POSTs a report for WhatsApp with an Idempotency-Key; its status and body.
+async fn keyed(app: &TestApp, key: &str, client: &str, problem: &str) -> (u16, serde_json::Value) {
+    let response = app
+        .client
+        .post(app.url("/api/v1/reports"))
+        .header("idempotency-key", key)
+        .json(&serde_json::json!({"service": "whatsapp", "problem": problem, "client_id": client}))
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
+/// An Idempotency-Key is the reporter's and bound to its request: a retry
+/// gets the first answer; the same key with another report is 422, not the
+/// first answer; another client's same key is its own and counts.
+#[tokio::test]
+async fn an_idempotency_key_is_bound_to_its_reporter_and_request() {
+    let app = TestApp::embedded().await;
+    let (status, first) = keyed(&app, "k-1", "alice", "login").await;
+    assert_eq!(status, 202, "{first}");
+    let (status, retry) = keyed(&app, "k-1", "alice", "login").await;
+    assert_eq!((status, &retry["id"]), (202, &first["id"]), "{retry}");
+    let (status, other) = keyed(&app, "k-1", "alice", "messaging").await;
+    assert_eq!(status, 422, "{other}");
+    assert_eq!(other["code"], "idempotency_key_reused");
+    let (status, bob) = keyed(&app, "k-1", "bob", "login").await;
+    assert_eq!(status, 202, "{bob}");
+    assert_ne!(bob["id"], first["id"]);
+    assert_eq!(bob["counted"], true);
+    assert_eq!(app.series_total("whatsapp", "10m").await, 2);
+    app.stop().await;
+}
+
+/// While a request with a key is still being written (Redis stalled), a
+/// second one with the same key gets 409 with Retry-After instead of
+/// waiting, and once Redis answers the retry counts once.
+#[tokio::test]
+async fn a_second_request_with_a_key_in_flight_gets_409() {
+    let mut redis = crate::helpers::RedisServer::start().await;
+    let app = TestApp::with_redis(&redis).await;
+    redis.pause();
+    let (a, b) = tokio::join!(
+        keyed(&app, "k-2", "carol", "login"),
+        keyed(&app, "k-2", "carol", "login")
+    );
+    redis.resume();
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [409, 503], "{a:?} {b:?}");
+    let conflict = if a.0 == 409 { &a.1 } else { &b.1 };
+    assert_eq!(conflict["code"], "idempotency_key_in_flight", "{conflict}");
+    let (status, retry) = keyed(&app, "k-2", "carol", "login").await;
+    assert_eq!(status, 202, "{retry}");
+    assert_eq!(app.series_total("whatsapp", "10m").await, 1);
+    app.stop().await;
+}

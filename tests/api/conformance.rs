@@ -41,6 +41,7 @@ fn report(service: &str, reporter: &str, problem: Problem, country: Option<&str>
         country: country.and_then(Country::parse),
         reporter: ReporterKey(reporter.into()),
         idempotency_key: None,
+        request: format!("{}|{}", problem.as_str(), country.unwrap_or_default()),
     }
 }
 
@@ -98,6 +99,14 @@ async fn idempotent_retry_gets_the_first_answer_and_counts_once(store: AnyStore)
     let b = record(&store, &[retry]).await;
     assert_eq!(a, b, "the retry replays the stored receipt");
     assert!(b[0].counted);
+    assert_eq!(b[0].request, first.request, "with the request it answered");
+    // Another request under the key gets the stored receipt too, with the
+    // first request's fingerprint, by which the intake refuses it.
+    let mut other = report("signal", "r1", Problem::Login, None);
+    other.idempotency_key = first.idempotency_key.clone();
+    let c = record(&store, &[other.clone()]).await;
+    assert_eq!((c[0].id, &c[0].request), (a[0].id, &first.request));
+    assert_ne!(c[0].request, other.request);
     assert_eq!(totals(&store, "signal", first.minute(), 1).await, [1]);
 }
 

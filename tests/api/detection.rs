@@ -94,6 +94,7 @@ async fn record_burst(app: &TestApp, from: i64, minutes: i64, per_minute: i64) {
                 country: None,
                 reporter: outagewatch::domain::ReporterKey(format!("r-{minute}-{k}")),
                 idempotency_key: None,
+                request: String::new(),
             })
         })
         .collect();
