@@ -91,6 +91,9 @@ pub struct StoreSettings {
     /// Feed events (opened, updated, resolved) kept for clients resuming
     /// the live stream with Last-Event-ID.
     pub event_backlog: usize,
+    /// The embedded store keeps at most this many dedup markers,
+    /// idempotency answers and distinct reporters (each, across services).
+    pub embedded_max_entries: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -613,6 +616,10 @@ impl Settings {
             ("web.stream_keepalive_secs", self.web.stream_keepalive_secs),
             ("web.max_export_rows", self.web.max_export_rows as u64),
             ("store.event_backlog", self.store.event_backlog as u64),
+            (
+                "store.embedded_max_entries",
+                self.store.embedded_max_entries as u64,
+            ),
             ("worker.lease_secs", self.worker.lease_secs),
             (
                 "worker.history_refresh_secs",

@@ -3,9 +3,12 @@
 //!
 //! It makes `cargo run` work on a machine without Redis. It is not durable and
 //! not shared between processes; the log says so at start-up. Distinct
-//! reporters are counted exactly rather than estimated.
+//! reporters are counted exactly rather than estimated. What clients can
+//! multiply at will (dedup markers, idempotency answers, distinct reporters)
+//! is bounded: at most `store.embedded_max_entries` of each kind, the oldest
+//! evicted first, and the log says when.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use super::keys::{MINUTES_PER_QUARTER, MINUTES_PER_SLOT};
@@ -16,6 +19,7 @@ const SWEEP_EVERY_SECS: i64 = 60;
 
 pub struct EmbeddedStore {
     pub(super) retention: Retention,
+    max_entries: usize,
     state: Mutex<State>,
     pub(super) feed: Box<Mutex<super::embedded_feed::FeedData>>,
 }
@@ -24,6 +28,25 @@ pub struct EmbeddedStore {
 struct State {
     services: HashMap<String, ServiceData>,
     last_sweep: i64,
+    /// Entries of each bounded kind in the order they were made.
+    order: [VecDeque<Entry>; KINDS],
+    /// Entries evicted since the log last said so, per kind.
+    evicted: [u64; KINDS],
+}
+
+/// The bounded kinds, as indices of [`State::order`].
+const DEDUP: usize = 0;
+const IDEMPOTENCY: usize = 1;
+const REPORTERS: usize = 2;
+const KINDS: usize = 3;
+const KIND_NAMES: [&str; KINDS] = ["dedup markers", "idempotency answers", "distinct reporters"];
+
+/// One bounded entry: its service, its key, and (distinct reporters) its
+/// minute.
+struct Entry {
+    service: String,
+    key: String,
+    minute: i64,
 }
 
 #[derive(Default)]
@@ -73,6 +96,34 @@ impl ServiceData {
         }
     }
 
+    /// Whether the entry of `kind` is (still) held.
+    fn holds(&self, kind: usize, e: &Entry) -> bool {
+        match kind {
+            DEDUP => self.dedup.contains_key(&e.key),
+            IDEMPOTENCY => self.idempotency.contains_key(&e.key),
+            _ => self
+                .reporters
+                .get(&e.minute)
+                .is_some_and(|s| s.contains(&e.key)),
+        }
+    }
+
+    fn remove(&mut self, kind: usize, e: &Entry) {
+        match kind {
+            DEDUP => {
+                self.dedup.remove(&e.key);
+            }
+            IDEMPOTENCY => {
+                self.idempotency.remove(&e.key);
+            }
+            _ => {
+                if let Some(set) = self.reporters.get_mut(&e.minute) {
+                    set.remove(&e.key);
+                }
+            }
+        }
+    }
+
     fn sweep(&mut self, r: &Retention, now: i64) {
         self.minutes.retain(|&m, _| r.minute_expiry(m) > now);
         self.breakdown
@@ -86,9 +137,10 @@ impl ServiceData {
 }
 
 impl EmbeddedStore {
-    pub fn new(retention: Retention) -> Self {
+    pub fn new(retention: Retention, max_entries: usize) -> Self {
         EmbeddedStore {
             retention,
+            max_entries: max_entries.max(1),
             state: Mutex::new(State::default()),
             feed: Box::default(),
         }
@@ -107,6 +159,41 @@ impl EmbeddedStore {
             state.last_sweep = now;
             for data in state.services.values_mut() {
                 data.sweep(&self.retention, now);
+            }
+            // The order forgets what expired, so the bound counts what is held.
+            let State {
+                services,
+                order,
+                evicted,
+                ..
+            } = state;
+            for (kind, entries) in order.iter_mut().enumerate() {
+                entries.retain(|e| services.get(&e.service).is_some_and(|d| d.holds(kind, e)));
+                if evicted[kind] > 0 {
+                    tracing::warn!(
+                        evicted = evicted[kind],
+                        limit = self.max_entries,
+                        "the embedded store was full of {}: the oldest were evicted (store.embedded_max_entries)",
+                        KIND_NAMES[kind]
+                    );
+                    evicted[kind] = 0;
+                }
+            }
+        }
+    }
+
+    /// Notes a new entry of `kind`, evicting the oldest past the bound.
+    fn made(&self, state: &mut State, kind: usize, entry: Entry) {
+        state.order[kind].push_back(entry);
+        while state.order[kind].len() > self.max_entries {
+            let Some(old) = state.order[kind].pop_front() else {
+                break;
+            };
+            if let Some(data) = state.services.get_mut(&old.service)
+                && data.holds(kind, &old)
+            {
+                data.remove(kind, &old);
+                state.evicted[kind] += 1;
             }
         }
     }
@@ -142,16 +229,27 @@ impl Store for EmbeddedStore {
                 .dedup
                 .get(&report.reporter.0)
                 .is_none_or(|&until| until <= now);
+            let reporter = &report.reporter.0;
+            let mut made = Vec::new();
             if fresh {
-                data.dedup
-                    .insert(report.reporter.0.clone(), now + r.dedup_window_secs);
+                if data
+                    .dedup
+                    .insert(reporter.clone(), now + r.dedup_window_secs)
+                    .is_none()
+                {
+                    made.push(DEDUP);
+                }
                 let country = report.country.as_ref().map(|c| c.as_str());
                 data.add(minute, 1, Some(report.problem.as_str()), country, &r, now);
             }
-            data.reporters
+            if data
+                .reporters
                 .entry(minute)
                 .or_default()
-                .insert(report.reporter.0.clone());
+                .insert(reporter.clone())
+            {
+                made.push(REPORTERS);
+            }
             let receipt = Receipt {
                 id: report.id,
                 counted: fresh,
@@ -159,8 +257,26 @@ impl Store for EmbeddedStore {
                 request: report.request.clone(),
             };
             if let Some(key) = &report.idempotency_key {
-                data.idempotency
-                    .insert(key.clone(), (receipt.clone(), now + r.idempotency_ttl_secs));
+                let until = now + r.idempotency_ttl_secs;
+                if data
+                    .idempotency
+                    .insert(key.clone(), (receipt.clone(), until))
+                    .is_none()
+                {
+                    made.push(IDEMPOTENCY);
+                }
+            }
+            for kind in made {
+                let key = match kind {
+                    IDEMPOTENCY => report.idempotency_key.clone().unwrap_or_default(),
+                    _ => reporter.clone(),
+                };
+                let entry = Entry {
+                    service: report.service.clone(),
+                    key,
+                    minute,
+                };
+                self.made(&mut state, kind, entry);
             }
             receipts.push(Ok(receipt));
         }
@@ -284,5 +400,60 @@ impl Store for EmbeddedStore {
 
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+    use crate::domain::{Problem, ReporterKey};
+
+    fn write(reporter: &str, at: i64, key: Option<&str>) -> ReportWrite {
+        ReportWrite {
+            id: uuid::Uuid::now_v7(),
+            service: "whatsapp".into(),
+            at,
+            problem: Problem::Login,
+            country: None,
+            reporter: ReporterKey(reporter.into()),
+            idempotency_key: key.map(str::to_string),
+            request: String::new(),
+        }
+    }
+
+    /// One client making up reporters (or idempotency keys) by the
+    /// thousand fills the store up to its bound and no further; the oldest
+    /// go first, the newest are kept.
+    #[tokio::test]
+    async fn what_clients_can_multiply_is_bounded_and_the_oldest_go_first() {
+        let s = Settings::defaults();
+        let store = EmbeddedStore::new(Retention::new(&s.store, &s.intake), 100);
+        let at = chrono::Utc::now().timestamp();
+        for k in 0..250 {
+            let key = format!("key-{k}");
+            let receipts = store
+                .record(&[write(&format!("r{k}"), at, Some(&key))])
+                .await
+                .unwrap();
+            assert!(receipts[0].as_ref().unwrap().counted);
+        }
+        {
+            let state = store.lock();
+            let data = &state.services["whatsapp"];
+            assert_eq!(data.dedup.len(), 100);
+            assert_eq!(data.idempotency.len(), 100);
+            assert_eq!(
+                data.reporters.values().map(HashSet::len).sum::<usize>(),
+                100
+            );
+            assert_eq!(state.evicted, [150; KINDS]);
+            assert!(data.dedup.contains_key("r249") && !data.dedup.contains_key("r0"));
+        }
+        // The newest reporter is still deduplicated; the oldest counts again.
+        let newest = store.record(&[write("r249", at, None)]).await.unwrap();
+        assert!(!newest[0].as_ref().unwrap().counted);
+        let oldest = store.record(&[write("r0", at, None)]).await.unwrap();
+        assert!(oldest[0].as_ref().unwrap().counted);
     }
 }

@@ -211,7 +211,10 @@ impl AnyStore {
     pub fn from_settings(store: &StoreSettings, intake: &IntakeSettings) -> StoreResult<Self> {
         let retention = Retention::new(store, intake);
         if store.redis_url.is_empty() {
-            Ok(AnyStore::Embedded(EmbeddedStore::new(retention)))
+            Ok(AnyStore::Embedded(EmbeddedStore::new(
+                retention,
+                store.embedded_max_entries,
+            )))
         } else {
             Ok(AnyStore::Redis(RedisStore::new(store, retention)?))
         }
