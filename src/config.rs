@@ -183,6 +183,8 @@ pub struct WebSettings {
     pub stream_keepalive_secs: u64,
     /// Most streams open at once; past it, 503.
     pub max_streams: usize,
+    /// Most streams open at once from one address (IPv6: its /64).
+    pub max_streams_per_address: usize,
     /// Most rows of one history.csv export.
     pub max_export_rows: usize,
 }

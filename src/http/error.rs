@@ -38,6 +38,7 @@ pub enum Code {
     RateLimited,
     Overloaded,
     TooManyStreams,
+    TooManyStreamsFromAddress,
     StoreUnavailable,
     Internal,
 }
@@ -129,6 +130,11 @@ impl Code {
                 S::SERVICE_UNAVAILABLE,
                 "too_many_streams",
                 "Too many open streams",
+            ),
+            Code::TooManyStreamsFromAddress => (
+                S::TOO_MANY_REQUESTS,
+                "too_many_streams_from_address",
+                "Too many open streams from this address",
             ),
             Code::StoreUnavailable => (
                 S::SERVICE_UNAVAILABLE,

@@ -10,6 +10,7 @@ pub mod read;
 pub mod reports;
 pub mod services;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +20,7 @@ use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
+use ipnet::IpNet;
 
 pub use self::error::{ApiError, Code};
 pub use self::read::ReadCaches;
@@ -219,4 +221,83 @@ pub fn json_response(
     body: &impl serde::Serialize,
 ) -> HttpResponse {
     HttpResponse::build(status).json(body)
+}
+
+/// The client's address: the peer's, unless the peer is one of
+/// `http.trusted_proxies`; then the rightmost X-Forwarded-For address that
+/// is not (what the client wrote further left proves nothing). Used only as
+/// hash input and for the per-address limit, never stored or logged.
+pub fn client_addr(req: &HttpRequest, proxies: &[IpNet]) -> IpAddr {
+    let peer = req
+        .peer_addr()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let trusted = |ip: &IpAddr| proxies.iter().any(|p| p.contains(ip));
+    if !trusted(&peer) {
+        return peer;
+    }
+    // Walk back from the nearest hop: each trusted proxy appended the
+    // address it saw; the first that is not a proxy is the client. An entry
+    // that is not an address ends the walk at the proxy after it.
+    let entries: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = peer;
+    for entry in entries.iter().rev() {
+        match entry.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusted(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    /// The client address behind `proxies`, of a request from `peer` with
+    /// these X-Forwarded-For header lines.
+    fn client(proxies: &[&str], peer: &str, forwarded: &[&str]) -> String {
+        let proxies: Vec<IpNet> = proxies.iter().map(|p| p.parse().unwrap()).collect();
+        let peer = std::net::SocketAddr::new(peer.parse().unwrap(), 4000);
+        let mut req = TestRequest::default().peer_addr(peer);
+        for line in forwarded {
+            req = req.append_header(("x-forwarded-for", *line));
+        }
+        client_addr(&req.to_http_request(), &proxies).to_string()
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_address_no_trusted_proxy_wrote() {
+        let proxies = ["10.0.0.0/8", "::1/128"];
+        // No proxy believed, or a peer that is not one: the peer.
+        assert_eq!(client(&[], "10.0.0.1", &["198.51.100.7"]), "10.0.0.1");
+        assert_eq!(
+            client(&proxies, "192.0.2.1", &["198.51.100.7"]),
+            "192.0.2.1"
+        );
+        // What the client wrote left of its own address proves nothing.
+        let spoofed = ["203.0.113.66, 198.51.100.7"];
+        assert_eq!(client(&proxies, "10.0.0.1", &spoofed), "198.51.100.7");
+        // Two proxies, and the header on two lines.
+        let chain = ["203.0.113.66", "198.51.100.7, 10.2.0.1"];
+        assert_eq!(client(&proxies, "::1", &chain), "198.51.100.7");
+        // A proxy without the header, or nothing but proxies in it.
+        assert_eq!(client(&proxies, "10.0.0.1", &[]), "10.0.0.1");
+        assert_eq!(client(&proxies, "10.0.0.1", &["10.0.0.9"]), "10.0.0.9");
+        // An entry that is no address ends the walk at the proxy after it.
+        assert_eq!(
+            client(&proxies, "10.0.0.1", &["198.51.100.7, junk"]),
+            "10.0.0.1"
+        );
+    }
 }

@@ -57,7 +57,7 @@ impl RateLimiter {
 
     /// Takes one token for `addr` at `now`; `Err` when none is left.
     pub fn check(&self, addr: IpAddr, now: Instant) -> Result<Allowance, Allowance> {
-        let key = bucket_key(addr);
+        let key = source_key(addr);
         let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
         let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
         if shard.buckets.len() >= shard.sweep_at.max(SWEEP_AT) {
@@ -94,8 +94,9 @@ impl RateLimiter {
     }
 }
 
-/// IPv4 address, or the /64 prefix of an IPv6 address.
-fn bucket_key(addr: IpAddr) -> u128 {
+/// One source of traffic: an IPv4 address, or the /64 prefix of an IPv6
+/// address (one host usually holds a whole /64).
+pub fn source_key(addr: IpAddr) -> u128 {
     match addr {
         IpAddr::V4(v4) => u128::from(u32::from(v4)),
         IpAddr::V6(v6) => {

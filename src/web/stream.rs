@@ -23,7 +23,8 @@ use tokio::sync::broadcast;
 use crate::config::WebSettings;
 use crate::domain::Anomaly;
 use crate::http::anomalies::{Filter, parse_filter};
-use crate::http::{ApiError, AppState, Code};
+use crate::http::{ApiError, AppState, Code, client_addr};
+use crate::intake::limiter::source_key;
 use crate::store::{AnyStore, FeedEvent, FeedStore, parse_event_id};
 use crate::telemetry::Metrics;
 
@@ -37,6 +38,9 @@ pub struct Hub {
     position: Arc<Mutex<Option<String>>>,
     open: AtomicUsize,
     max_streams: usize,
+    /// Streams open per source (address, IPv6 /64).
+    per_source: Mutex<HashMap<u128, usize>>,
+    max_per_source: usize,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -64,6 +68,8 @@ impl Hub {
             position,
             open: AtomicUsize::new(0),
             max_streams: web.max_streams,
+            per_source: Mutex::new(HashMap::new()),
+            max_per_source: web.max_streams_per_address,
             task,
         }
     }
@@ -116,11 +122,20 @@ async fn follow(
 }
 
 /// Counts an open stream while it lives.
-struct Slot(web::Data<AppState>);
+/// A stream's place in the server's count and its source's.
+struct Slot(web::Data<AppState>, u128);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.hub.open.fetch_sub(1, Ordering::SeqCst);
+        let hub = &self.0.hub;
+        hub.open.fetch_sub(1, Ordering::SeqCst);
+        let mut sources = hub.per_source.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = sources.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                sources.remove(&self.1);
+            }
+        }
     }
 }
 
@@ -179,7 +194,27 @@ pub async fn stream(
         )
         .retry_after(state.settings.intake.retry_after_secs));
     }
-    let slot = Slot(state.clone());
+    // One source may not hold every slot: readers behind other addresses
+    // must still get theirs.
+    let source = source_key(client_addr(&req, &state.settings.http.trusted_proxies));
+    {
+        let mut sources = hub.per_source.lock().unwrap_or_else(|p| p.into_inner());
+        let held = sources.entry(source).or_default();
+        if *held >= hub.max_per_source {
+            drop(sources);
+            hub.open.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::new(
+                Code::TooManyStreamsFromAddress,
+                format!(
+                    "this address has {} streams open (web.max_streams_per_address); close one first",
+                    hub.max_per_source
+                ),
+            )
+            .retry_after(state.settings.intake.retry_after_secs));
+        }
+        *held += 1;
+    }
+    let slot = Slot(state.clone(), source);
     // Subscribe before catching up from the store, so nothing falls
     // between the two.
     let receiver = hub.sender.subscribe();

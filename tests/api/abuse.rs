@@ -333,3 +333,40 @@ async fn a_second_request_with_a_key_in_flight_gets_409() {
     assert_eq!(app.series_total("whatsapp", "10m").await, 1);
     app.stop().await;
 }
+
+/// One client opening event streams until the server is full would shut
+/// every other reader out: one address holds at most
+/// `web.max_streams_per_address`, the next gets 429, and a closed stream
+/// frees its place.
+#[tokio::test]
+async fn one_address_cannot_take_every_event_stream() {
+    let mut settings = crate::helpers::test_settings(None);
+    settings.web.max_streams_per_address = 2;
+    // A closed stream is noticed at its next write.
+    settings.web.stream_keepalive_secs = 1;
+    let app = TestApp::spawn(settings).await;
+    let open = || app.client.get(app.url("/api/v1/anomalies/stream")).send();
+    let first = open().await.expect("stream");
+    let second = open().await.expect("stream");
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let refused = open().await.expect("request");
+    assert_eq!(refused.status().as_u16(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "too_many_streams_from_address", "{body}");
+    drop(first);
+    let third = crate::helpers::eventually(
+        "the closed stream's place to be free",
+        std::time::Duration::from_secs(10),
+        || async {
+            let r = open().await.ok()?;
+            (r.status().as_u16() == 200).then_some(r)
+        },
+    )
+    .await;
+    drop((second, third));
+    app.stop().await;
+}
