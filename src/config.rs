@@ -386,8 +386,26 @@ impl Settings {
     }
 }
 
-/// A URL without the password of its user info, and whether it had one.
+/// A URL without the password of its user info or of its query (`pass=`,
+/// `password=`, as unix-socket Redis URLs carry it), and whether it had one.
 fn without_password(url: &str) -> Option<(String, bool)> {
+    let (url, query) = url.split_once('?').unwrap_or((url, ""));
+    let params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    let kept: Vec<&str> = params
+        .iter()
+        .copied()
+        .filter(|p| !matches!(p.split('=').next(), Some("pass" | "password")))
+        .collect();
+    let query = if kept.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", kept.join("&"))
+    };
+    let (url, had) = without_userinfo_password(url)?;
+    Some((format!("{url}{query}"), had || kept.len() < params.len()))
+}
+
+fn without_userinfo_password(url: &str) -> Option<(String, bool)> {
     let (scheme, rest) = url.split_once("://")?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let Some((userinfo, host)) = authority.rsplit_once('@') else {
@@ -858,6 +876,20 @@ mod tests {
         assert_eq!(back.store.redis_url, "redis://app@10.0.0.5:6379/2");
         assert_eq!(back.admin.token, "");
         assert_eq!(back.detect.sustained_hours, s.detect.sustained_hours);
+        // A unix-socket URL carries it in its query.
+        let socket = Settings::load_from(
+            None,
+            env(&[(
+                "OUTAGEWATCH_STORE__REDIS_URL",
+                "redis+unix:///tmp/r.sock?db=0&pass=hunter2",
+            )]),
+        )
+        .unwrap()
+        .to_redacted_toml();
+        assert!(
+            !socket.contains("hunter2") && socket.contains("redis+unix:///tmp/r.sock?db=0"),
+            "{socket}"
+        );
         // Without secrets, what is printed is what was set.
         let plain = Settings::defaults().to_redacted_toml();
         assert!(!plain.contains("is set and not shown"), "{plain}");

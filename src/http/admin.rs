@@ -163,7 +163,7 @@ pub async fn import(
     // was read before is kept, as on any other refusal mid-body.
     let pause = std::time::Duration::from_secs(state.settings.http.body_timeout_secs);
     loop {
-        let chunk = match next_chunk(&mut payload, pause).await {
+        let chunk = match next_chunk(&mut payload, pause, pause.as_secs()).await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => break,
             Err(e) => {

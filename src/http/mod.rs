@@ -145,14 +145,12 @@ pub async fn observe(
 pub async fn next_chunk(
     payload: &mut web::Payload,
     wait: std::time::Duration,
+    timeout_secs: u64,
 ) -> Result<Option<bytes::Bytes>, ApiError> {
     let late = || {
         ApiError::new(
             Code::BodyTimeout,
-            format!(
-                "the body did not arrive within {} s (http.body_timeout_secs)",
-                wait.as_secs()
-            ),
+            format!("the body did not arrive within {timeout_secs} s (http.body_timeout_secs)"),
         )
     };
     match tokio::time::timeout(wait, payload.next()).await {
@@ -187,7 +185,7 @@ pub async fn read_body(
     let mut body = Vec::new();
     let until = tokio::time::Instant::now() + deadline;
     let left = || until.saturating_duration_since(tokio::time::Instant::now());
-    while let Some(chunk) = next_chunk(payload, left()).await? {
+    while let Some(chunk) = next_chunk(payload, left(), deadline.as_secs()).await? {
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -228,9 +226,10 @@ pub fn json_response(
 /// is not (what the client wrote further left proves nothing). Used only as
 /// hash input and for the per-address limit, never stored or logged.
 pub fn client_addr(req: &HttpRequest, proxies: &[IpNet]) -> IpAddr {
+    // A dual-stack listener sees an IPv4 peer as ::ffff:a.b.c.d.
     let peer = req
         .peer_addr()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip().to_canonical());
     let trusted = |ip: &IpAddr| proxies.iter().any(|p| p.contains(ip));
     if !trusted(&peer) {
         return peer;
@@ -246,17 +245,28 @@ pub fn client_addr(req: &HttpRequest, proxies: &[IpNet]) -> IpAddr {
         .collect();
     let mut client = peer;
     for entry in entries.iter().rev() {
-        match entry.trim().parse::<IpAddr>() {
-            Ok(ip) => {
+        match forwarded_ip(entry) {
+            Some(ip) => {
                 client = ip;
                 if !trusted(&ip) {
                     break;
                 }
             }
-            Err(_) => break,
+            None => break,
         }
     }
     client
+}
+
+/// An X-Forwarded-For entry's address: bare, or with a port as some
+/// proxies write it (`203.0.113.1:5555`, `[2001:db8::1]:443`).
+fn forwarded_ip(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    let ip = entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))?;
+    Some(ip.to_canonical())
 }
 
 #[cfg(test)]
@@ -294,6 +304,13 @@ mod tests {
         // A proxy without the header, or nothing but proxies in it.
         assert_eq!(client(&proxies, "10.0.0.1", &[]), "10.0.0.1");
         assert_eq!(client(&proxies, "10.0.0.1", &["10.0.0.9"]), "10.0.0.9");
+        // Ports, as some proxies write them, and IPv4 as IPv6.
+        let ported = ["198.51.100.7:5555, 10.0.0.2:80"];
+        assert_eq!(client(&proxies, "10.0.0.1", &ported), "198.51.100.7");
+        assert_eq!(
+            client(&proxies, "::ffff:10.0.0.1", &["[2001:db8::1]:443"]),
+            "2001:db8::1"
+        );
         // An entry that is no address ends the walk at the proxy after it.
         assert_eq!(
             client(&proxies, "10.0.0.1", &["198.51.100.7, junk"]),

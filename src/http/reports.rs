@@ -198,21 +198,46 @@ async fn handle(
 fn cross_site(req: &HttpRequest, public_url: &str) -> bool {
     let headers = req.headers();
     let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(site) = value("sec-fetch-site") {
-        // "none": typed or bookmarked, not sent by a page.
-        return !matches!(site, "same-origin" | "none");
+    // Browsers send Sec-Fetch-Site over HTTPS and to localhost only;
+    // "none" is typed or bookmarked, not sent by a page.
+    if value("sec-fetch-site").is_some_and(|site| !matches!(site, "same-origin" | "none")) {
+        return true;
     }
     let Some(origin) = value("origin") else {
         return false;
     };
-    let origin = origin.trim_end_matches('/');
-    if !public_url.is_empty() {
-        return !origin.eq_ignore_ascii_case(public_url.trim_end_matches('/'));
+    match (origin_of(origin), origin_of(public_url)) {
+        // The configured site, whatever Host the request names (a page
+        // that rebinds its own name to this server's address has its own
+        // origin).
+        (Some(origin), Some(site)) => origin != site,
+        // Without one, the host the request names (behind a TLS proxy the
+        // scheme is not ours to see).
+        (Some((_, host)), None) => value("host").is_none_or(|h| authority(h) != host),
+        // "null" (a sandboxed frame, a data: page) or nonsense.
+        (None, _) => true,
     }
-    // Without a configured public URL, the site is the host the request
-    // names (behind a TLS proxy the scheme is not ours to see).
-    let host = origin.split_once("://").map_or("", |(_, host)| host);
-    !value("host").is_some_and(|h| h.eq_ignore_ascii_case(host))
+}
+
+/// A URL's origin as (scheme, host[:port]), lower-cased, the scheme's
+/// default port dropped and any path ignored; `None` when it is not an
+/// http(s) URL.
+fn origin_of(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return None,
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority(host.strip_suffix(default_port).unwrap_or(host));
+    (!host.is_empty()).then_some((scheme, host))
+}
+
+/// A Host header's or URL's host[:port], lower-cased.
+fn authority(host: &str) -> String {
+    host.trim().to_ascii_lowercase()
 }
 
 fn is_form(req: &HttpRequest) -> bool {

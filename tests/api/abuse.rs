@@ -267,6 +267,10 @@ async fn a_body_sent_a_byte_at_a_time_is_cut_at_the_deadline() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
     assert!(answer.contains("body_timeout"), "{answer}");
+    assert!(
+        answer.contains("within 1 s"),
+        "the setting, not what was left: {answer}"
+    );
     assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
     assert_eq!(app.series_total("whatsapp", "10m").await, 0);
     // In time, the same report counts.
@@ -368,5 +372,59 @@ async fn one_address_cannot_take_every_event_stream() {
     )
     .await;
     drop((second, third));
+    app.stop().await;
+}
+
+/// With `web.public_url` set, the site is that origin (any spelling of it:
+/// default port, trailing path), whatever Host the request names: a page
+/// that rebinds its own name to this server's address (Host and Origin
+/// both its own) is refused, and so is a page that claims same-origin
+/// with another Origin.
+#[tokio::test]
+async fn with_a_public_url_only_its_own_pages_post_reports() {
+    let mut settings = crate::helpers::test_settings(None);
+    settings.web.public_url = "https://outagewatch.example/".into();
+    let app = TestApp::spawn(settings).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let post = |k: usize, headers: &[(&str, &str)]| {
+        let mut request = client
+            .post(app.url("/api/v1/reports"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "text/html")
+            .body(format!("service=whatsapp&problem=login&client_id=p-{k}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    let cases: [(&[(&str, &str)], u16); 4] = [
+        (&[("origin", "https://OUTAGEWATCH.example:443")], 303),
+        (
+            &[
+                ("origin", "https://outagewatch.example"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            303,
+        ),
+        (
+            &[("origin", "http://evil.example"), ("host", "evil.example")],
+            403,
+        ),
+        (
+            &[
+                ("origin", "http://evil.example"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+            403,
+        ),
+    ];
+    for (k, (headers, status)) in cases.iter().enumerate() {
+        let response = post(k, headers).await.expect("request");
+        assert_eq!(response.status().as_u16(), *status, "{headers:?}");
+    }
+    assert_eq!(app.series_total("whatsapp", "10m").await, 2);
     app.stop().await;
 }
