@@ -72,6 +72,31 @@ async fn made_up_methods_do_not_grow_the_metrics() {
     app.stop().await;
 }
 
+/// A browser's form post of a WhatsApp login report by `client_id`, with
+/// `headers`; redirects are not followed (the 303 back to the status page
+/// is the answer looked at).
+async fn form_post(
+    app: &TestApp,
+    client_id: String,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let mut request = client
+        .post(app.url("/api/v1/reports"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "text/html")
+        .body(format!(
+            "service=whatsapp&problem=login&client_id={client_id}"
+        ));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.expect("request")
+}
+
 /// A page on another site with a hidden form that submits itself to the
 /// report endpoint would turn its every visitor into a genuine, distinct
 /// reporter. A browser says where a post comes from (`Sec-Fetch-Site`, and
@@ -82,24 +107,6 @@ async fn made_up_methods_do_not_grow_the_metrics() {
 async fn a_form_post_from_another_site_is_refused_and_counts_nothing() {
     let app = TestApp::embedded().await;
     let own = app.url("");
-    // The 303 back to the status page is the answer looked at.
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let post = |k: usize, headers: &[(&str, &str)]| {
-        let mut request = client
-            .post(app.url("/api/v1/reports"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("accept", "text/html")
-            .body(format!(
-                "service=whatsapp&problem=login&client_id=visitor-{k}"
-            ));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request.send()
-    };
     let refused: [&[(&str, &str)]; 5] = [
         &[
             ("sec-fetch-site", "cross-site"),
@@ -114,7 +121,7 @@ async fn a_form_post_from_another_site_is_refused_and_counts_nothing() {
         &[("sec-fetch-site", "cross-site")],
     ];
     for (k, headers) in refused.iter().enumerate() {
-        let response = post(k, headers).await.expect("request");
+        let response = form_post(&app, format!("visitor-{k}"), headers).await;
         assert_eq!(response.status().as_u16(), 403, "{headers:?}");
         let kind = response.headers()["content-type"]
             .to_str()
@@ -132,7 +139,7 @@ async fn a_form_post_from_another_site_is_refused_and_counts_nothing() {
         &[],
     ];
     for (k, headers) in accepted.iter().enumerate() {
-        let response = post(10 + k, headers).await.expect("request");
+        let response = form_post(&app, format!("visitor-{}", 10 + k), headers).await;
         assert_eq!(response.status().as_u16(), 303, "{headers:?}");
     }
     assert_eq!(app.series_total("whatsapp", "10m").await, 3);
@@ -385,21 +392,6 @@ async fn with_a_public_url_only_its_own_pages_post_reports() {
     let mut settings = crate::helpers::test_settings(None);
     settings.web.public_url = "https://outagewatch.example/".into();
     let app = TestApp::spawn(settings).await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let post = |k: usize, headers: &[(&str, &str)]| {
-        let mut request = client
-            .post(app.url("/api/v1/reports"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("accept", "text/html")
-            .body(format!("service=whatsapp&problem=login&client_id=p-{k}"));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        request.send()
-    };
     let cases: [(&[(&str, &str)], u16); 4] = [
         (&[("origin", "https://OUTAGEWATCH.example:443")], 303),
         (
@@ -422,7 +414,7 @@ async fn with_a_public_url_only_its_own_pages_post_reports() {
         ),
     ];
     for (k, (headers, status)) in cases.iter().enumerate() {
-        let response = post(k, headers).await.expect("request");
+        let response = form_post(&app, format!("p-{k}"), headers).await;
         assert_eq!(response.status().as_u16(), *status, "{headers:?}");
     }
     assert_eq!(app.series_total("whatsapp", "10m").await, 2);
