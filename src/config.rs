@@ -635,6 +635,10 @@ impl Settings {
             ("web.stream_poll_ms", self.web.stream_poll_ms),
             ("web.stream_keepalive_secs", self.web.stream_keepalive_secs),
             ("web.max_export_rows", self.web.max_export_rows as u64),
+            (
+                "web.max_streams_per_address",
+                self.web.max_streams_per_address as u64,
+            ),
             ("store.event_backlog", self.store.event_backlog as u64),
             (
                 "store.embedded_max_entries",

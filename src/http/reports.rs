@@ -213,7 +213,10 @@ fn cross_site(req: &HttpRequest, public_url: &str) -> bool {
         (Some(origin), Some(site)) => origin != site,
         // Without one, the host the request names (behind a TLS proxy the
         // scheme is not ours to see).
-        (Some((_, host)), None) => value("host").is_none_or(|h| authority(h) != host),
+        (Some((scheme, host)), None) => {
+            let named = value("host").and_then(|h| origin_of(&format!("{scheme}://{h}")));
+            named.is_none_or(|(_, named)| named != host)
+        }
         // "null" (a sandboxed frame, a data: page) or nonsense.
         (None, _) => true,
     }

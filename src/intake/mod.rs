@@ -142,7 +142,7 @@ impl Intake {
         ]);
         let idempotency_key = origin
             .idempotency_key
-            .map(|key| fingerprint(&[&reporter.0, &key]));
+            .map(|key| fingerprint(&[&report.service.id, &reporter.0, &key]));
         let _in_flight = match &idempotency_key {
             Some(key) => Some(self.hold(key)?),
             None => None,

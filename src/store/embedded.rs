@@ -42,11 +42,13 @@ const KINDS: usize = 3;
 const KIND_NAMES: [&str; KINDS] = ["dedup markers", "idempotency answers", "distinct reporters"];
 
 /// One bounded entry: its service, its key, and (distinct reporters) its
-/// minute.
+/// minute or (markers and answers) when it expires, which tells a renewed
+/// entry from the one it replaced.
 struct Entry {
     service: String,
     key: String,
     minute: i64,
+    until: i64,
 }
 
 #[derive(Default)]
@@ -99,8 +101,8 @@ impl ServiceData {
     /// Whether the entry of `kind` is (still) held.
     fn holds(&self, kind: usize, e: &Entry) -> bool {
         match kind {
-            DEDUP => self.dedup.contains_key(&e.key),
-            IDEMPOTENCY => self.idempotency.contains_key(&e.key),
+            DEDUP => self.dedup.get(&e.key) == Some(&e.until),
+            IDEMPOTENCY => self.idempotency.get(&e.key).map(|(_, u)| *u) == Some(e.until),
             _ => self
                 .reporters
                 .get(&e.minute)
@@ -230,15 +232,12 @@ impl Store for EmbeddedStore {
                 .get(&report.reporter.0)
                 .is_none_or(|&until| until <= now);
             let reporter = &report.reporter.0;
+            // Each marker or answer made or renewed, with its expiry.
             let mut made = Vec::new();
             if fresh {
-                if data
-                    .dedup
-                    .insert(reporter.clone(), now + r.dedup_window_secs)
-                    .is_none()
-                {
-                    made.push(DEDUP);
-                }
+                let until = now + r.dedup_window_secs;
+                data.dedup.insert(reporter.clone(), until);
+                made.push((DEDUP, until));
                 let country = report.country.as_ref().map(|c| c.as_str());
                 data.add(minute, 1, Some(report.problem.as_str()), country, &r, now);
             }
@@ -248,7 +247,7 @@ impl Store for EmbeddedStore {
                 .or_default()
                 .insert(reporter.clone())
             {
-                made.push(REPORTERS);
+                made.push((REPORTERS, 0));
             }
             let receipt = Receipt {
                 id: report.id,
@@ -258,15 +257,11 @@ impl Store for EmbeddedStore {
             };
             if let Some(key) = &report.idempotency_key {
                 let until = now + r.idempotency_ttl_secs;
-                if data
-                    .idempotency
-                    .insert(key.clone(), (receipt.clone(), until))
-                    .is_none()
-                {
-                    made.push(IDEMPOTENCY);
-                }
+                data.idempotency
+                    .insert(key.clone(), (receipt.clone(), until));
+                made.push((IDEMPOTENCY, until));
             }
-            for kind in made {
+            for (kind, until) in made {
                 let key = match kind {
                     IDEMPOTENCY => report.idempotency_key.clone().unwrap_or_default(),
                     _ => reporter.clone(),
@@ -275,6 +270,7 @@ impl Store for EmbeddedStore {
                     service: report.service.clone(),
                     key,
                     minute,
+                    until,
                 };
                 self.made(&mut state, kind, entry);
             }
@@ -455,5 +451,28 @@ mod tests {
         assert!(!newest[0].as_ref().unwrap().counted);
         let oldest = store.record(&[write("r0", at, None)]).await.unwrap();
         assert!(oldest[0].as_ref().unwrap().counted);
+    }
+
+    /// A marker that expired and was renewed before a sweep keeps its
+    /// place as the newest: the old place in the order evicts nothing.
+    #[tokio::test]
+    async fn a_renewed_marker_is_not_evicted_as_the_oldest() {
+        let mut s = Settings::defaults();
+        s.intake.dedup_window_secs = 10;
+        let store = EmbeddedStore::new(Retention::new(&s.store, &s.intake), 2);
+        let t0 = chrono::Utc::now().timestamp();
+        let counted = |reporter: &'static str, at: i64| {
+            let store = &store;
+            async move {
+                let r = store.record(&[write(reporter, at, None)]).await.unwrap();
+                r[0].as_ref().unwrap().counted
+            }
+        };
+        assert!(counted("r0", t0).await && counted("r1", t0).await);
+        // r0's marker expires and is renewed (no sweep within a minute),
+        // then r2 fills the store past its bound: r1's is the oldest.
+        assert!(counted("r0", t0 + 11).await);
+        assert!(counted("r2", t0 + 11).await);
+        assert!(!counted("r0", t0 + 12).await, "the renewed marker is held");
     }
 }

@@ -199,8 +199,10 @@ pub async fn stream(
     let source = source_key(client_addr(&req, &state.settings.http.trusted_proxies));
     {
         let mut sources = hub.per_source.lock().unwrap_or_else(|p| p.into_inner());
-        let held = sources.entry(source).or_default();
-        if *held >= hub.max_per_source {
+        if sources
+            .get(&source)
+            .is_some_and(|&held| held >= hub.max_per_source)
+        {
             drop(sources);
             hub.open.fetch_sub(1, Ordering::SeqCst);
             return Err(ApiError::new(
@@ -212,7 +214,7 @@ pub async fn stream(
             )
             .retry_after(state.settings.intake.retry_after_secs));
         }
-        *held += 1;
+        *sources.entry(source).or_default() += 1;
     }
     let slot = Slot(state.clone(), source);
     // Subscribe before catching up from the store, so nothing falls

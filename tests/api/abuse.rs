@@ -252,24 +252,30 @@ async fn a_body_sent_a_byte_at_a_time_is_cut_at_the_deadline() {
     );
     socket.write_all(head.as_bytes()).await.unwrap();
     let started = std::time::Instant::now();
-    // One byte every 300 ms: the whole body would take 18 s.
-    let mut answer = Vec::new();
-    for byte in body.bytes() {
-        if socket.write_all(&[byte]).await.is_err() {
-            break;
-        }
-        let mut buf = [0u8; 4096];
-        match tokio::time::timeout(std::time::Duration::from_millis(300), socket.read(&mut buf))
-            .await
-        {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => {
-                answer.extend_from_slice(&buf[..n]);
-                break;
+    // One byte every 300 ms (the whole body would take 18 s), while the
+    // answer is read in full, however it is split.
+    let (mut reader, mut writer) = socket.into_split();
+    let trickle = tokio::spawn(async move {
+        for byte in body.bytes() {
+            if writer.write_all(&[byte]).await.is_err() {
+                return;
             }
-            Err(_) => {}
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
-    }
+    });
+    let mut answer = Vec::new();
+    let read_all = async {
+        let mut buf = [0u8; 4096];
+        // The problem+json body ends the answer.
+        while !answer.ends_with(b"}") {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), read_all).await;
+    trickle.abort();
     let elapsed = started.elapsed();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
