@@ -136,13 +136,18 @@ impl Intake {
         // guesses it neither replays this answer nor blocks this report),
         // and bound to what was asked: the same key with another report is
         // refused, not answered with the first one's receipt.
-        let request = fingerprint(&[
-            report.problem.as_str(),
-            report.country.as_ref().map_or("", |c| c.as_str()),
-        ]);
+        // Only a keyed report can be replayed, so only it is fingerprinted
+        // (nothing added to the path of the others).
         let idempotency_key = origin
             .idempotency_key
             .map(|key| fingerprint(&[&report.service.id, &reporter.0, &key]));
+        let request = match idempotency_key {
+            Some(_) => fingerprint(&[
+                report.problem.as_str(),
+                report.country.as_ref().map_or("", |c| c.as_str()),
+            ]),
+            None => String::new(),
+        };
         let _in_flight = match &idempotency_key {
             Some(key) => Some(self.hold(key)?),
             None => None,
@@ -168,9 +173,7 @@ impl Intake {
             bucket: minute_start(receipt.minute),
         })
     }
-}
 
-impl Intake {
     /// Marks a scoped idempotency key in flight, or refuses a second
     /// request with it while the first is being written (on this process;
     /// replicas each keep their own).
