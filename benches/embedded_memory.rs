@@ -1,6 +1,7 @@
 //! Memory of the embedded store under made-up reporters: `EMBEDDED_REPORTERS`
-//! reports (default one million), each from its own reporter (keys as the
-//! intake makes them from client_ids), recorded in batches as the writer
+//! reports (default one million), each from its own reporter on its own
+//! network (keys as the intake makes them from client_ids and addresses),
+//! recorded in batches as the writer
 //! sends them, with the store bounded at `EMBEDDED_BOUND` entries of each
 //! kind (default: as many as the reports); the growth of this process's
 //! resident memory, per reporter. One case per process: freed memory stays
@@ -10,6 +11,8 @@
 //! cargo bench --bench embedded_memory
 //! EMBEDDED_BOUND=250000 cargo bench --bench embedded_memory
 //! ```
+
+use std::net::{IpAddr, Ipv6Addr};
 
 use outagewatch::config::Settings;
 use outagewatch::domain::Problem;
@@ -27,8 +30,9 @@ fn resident() -> anyhow::Result<u64> {
     Ok(kb * 1024)
 }
 
-/// Records `reports` reports of distinct reporters; the growth of resident
-/// memory and the store's count of distinct reporters in the minute.
+/// Records `reports` reports of distinct reporters on distinct networks;
+/// the growth of resident memory and the store's count of distinct
+/// networks in the minute.
 async fn run(reports: usize, bound: usize) -> anyhow::Result<(u64, u64)> {
     let s = Settings::defaults();
     let store = EmbeddedStore::new(Retention::new(&s.store, &s.intake), bound);
@@ -44,6 +48,14 @@ async fn run(reports: usize, bound: usize) -> anyhow::Result<(u64, u64)> {
             problem: Problem::Login,
             country: None,
             reporter: hasher.for_client_id(&format!("made-up-{k}")),
+            // Each on a network of its own (an IPv6 /48 each): the worst
+            // case, every bounded kind grows with every report.
+            network: hasher.for_network(
+                IpAddr::V6(Ipv6Addr::from(
+                    (0x2001_0db8_u128 << 96) | ((k as u128) << 80),
+                )),
+                at / 86_400,
+            ),
             idempotency_key: None,
             request: String::new(),
         });
@@ -53,8 +65,8 @@ async fn run(reports: usize, bound: usize) -> anyhow::Result<(u64, u64)> {
         }
     }
     let after = resident()?;
-    let distinct = store.distinct_reporters("whatsapp", at / 60, 1).await?;
-    Ok((after.saturating_sub(before), distinct))
+    let distinct = store.distinct("whatsapp", at / 60, 1).await?;
+    Ok((after.saturating_sub(before), distinct.networks))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -69,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let bound = env("EMBEDDED_BOUND", reporters);
     let (grown, distinct) = run(reporters, bound).await?;
     println!(
-        "{reporters} distinct reporters, bound {bound}: resident +{:.1} MB = {:.0} bytes per reporter report ({} held: a dedup marker and a distinct-reporter entry each), {distinct} held as distinct",
+        "{reporters} distinct reporters on as many networks, bound {bound}: resident +{:.1} MB = {:.0} bytes per report ({} held: a dedup marker, a network count and a distinct reporter and network each), {distinct} networks held as distinct",
         grown as f64 / 1e6,
         grown as f64 / reporters as f64,
         reporters.min(bound)

@@ -9,8 +9,10 @@
 //!   `web::Json` of the same fields and answering 202 with a body of the same
 //!   shape. Both have one HTTP worker and run on their own actix system thread.
 //! - The load generator is raw tokio TCP, HTTP/1.1 keep-alive, C connections,
-//!   every request with a distinct client_id (so every report is counted: the
-//!   worst-case write path), services round-robin.
+//!   every request with a distinct client_id from a distinct network (an
+//!   IPv6 /48 in X-Forwarded-For, which outagewatch believes of 127.0.0.1),
+//!   so every report is counted: the worst-case write path; services
+//!   round-robin.
 //! - Closed loop: R rounds alternating ref, ow; each 1 s warm-up + D s measured.
 //! - Half load: open loop at half the reference's median throughput, paced per
 //!   connection on a fixed schedule; latency counts from the scheduled send
@@ -165,7 +167,8 @@ impl Conn {
         })
     }
 
-    /// Sends one report with a distinct client_id and reads the answer.
+    /// Sends one report with a distinct client_id from a distinct network
+    /// and reads the answer.
     async fn report(
         &mut self,
         tag: &str,
@@ -183,11 +186,19 @@ impl Conn {
             )?;
             cursor.position() as usize
         };
+        // The /48 names the phase (by its tag), the connection and the
+        // request, so no network reports twice in a run.
+        let phase = tag
+            .bytes()
+            .fold(0u16, |h, b| h.wrapping_mul(31).wrapping_add(b.into()));
+        let network = 0x2000 | (phase.wrapping_add(conn as u16) & 0x0fff);
         self.request.clear();
         write!(
             self.request,
-            "POST /api/v1/reports HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {body_len}\r\n\r\n",
-            self.host
+            "POST /api/v1/reports HTTP/1.1\r\nHost: {}\r\nX-Forwarded-For: {network:x}:{:x}:{:x}::1\r\nContent-Type: application/json\r\nContent-Length: {body_len}\r\n\r\n",
+            self.host,
+            (seq >> 16) & 0xffff,
+            seq & 0xffff,
         )?;
         self.request.extend_from_slice(&body[..body_len]);
         self.stream.write_all(&self.request).await?;
@@ -935,6 +946,8 @@ fn main() -> anyhow::Result<()> {
     settings.intake.reporter_secret = "x".into();
     // All load comes from 127.0.0.1; the per-address limit would cap it.
     settings.intake.rate_limit_per_minute = 0;
+    // The load speaks for many networks through X-Forwarded-For.
+    settings.http.trusted_proxies = vec!["127.0.0.1/32".parse()?];
     let ow = ServerThread::outagewatch(settings)?;
     let reference = start_reference()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

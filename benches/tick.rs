@@ -108,7 +108,12 @@ fn main() {
             if let Some(w) = j.windows[0] {
                 std::hint::black_box(w.upper(&d, state.tail[0].factor(d.calibration_quantile)));
             }
-            std::hint::black_box(judge::advance(state, &j, end, 60, hit, true, &d));
+            let decided = judge::Decided {
+                hit,
+                supported: true,
+                learn: true,
+            };
+            std::hint::black_box(judge::advance(state, &j, end, 60, decided, &d));
         }
         let (cpu, wall) = (thread_cpu() - cpu0, wall0.elapsed().as_secs_f64());
         println!("  tick {tick}: cpu {cpu:.3} s, wall {wall:.3} s, hits {hits}");

@@ -92,7 +92,8 @@ pub struct StoreSettings {
     /// the live stream with Last-Event-ID.
     pub event_backlog: usize,
     /// The embedded store keeps at most this many dedup markers,
-    /// idempotency answers and distinct reporters (each, across services).
+    /// idempotency answers, distinct reporters and networks and per-network
+    /// counts (each, across services).
     pub embedded_max_entries: usize,
 }
 
@@ -120,6 +121,14 @@ pub struct IntakeSettings {
     pub rate_limit_per_minute: u64,
     /// Reports one address may send at once before the per-minute rate applies.
     pub rate_limit_burst: u64,
+    /// The network a report comes from: its address cut to this many
+    /// leading bits (IPv4).
+    pub network_prefix_v4: u8,
+    /// The same for IPv6 addresses.
+    pub network_prefix_v6: u8,
+    /// Counted reports one network may add to a service within the dedup
+    /// window; past it, reports from there are accepted but not counted.
+    pub max_counted_per_network: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -298,8 +307,8 @@ pub struct DetectSettings {
     pub min_ratio: f64,
     /// ...and this many reports above it...
     pub min_excess: f64,
-    /// ...and this many distinct reporters (where they are known).
-    pub min_reporters: u64,
+    /// ...and reports from this many distinct networks (where known).
+    pub min_networks: u64,
     /// `problem` when `confirm_hits` of the last `confirm_ticks` ticks hit.
     pub confirm_hits: u32,
     pub confirm_ticks: u32,
@@ -626,6 +635,10 @@ impl Settings {
             ),
             ("intake.queue_capacity", self.intake.queue_capacity as u64),
             ("intake.max_batch", self.intake.max_batch as u64),
+            (
+                "intake.max_counted_per_network",
+                self.intake.max_counted_per_network,
+            ),
             ("import.flush_lines", self.import.flush_lines as u64),
             ("api.max_series_points", self.api.max_series_points as u64),
             ("api.default_page_size", self.api.default_page_size as u64),
@@ -668,6 +681,28 @@ impl Settings {
             ));
         }
         self.detect.validate()?;
+        let prefixes = [
+            (
+                "intake.network_prefix_v4",
+                self.intake.network_prefix_v4,
+                8,
+                32,
+            ),
+            (
+                "intake.network_prefix_v6",
+                self.intake.network_prefix_v6,
+                16,
+                128,
+            ),
+        ];
+        for (setting, bits, min, max) in prefixes {
+            if !(min..=max).contains(&bits) {
+                return Err(invalid(
+                    setting,
+                    format!("must be a prefix length from {min} to {max} bits"),
+                ));
+            }
+        }
         if self.intake.max_batch > 4096 {
             // One Lua call takes the batch of a service as arguments; Lua's
             // stack limits how many values one call may unpack.
@@ -821,6 +856,13 @@ mod tests {
         assert_eq!(s.admin.token, "");
         assert_eq!(s.http.max_body_bytes, 4096);
         assert_eq!(s.intake.dedup_window_secs, 3600);
+        assert_eq!(
+            (s.intake.network_prefix_v4, s.intake.network_prefix_v6),
+            (24, 48)
+        );
+        // One network alone cannot meet the excess floor (README, Methodology).
+        assert!((s.intake.max_counted_per_network as f64) < s.detect.min_excess);
+        assert_eq!(s.detect.min_networks, 5);
     }
 
     #[test]
@@ -929,6 +971,18 @@ mod tests {
                 "trusted_proxies",
             ),
             (&[("OUTAGEWATCH_HTTP__NOPE", "1")], "http.nope"),
+            (
+                &[("OUTAGEWATCH_INTAKE__NETWORK_PREFIX_V4", "33")],
+                "intake.network_prefix_v4",
+            ),
+            (
+                &[("OUTAGEWATCH_INTAKE__NETWORK_PREFIX_V6", "8")],
+                "intake.network_prefix_v6",
+            ),
+            (
+                &[("OUTAGEWATCH_INTAKE__MAX_COUNTED_PER_NETWORK", "0")],
+                "intake.max_counted_per_network",
+            ),
             (
                 &[("OUTAGEWATCH_STORE__REDIS_URL", "mysql://x")],
                 "store.redis_url",

@@ -188,7 +188,8 @@ async fn flush(state: &AppState, rows: &mut Vec<ImportRow>, now: i64) -> anyhow:
 }
 
 /// Each second, the share of the current minute's planned reports that
-/// falls in it, each from a distinct simulated person, through the intake.
+/// falls in it, each from a distinct simulated person on a network of their
+/// own, through the intake.
 async fn send_live(state: web::Data<AppState>, start: i64, planned: Vec<Planned>, seed: u64) {
     let planned = Arc::new(planned);
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
@@ -216,19 +217,22 @@ async fn send_live(state: web::Data<AppState>, start: i64, planned: Vec<Planned>
                 let country = COUNTRIES[(rng.random::<f64>().powi(2) * COUNTRIES.len() as f64)
                     as usize
                     % COUNTRIES.len()];
-                reports.push(RawReport {
+                let report = RawReport {
                     service: p.id.clone(),
                     problem: problem.as_str().to_string(),
                     country: Some(country.to_string()),
                     client_id: Some(uuid::Uuid::now_v7().to_string()),
-                });
+                };
+                // Each person on a network of their own, as the detector's
+                // floor counts networks.
+                reports.push((report, IpAddr::V4(Ipv4Addr::from(rng.random::<u32>()))));
             }
         }
-        let sends = reports.into_iter().map(|raw| {
+        let sends = reports.into_iter().map(|(raw, addr)| {
             let state = state.clone();
             async move {
                 let origin = Origin {
-                    addr: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    addr,
                     user_agent: "outagewatch-demo",
                     at: now,
                     idempotency_key: None,

@@ -179,6 +179,7 @@ mod tests {
                 rollup_ttl_secs: 36 * 86_400,
                 reporters_ttl_secs: 86_400,
                 dedup_window_secs: 3600,
+                counted_per_network: 5,
                 idempotency_ttl_secs: 86_400,
                 event_backlog: 100,
             },

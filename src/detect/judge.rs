@@ -141,7 +141,7 @@ impl WindowJudgement {
         self.observed - self.baseline.expected
     }
 
-    /// Ratio and excess floors (the caller checks distinct reporters).
+    /// Ratio and excess floors (the caller checks distinct networks).
     pub fn floors_met(&self, s: &DetectSettings) -> bool {
         let min_ratio = if self.sustained {
             s.sustained_min_ratio
@@ -151,9 +151,9 @@ impl WindowJudgement {
         self.ratio() >= min_ratio && self.excess() >= s.min_excess
     }
 
-    /// Minutes whose distinct reporters the reporter floor counts: the
-    /// window's own, or the last `window_long_mins` for the sustained one.
-    pub fn reporter_minutes(&self, s: &DetectSettings) -> usize {
+    /// Minutes whose distinct networks the floor counts: the window's own,
+    /// or the last `window_long_mins` for the sustained one.
+    pub fn floor_minutes(&self, s: &DetectSettings) -> usize {
         (self.len_secs / 60).min(i64::from(s.window_long_mins)) as usize
     }
 
@@ -318,6 +318,25 @@ fn minute_hit(
         .any(|w| surprise(w) >= alert && w.floors_met(s))
 }
 
+/// Whether the tick may be part of an episode (see [`advance`]): a minute
+/// window is a hit by the model alone or before calibration. The worker then
+/// counts the tick's distinct networks, which an episode needs too.
+pub fn may_be_episode(j: &Judgement, s: &DetectSettings) -> bool {
+    minute_hit(&j.windows, s, |w| w.novel_surprise) || minute_hit(&j.windows, s, |w| w.raw_surprise)
+}
+
+/// What the caller decided about a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decided {
+    /// The tick is a hit (model, floors, false-discovery control, networks).
+    pub hit: bool,
+    /// Enough distinct networks reported in the decisive window for a hit
+    /// or an episode (always, where networks are not known).
+    pub supported: bool,
+    /// The tick is outside incidents, so the baselines learn from it.
+    pub learn: bool,
+}
+
 /// Each window's observed count (0 where it was not judged).
 fn counts(windows: &[Option<WindowJudgement>; WINDOWS]) -> [f64; WINDOWS] {
     std::array::from_fn(|i| windows[i].map_or(0.0, |w| w.observed))
@@ -325,20 +344,25 @@ fn counts(windows: &[Option<WindowJudgement>; WINDOWS]) -> [f64; WINDOWS] {
 
 /// After the hit decision on the tick ending at `end`: remembers it as part
 /// of an episode when the model alone calls a minute window a hit (or, for
-/// a rise of a remembered kind, when the model before calibration does),
-/// advances the lifecycle, and learns (spread around the baseline and the
-/// tail of surprise, per minute window) from the ticks outside incidents
-/// (`learn`) that have now left the shortest window. The worker, the
-/// backtest and the simulator all go through here.
+/// a rise of a remembered kind, when the model before calibration does) and
+/// enough networks reported it (one client cannot teach a pattern that
+/// would hide a later outage), advances the lifecycle, and learns (spread
+/// around the baseline and the tail of surprise, per minute window) from the
+/// ticks outside incidents (`learn`) that have now left the shortest window.
+/// The worker, the backtest and the simulator all go through here.
 pub fn advance(
     state: &mut SeriesState,
     j: &Judgement,
     end: i64,
     step_secs: i64,
-    hit: bool,
-    learn: bool,
+    decided: Decided,
     s: &DetectSettings,
 ) -> Option<Event> {
+    let Decided {
+        hit,
+        supported,
+        learn,
+    } = decided;
     // Episodes are the minute windows' hits: kinship is theirs alone, and
     // the sustained window's hit lasts hours, so it would glue a day of
     // bursts into one episode under way, never its own precedent.
@@ -348,8 +372,9 @@ pub fn advance(
     // Calibration learns a pattern's bursts until they hover around the
     // alert: a remembered pattern goes on being remembered on the model's
     // uncalibrated word (a rise of its kind that the raw tail calls a hit).
-    let episode = hit_by(|w| w.novel_surprise)
-        || (hit_by(|w| w.raw_surprise) && state.recurrence.remembers(end, counts, quiet));
+    let episode = supported
+        && (hit_by(|w| w.novel_surprise)
+            || (hit_by(|w| w.raw_surprise) && state.recurrence.remembers(end, counts, quiet)));
     state.recurrence.observe(end, episode, counts, quiet);
     let surprise = j.decisive().map_or(0.0, |w| w.surprise);
     let event = state
@@ -406,11 +431,12 @@ mod tests {
             let mut state = SeriesState::default();
             if remembered {
                 for at in [DAY / 2, 3 * DAY / 2, 7 * DAY / 4, 2 * DAY] {
-                    advance(&mut state, &burst(2.0 * alert), at, 300, true, false, &s);
+                    advance(&mut state, &burst(2.0 * alert), at, 300, HIT, &s);
                 }
             }
             if let Some(at) = learned_at {
-                advance(&mut state, &burst(alert / 2.0), at, 300, false, false, &s);
+                let learned = Decided { hit: false, ..HIT };
+                advance(&mut state, &burst(alert / 2.0), at, 300, learned, &s);
             }
             state
                 .recurrence
@@ -423,6 +449,52 @@ mod tests {
             0.0,
             "no pattern to keep"
         );
+    }
+
+    /// A hit in a window that enough networks reported.
+    const HIT: Decided = Decided {
+        hit: true,
+        supported: true,
+        learn: false,
+    };
+
+    /// Bursts that one network made (too few distinct networks for a hit)
+    /// are no episodes: they teach no pattern that could later hide a real
+    /// outage of their size.
+    #[test]
+    fn bursts_of_too_few_networks_teach_no_pattern() {
+        use crate::config::Settings;
+        use crate::detect::baseline::DAY;
+        let s = Settings::defaults().detect;
+        let alert = s.alert_surprise();
+        let quiet = i64::from(s.quiet_mins) * 60;
+        let mut w = WindowJudgement::for_test(300, 100.0, 2.0, 2.0 * alert);
+        w.raw_surprise = 2.0 * alert;
+        let mut windows = [None; WINDOWS];
+        windows[0] = Some(w);
+        let burst = Judgement {
+            windows,
+            chosen: Some(0),
+            rise: Rise::BURST,
+        };
+        assert!(may_be_episode(&burst, &s));
+        let taught = |supported: bool| {
+            let mut state = SeriesState::default();
+            for at in [DAY / 2, 3 * DAY / 2, 7 * DAY / 4, 2 * DAY] {
+                let decided = Decided {
+                    hit: supported,
+                    supported,
+                    learn: false,
+                };
+                advance(&mut state, &burst, at, 300, decided, &s);
+            }
+            let counts = counts(&burst.windows);
+            state
+                .recurrence
+                .share(2 * DAY + DAY / 4, counts, 300, quiet)
+        };
+        assert!(taught(true) > 0.0, "supported bursts are a pattern");
+        assert_eq!(taught(false), 0.0, "one network's bursts are none");
     }
 
     #[test]

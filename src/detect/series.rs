@@ -141,7 +141,7 @@ impl<'a> SeriesDetector<'a> {
     pub fn push(&mut self, count: f64) -> Verdict {
         let judgement = self.observe(count);
         let hit = is_candidate(&judgement, self.settings);
-        self.conclude(judgement, hit)
+        self.conclude(judgement, hit, true)
     }
 
     /// Appends the next row's count and judges the windows ending with it;
@@ -161,7 +161,9 @@ impl<'a> SeriesDetector<'a> {
     /// at which the lifecycle would have confirmed. Within an incident only
     /// a row that first reaches the alert, or doubles the evidence scored so
     /// far, scores in full.
-    pub fn conclude(&mut self, judgement: Judgement, hit: bool) -> Verdict {
+    /// `supported`: enough distinct reporters for a hit or an episode
+    /// (true where they are not known).
+    pub fn conclude(&mut self, judgement: Judgement, hit: bool, supported: bool) -> Verdict {
         let s = self.settings;
         let step = self.history.step;
         let at = self.history.end() - step;
@@ -173,7 +175,12 @@ impl<'a> SeriesDetector<'a> {
         // its kind later in the day reopens it for the feed but is scored
         // as news, like a new incident.
         let relapse = self.state.lifecycle.relapse(at, judgement.rise, s);
-        let event = judge::advance(&mut self.state, &judgement, at + step, step, hit, learn, s);
+        let decided = judge::Decided {
+            hit,
+            supported,
+            learn,
+        };
+        let event = judge::advance(&mut self.state, &judgement, at + step, step, decided, s);
         self.history.mask_last(self.state.lifecycle.masks(at, s));
 
         // Only rows that meet the floors count as evidence, as only they
@@ -282,7 +289,7 @@ mod tests {
             WindowJudgement::for_test(300, 40.0, 10.0, 2.0),
         ] {
             d.observe(w.observed);
-            scores.push(d.conclude(judged(w), false).score);
+            scores.push(d.conclude(judged(w), false, true).score);
         }
         assert!(scores.iter().all(|&x| x < 0.5), "{scores:?}");
         // The same surprise with the floors met is, from the second row
@@ -292,7 +299,7 @@ mod tests {
         for _ in 0..2 {
             let w = WindowJudgement::for_test(300, 300.0, 100.0, 60.0);
             d.observe(w.observed);
-            scores.push(d.conclude(judged(w), true).score);
+            scores.push(d.conclude(judged(w), true, true).score);
         }
         assert!(scores[0] < 0.5 && scores[1] > 0.5, "{scores:?}");
     }

@@ -11,4 +11,4 @@ pub use anomaly::{Anomaly, AnomalyStatus, Share};
 pub use country::Country;
 pub use problem::Problem;
 pub use registry::{Category, Company, Registry, RegistryError, Service};
-pub use report::{RawReport, ReportError, ReporterKey};
+pub use report::{NetworkKey, RawReport, ReportError, ReporterKey};

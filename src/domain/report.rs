@@ -46,6 +46,11 @@ pub enum ReportError {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ReporterKey(pub String);
 
+/// Identifies the network a report came from (its address cut to a prefix)
+/// in per-network caps and distinct-network counts; an opaque hex digest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NetworkKey(pub String);
+
 impl RawReport {
     pub fn validate<'r>(
         self,

@@ -72,6 +72,7 @@ pub struct Breakdown {
     pub from: String,
     pub reports: u64,
     pub distinct_reporters: u64,
+    pub distinct_networks: u64,
     pub problems: Vec<Share>,
     pub countries: Vec<Share>,
 }
@@ -421,14 +422,14 @@ async fn load_breakdown(
     let from = (now - window + 1).div_euclid(5) * 5;
     let count = (now - from + 1) as usize;
     let ids = [service.id.as_str()];
-    let (totals, breakdown, reporters) = tokio::join!(
+    let (totals, breakdown, distinct) = tokio::join!(
         state.store.minute_totals(&ids, from, count),
         state.store.breakdown(&service.id, from, count),
-        state.store.distinct_reporters(&service.id, from, count),
+        state.store.distinct(&service.id, from, count),
     );
     let totals = totals.map_err(|e| store_error(state, "minute_totals", e))?;
     let breakdown = breakdown.map_err(|e| store_error(state, "breakdown", e))?;
-    let reporters = reporters.map_err(|e| store_error(state, "distinct_reporters", e))?;
+    let distinct = distinct.map_err(|e| store_error(state, "distinct", e))?;
     let reports: u64 = totals[0].iter().sum();
     let shares = |map: &BTreeMap<String, u64>| {
         let mut rows: Vec<(&String, &u64)> = map.iter().collect();
@@ -446,7 +447,8 @@ async fn load_breakdown(
         window_secs: window * 60,
         from: rfc3339_minute(from),
         reports,
-        distinct_reporters: reporters,
+        distinct_reporters: distinct.reporters,
+        distinct_networks: distinct.networks,
         problems: shares(&breakdown.problems),
         countries: shares(&breakdown.countries),
     }))

@@ -145,6 +145,7 @@ pub async fn breakdown(
         "from": b.from,
         "reports": b.reports,
         "distinct_reporters": b.distinct_reporters,
+        "distinct_networks": b.distinct_networks,
         "problems": rows(&b.problems, "problem"),
         "countries": rows(&b.countries, "country"),
     })))

@@ -141,16 +141,18 @@ pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evalua
             let Some(j) = j else {
                 continue;
             };
-            // Every simulated report has its own reporter; like the worker,
-            // the reporters of the window are counted, or of the last
-            // window_long_mins for the sustained window.
-            let hit = is_candidate(&j, s)
-                && j.decisive().is_some_and(|w| {
-                    let minutes = w.reporter_minutes(s);
-                    let recent = &traffic[i].counts[(m + 1).saturating_sub(minutes)..=m];
-                    let reporters: u64 = recent.iter().sum();
-                    w.p_calibrated <= cutoff && reporters >= s.min_reporters
-                });
+            // Every simulated report has its own reporter on its own
+            // network; like the worker, the networks of the decisive window
+            // are counted, or of the last window_long_mins for the
+            // sustained window.
+            let supported = j.decisive().is_some_and(|w| {
+                let minutes = w.floor_minutes(s);
+                let recent = &traffic[i].counts[(m + 1).saturating_sub(minutes)..=m];
+                recent.iter().sum::<u64>() >= s.min_networks
+            });
+            let hit = supported
+                && is_candidate(&j, s)
+                && j.decisive().is_some_and(|w| w.p_calibrated <= cutoff);
             let (why, window) = j.decisive().map_or_else(Default::default, |w| {
                 let [minutes, observed, expected, kind, dispersion, p, calibrated] = w.explain();
                 let why = format!(
@@ -159,7 +161,7 @@ pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evalua
                 );
                 (why, format!("{minutes} min {kind}"))
             });
-            let verdict = detectors[i].conclude(j, hit);
+            let verdict = detectors[i].conclude(j, hit, supported);
             let count = traffic[i].counts[m];
             match verdict.event {
                 Some(Event::Opened) => {

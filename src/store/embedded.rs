@@ -3,16 +3,17 @@
 //!
 //! It makes `cargo run` work on a machine without Redis. It is not durable and
 //! not shared between processes; the log says so at start-up. Distinct
-//! reporters are counted exactly rather than estimated. What clients can
-//! multiply at will (dedup markers, idempotency answers, distinct reporters)
-//! is bounded: at most `store.embedded_max_entries` of each kind, the oldest
-//! evicted first, and the log says when.
+//! reporters and networks are counted exactly rather than estimated. What
+//! clients can multiply (dedup markers, idempotency answers, distinct
+//! reporters, networks and their counts) is bounded: at most
+//! `store.embedded_max_entries` of each kind, the oldest evicted first, and
+//! the log says when.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use super::keys::{MINUTES_PER_QUARTER, MINUTES_PER_SLOT};
-use super::{Breakdown, ImportRow, Receipt, ReportWrite, Retention, Store, StoreResult};
+use super::{Breakdown, Distinct, ImportRow, Receipt, ReportWrite, Retention, Store, StoreResult};
 
 /// How often, in seconds of report time, expired entries are swept out.
 const SWEEP_EVERY_SECS: i64 = 60;
@@ -38,12 +39,20 @@ struct State {
 const DEDUP: usize = 0;
 const IDEMPOTENCY: usize = 1;
 const REPORTERS: usize = 2;
-const KINDS: usize = 3;
-const KIND_NAMES: [&str; KINDS] = ["dedup markers", "idempotency answers", "distinct reporters"];
+const NETWORKS: usize = 3;
+const NETWORK_COUNTS: usize = 4;
+const KINDS: usize = 5;
+const KIND_NAMES: [&str; KINDS] = [
+    "dedup markers",
+    "idempotency answers",
+    "distinct reporters",
+    "distinct networks",
+    "per-network counts",
+];
 
-/// One bounded entry: its service, its key, and (distinct reporters) its
-/// minute or (markers and answers) when it expires, which tells a renewed
-/// entry from the one it replaced.
+/// One bounded entry: its service, its key, and (distinct reporters and
+/// networks) its minute or (markers, answers, counts) when it expires,
+/// which tells a renewed entry from the one it replaced.
 struct Entry {
     service: String,
     key: String,
@@ -61,8 +70,12 @@ struct ServiceData {
     quarters: BTreeMap<i64, u64>,
     /// Unix minute → reporter keys.
     reporters: BTreeMap<i64, HashSet<String>>,
+    /// Unix minute → network keys.
+    networks: BTreeMap<i64, HashSet<String>>,
     /// Reporter key → when its dedup marker expires.
     dedup: HashMap<String, i64>,
+    /// Network key → its counted reports in the window, and when it ends.
+    per_network: HashMap<String, (u64, i64)>,
     /// Idempotency key → stored answer and when it expires.
     idempotency: HashMap<String, (Receipt, i64)>,
 }
@@ -103,8 +116,9 @@ impl ServiceData {
         match kind {
             DEDUP => self.dedup.get(&e.key) == Some(&e.until),
             IDEMPOTENCY => self.idempotency.get(&e.key).map(|(_, u)| *u) == Some(e.until),
+            NETWORK_COUNTS => self.per_network.get(&e.key).map(|(_, u)| *u) == Some(e.until),
             _ => self
-                .reporters
+                .sets(kind)
                 .get(&e.minute)
                 .is_some_and(|s| s.contains(&e.key)),
         }
@@ -118,11 +132,31 @@ impl ServiceData {
             IDEMPOTENCY => {
                 self.idempotency.remove(&e.key);
             }
+            NETWORK_COUNTS => {
+                self.per_network.remove(&e.key);
+            }
             _ => {
-                if let Some(set) = self.reporters.get_mut(&e.minute) {
+                if let Some(set) = self.sets_mut(kind).get_mut(&e.minute) {
                     set.remove(&e.key);
                 }
             }
+        }
+    }
+
+    /// The per-minute sets of `kind` (distinct reporters or networks).
+    fn sets(&self, kind: usize) -> &BTreeMap<i64, HashSet<String>> {
+        if kind == NETWORKS {
+            &self.networks
+        } else {
+            &self.reporters
+        }
+    }
+
+    fn sets_mut(&mut self, kind: usize) -> &mut BTreeMap<i64, HashSet<String>> {
+        if kind == NETWORKS {
+            &mut self.networks
+        } else {
+            &mut self.reporters
         }
     }
 
@@ -133,7 +167,9 @@ impl ServiceData {
         self.quarters
             .retain(|&q, _| r.rollup_expiry(q * MINUTES_PER_QUARTER) > now);
         self.reporters.retain(|&m, _| r.reporters_expiry(m) > now);
+        self.networks.retain(|&m, _| r.reporters_expiry(m) > now);
         self.dedup.retain(|_, &mut until| until > now);
+        self.per_network.retain(|_, (_, until)| *until > now);
         self.idempotency.retain(|_, (_, until)| *until > now);
     }
 }
@@ -227,27 +263,38 @@ impl Store for EmbeddedStore {
                 continue;
             }
             let minute = report.minute();
-            let fresh = data
-                .dedup
-                .get(&report.reporter.0)
-                .is_none_or(|&until| until <= now);
-            let reporter = &report.reporter.0;
-            // Each marker or answer made or renewed, with its expiry.
-            let mut made = Vec::new();
+            let (reporter, network) = (&report.reporter.0, &report.network.0);
+            let used = data
+                .per_network
+                .get(network)
+                .filter(|(_, until)| *until > now)
+                .map_or(0, |(count, _)| *count);
+            let fresh = used < r.counted_per_network
+                && data.dedup.get(reporter).is_none_or(|&until| until <= now);
+            // Each entry made or renewed: its kind, key and expiry.
+            let mut made: Vec<(usize, &String, i64)> = Vec::new();
             if fresh {
                 let until = now + r.dedup_window_secs;
                 data.dedup.insert(reporter.clone(), until);
-                made.push((DEDUP, until));
+                made.push((DEDUP, reporter, until));
+                if used == 0 {
+                    data.per_network.insert(network.clone(), (1, until));
+                    made.push((NETWORK_COUNTS, network, until));
+                } else if let Some((count, _)) = data.per_network.get_mut(network) {
+                    *count += 1;
+                }
                 let country = report.country.as_ref().map(|c| c.as_str());
                 data.add(minute, 1, Some(report.problem.as_str()), country, &r, now);
             }
-            if data
-                .reporters
-                .entry(minute)
-                .or_default()
-                .insert(reporter.clone())
-            {
-                made.push((REPORTERS, 0));
+            for (kind, key) in [(REPORTERS, reporter), (NETWORKS, network)] {
+                if data
+                    .sets_mut(kind)
+                    .entry(minute)
+                    .or_default()
+                    .insert(key.clone())
+                {
+                    made.push((kind, key, 0));
+                }
             }
             let receipt = Receipt {
                 id: report.id,
@@ -259,13 +306,10 @@ impl Store for EmbeddedStore {
                 let until = now + r.idempotency_ttl_secs;
                 data.idempotency
                     .insert(key.clone(), (receipt.clone(), until));
-                made.push((IDEMPOTENCY, until));
+                made.push((IDEMPOTENCY, key, until));
             }
-            for (kind, until) in made {
-                let key = match kind {
-                    IDEMPOTENCY => report.idempotency_key.clone().unwrap_or_default(),
-                    _ => reporter.clone(),
-                };
+            for (kind, key, until) in made {
+                let key = key.clone();
                 let entry = Entry {
                     service: report.service.clone(),
                     key,
@@ -374,24 +418,30 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
-    async fn distinct_reporters(
+    async fn distinct(
         &self,
         service: &str,
         from_minute: i64,
         count: usize,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<Distinct> {
         let now = wall_clock();
         let state = self.lock();
         let Some(data) = state.services.get(service) else {
-            return Ok(0);
+            return Ok(Distinct::default());
         };
-        let distinct: HashSet<&String> = data
-            .reporters
-            .range(from_minute..from_minute + count as i64)
-            .filter(|(m, _)| self.retention.reporters_expiry(**m) > now)
-            .flat_map(|(_, set)| set.iter())
-            .collect();
-        Ok(distinct.len() as u64)
+        let distinct = |kind: usize| {
+            let keys: HashSet<&String> = data
+                .sets(kind)
+                .range(from_minute..from_minute + count as i64)
+                .filter(|(m, _)| self.retention.reporters_expiry(**m) > now)
+                .flat_map(|(_, set)| set.iter())
+                .collect();
+            keys.len() as u64
+        };
+        Ok(Distinct {
+            reporters: distinct(REPORTERS),
+            networks: distinct(NETWORKS),
+        })
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -403,7 +453,7 @@ impl Store for EmbeddedStore {
 mod tests {
     use super::*;
     use crate::config::Settings;
-    use crate::domain::{Problem, ReporterKey};
+    use crate::domain::{NetworkKey, Problem, ReporterKey};
 
     fn write(reporter: &str, at: i64, key: Option<&str>) -> ReportWrite {
         ReportWrite {
@@ -413,6 +463,7 @@ mod tests {
             problem: Problem::Login,
             country: None,
             reporter: ReporterKey(reporter.into()),
+            network: NetworkKey(format!("n-{reporter}")),
             idempotency_key: key.map(str::to_string),
             request: String::new(),
         }

@@ -10,7 +10,9 @@
 //! | `ow:{s}:b:<hour>` | hash | `<5-min slot>:p:<problem>`, `<5-min slot>:c:<country>` → counted reports | bucket start + `minute_ttl_secs` |
 //! | `ow:{s}:q:<day>` | hash | quarter hour of day (`0`..`95`) → counted reports | bucket start + `rollup_ttl_secs` |
 //! | `ow:{s}:u:<minute>` | HyperLogLog | reporter keys | bucket start + `reporters_ttl_secs` |
+//! | `ow:{s}:n:<minute>` | HyperLogLog | network keys | bucket start + `reporters_ttl_secs` |
 //! | `ow:{s}:d:<reporter>` | string | dedup marker | `dedup_window_secs` after the counted report |
+//! | `ow:{s}:m:<network>` | string | counted reports of the network | `dedup_window_secs` after its first |
 //! | `ow:{s}:i:<hash of reporter and key>` | string | the stored answer and its request's fingerprint | `idempotency_ttl_secs` |
 //!
 //! | `ow:{s}:lease` | string | id of the worker acting on the service | `worker.lease_secs` |
@@ -50,6 +52,14 @@ pub fn rollup(service: &str, day: i64) -> String {
 
 pub fn reporters(service: &str, minute: i64) -> String {
     format!("ow:{{{service}}}:u:{minute}")
+}
+
+pub fn networks(service: &str, minute: i64) -> String {
+    format!("ow:{{{service}}}:n:{minute}")
+}
+
+pub fn network_count(service: &str, network: &str) -> String {
+    format!("ow:{{{service}}}:m:{network}")
 }
 
 pub fn dedup(service: &str, reporter: &str) -> String {
@@ -126,7 +136,9 @@ mod tests {
             breakdown("whatsapp", 1),
             rollup("whatsapp", 1),
             reporters("whatsapp", 1),
+            networks("whatsapp", 1),
             dedup("whatsapp", "ab"),
+            network_count("whatsapp", "n1"),
             idempotency("whatsapp", "k"),
             lease("whatsapp"),
             state("whatsapp"),

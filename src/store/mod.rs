@@ -28,7 +28,7 @@ pub use self::feed::{
 };
 pub use self::redis::RedisStore;
 use crate::config::{IntakeSettings, StoreSettings};
-use crate::domain::{Country, Problem, ReporterKey};
+use crate::domain::{Country, NetworkKey, Problem, ReporterKey};
 
 /// One report on its way into the store.
 #[derive(Debug, Clone)]
@@ -41,6 +41,9 @@ pub struct ReportWrite {
     pub problem: Problem,
     pub country: Option<Country>,
     pub reporter: ReporterKey,
+    /// The network it came from: one network counts at most
+    /// [`Retention::counted_per_network`] reports per dedup window.
+    pub network: NetworkKey,
     /// A retry carrying the same key gets the stored answer, not a new count.
     pub idempotency_key: Option<String>,
     /// What was asked, as a short fingerprint kept with that answer, so a
@@ -59,7 +62,7 @@ impl ReportWrite {
 pub struct Receipt {
     pub id: Uuid,
     /// False when the reporter already has a counted report for the service
-    /// within the dedup window.
+    /// within the dedup window, or its network has its fill of them.
     pub counted: bool,
     /// Unix minute of the bucket the report went into.
     pub minute: i64,
@@ -85,13 +88,16 @@ pub struct Breakdown {
     pub countries: BTreeMap<String, u64>,
 }
 
-/// How long each kind of data is kept; from `[store]` and `[intake]`.
+/// How long each kind of data is kept, and how much of it one reporter or
+/// network counts; from `[store]` and `[intake]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     pub minute_ttl_secs: i64,
     pub rollup_ttl_secs: i64,
     pub reporters_ttl_secs: i64,
     pub dedup_window_secs: i64,
+    /// Counted reports one network adds to a service per dedup window.
+    pub counted_per_network: u64,
     pub idempotency_ttl_secs: i64,
     /// Feed events kept for resuming streams.
     pub event_backlog: usize,
@@ -105,6 +111,7 @@ impl Retention {
             rollup_ttl_secs: secs(store.rollup_ttl_secs),
             reporters_ttl_secs: secs(store.reporters_ttl_secs),
             dedup_window_secs: secs(intake.dedup_window_secs),
+            counted_per_network: intake.max_counted_per_network.max(1),
             idempotency_ttl_secs: secs(intake.idempotency_ttl_secs),
             event_backlog: store.event_backlog.max(1),
         }
@@ -120,7 +127,8 @@ impl Retention {
         minute.div_euclid(keys::MINUTES_PER_DAY) * 86_400 + self.rollup_ttl_secs
     }
 
-    /// When the distinct-reporter estimate of `minute` expires (Unix secs).
+    /// When the distinct-reporter and -network estimates of `minute`
+    /// expire (Unix secs).
     pub fn reporters_expiry(&self, minute: i64) -> i64 {
         minute * 60 + self.reporters_ttl_secs
     }
@@ -149,6 +157,14 @@ impl From<::redis::RedisError> for StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Distinct reporters and distinct networks they reported from, over a
+/// range of minutes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Distinct {
+    pub reporters: u64,
+    pub networks: u64,
+}
 
 /// What intake, the read API and (later) the detector need from storage.
 /// Minutes are Unix minutes; ranges are `[from, from + count)`.
@@ -189,13 +205,13 @@ pub trait Store: Send + Sync + 'static {
         count: usize,
     ) -> impl Future<Output = StoreResult<Breakdown>> + Send;
 
-    /// Estimated distinct reporters over the range.
-    fn distinct_reporters(
+    /// Estimated distinct reporters and networks over the range.
+    fn distinct(
         &self,
         service: &str,
         from_minute: i64,
         count: usize,
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    ) -> impl Future<Output = StoreResult<Distinct>> + Send;
 
     /// Succeeds when the store can serve requests.
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
@@ -273,13 +289,13 @@ impl Store for AnyStore {
         dispatch!(self, s => s.breakdown(service, from_minute, count))
     }
 
-    async fn distinct_reporters(
+    async fn distinct(
         &self,
         service: &str,
         from_minute: i64,
         count: usize,
-    ) -> StoreResult<u64> {
-        dispatch!(self, s => s.distinct_reporters(service, from_minute, count))
+    ) -> StoreResult<Distinct> {
+        dispatch!(self, s => s.distinct(service, from_minute, count))
     }
 
     async fn ping(&self) -> StoreResult<()> {

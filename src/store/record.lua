@@ -2,42 +2,56 @@
 --
 -- KEYS[1] totals hash of the hour      KEYS[2] breakdown hash of the hour
 -- KEYS[3] rollup hash of the day       KEYS[4] reporters HyperLogLog of the minute
--- KEYS[4+i]   dedup key of report i (i = 1..n)
--- KEYS[4+n+j] idempotency key j (j = 1..m)
+-- KEYS[5] networks HyperLogLog of the minute
+-- KEYS[5+i]   dedup key of report i (i = 1..n)
+-- KEYS[5+n+i] counted-reports key of report i's network
+-- KEYS[5+2n+j] idempotency key j (j = 1..m)
 -- ARGV[1] minute field   ARGV[2] 5-minute slot   ARGV[3] quarter field
--- ARGV[4] expiry of the hour hashes   ARGV[5] of the rollup   ARGV[6] of the HyperLogLog
+-- ARGV[4] expiry of the hour hashes   ARGV[5] of the rollup   ARGV[6] of the HyperLogLogs
 -- ARGV[7] dedup window secs   ARGV[8] idempotency ttl secs   ARGV[9] n
--- then 5 values per report: reporter, problem, country or "", receipt, idempotency index j or 0
+-- ARGV[10] counted reports one network may add per dedup window
+-- then 6 values per report: reporter, network, problem, country or "", receipt,
+-- idempotency index j or 0
 --
--- Returns one receipt per report: "<1|0>|<id>|<minute>|<request>", where a report whose
--- idempotency key was seen before gets the stored receipt and counts nothing.
+-- A report counts when its reporter has no counted report within the dedup window
+-- and its network has fewer than ARGV[10]. Returns one receipt per report:
+-- "<1|0>|<id>|<minute>|<request>", where a report whose idempotency key was seen
+-- before gets the stored receipt and counts nothing.
 local n = tonumber(ARGV[9])
+local cap = tonumber(ARGV[10])
 local counted = 0
-local problems, countries, reporters, out = {}, {}, {}, {}
+local problems, countries, reporters, networks, out = {}, {}, {}, {}, {}
 for i = 1, n do
-  local base = 9 + (i - 1) * 5
-  local reporter, problem, country = ARGV[base + 1], ARGV[base + 2], ARGV[base + 3]
-  local receipt, idem = ARGV[base + 4], tonumber(ARGV[base + 5])
+  local base = 10 + (i - 1) * 6
+  local reporter, network = ARGV[base + 1], ARGV[base + 2]
+  local problem, country = ARGV[base + 3], ARGV[base + 4]
+  local receipt, idem = ARGV[base + 5], tonumber(ARGV[base + 6])
   local prior = false
   if idem > 0 then
-    prior = redis.call('GET', KEYS[4 + n + idem])
+    prior = redis.call('GET', KEYS[5 + 2 * n + idem])
   end
   if prior then
     out[i] = prior
   else
     local flag = '0'
-    if redis.call('SET', KEYS[4 + i], '1', 'NX', 'EX', ARGV[7]) then
+    local per_network = KEYS[5 + n + i]
+    local used = tonumber(redis.call('GET', per_network) or '0')
+    if used < cap and redis.call('SET', KEYS[5 + i], '1', 'NX', 'EX', ARGV[7]) then
       flag = '1'
       counted = counted + 1
       problems[problem] = (problems[problem] or 0) + 1
       if country ~= '' then
         countries[country] = (countries[country] or 0) + 1
       end
+      if redis.call('INCR', per_network) == 1 then
+        redis.call('EXPIRE', per_network, ARGV[7])
+      end
     end
     reporters[#reporters + 1] = reporter
+    networks[#networks + 1] = network
     out[i] = flag .. '|' .. receipt
     if idem > 0 then
-      redis.call('SET', KEYS[4 + n + idem], out[i], 'EX', ARGV[8])
+      redis.call('SET', KEYS[5 + 2 * n + idem], out[i], 'EX', ARGV[8])
     end
   end
 end
@@ -57,5 +71,7 @@ end
 if #reporters > 0 then
   redis.call('PFADD', KEYS[4], unpack(reporters))
   redis.call('EXPIREAT', KEYS[4], ARGV[6])
+  redis.call('PFADD', KEYS[5], unpack(networks))
+  redis.call('EXPIREAT', KEYS[5], ARGV[6])
 end
 return out

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::keys::{self, MINUTES_PER_DAY, MINUTES_PER_HOUR, MINUTES_PER_QUARTER, MINUTES_PER_SLOT};
 use super::{
-    Breakdown, ImportRow, Receipt, ReportWrite, Retention, Store, StoreError, StoreResult,
+    Breakdown, Distinct, ImportRow, Receipt, ReportWrite, Retention, Store, StoreError, StoreResult,
 };
 use crate::config::StoreSettings;
 
@@ -109,13 +109,17 @@ impl RedisStore {
                 .collect();
             let mut cmd = redis::cmd("EVALSHA");
             cmd.arg(self.record_script.get_hash())
-                .arg(4 + group.len() + idempotent.len())
+                .arg(5 + 2 * group.len() + idempotent.len())
                 .arg(keys::totals(service, hour))
                 .arg(keys::breakdown(service, hour))
                 .arg(keys::rollup(service, day))
-                .arg(keys::reporters(service, minute));
+                .arg(keys::reporters(service, minute))
+                .arg(keys::networks(service, minute));
             for &i in group {
                 cmd.arg(keys::dedup(service, &batch[i].reporter.0));
+            }
+            for &i in group {
+                cmd.arg(keys::network_count(service, &batch[i].network.0));
             }
             for &i in &idempotent {
                 let key = batch[i].idempotency_key.as_deref().unwrap_or_default();
@@ -130,11 +134,13 @@ impl RedisStore {
                 .arg(r.reporters_expiry(minute))
                 .arg(r.dedup_window_secs)
                 .arg(r.idempotency_ttl_secs)
-                .arg(group.len());
+                .arg(group.len())
+                .arg(r.counted_per_network);
             for &i in group {
                 let report = &batch[i];
                 let idem_index = idempotent.iter().position(|&j| j == i).map_or(0, |p| p + 1);
                 cmd.arg(&report.reporter.0)
+                    .arg(&report.network.0)
                     .arg(report.problem.as_str())
                     .arg(report.country.as_ref().map_or("", |c| c.as_str()))
                     .arg(format!("{}|{}|{}", report.id, minute, report.request))
@@ -406,22 +412,33 @@ impl Store for RedisStore {
         Ok(out)
     }
 
-    async fn distinct_reporters(
+    async fn distinct(
         &self,
         service: &str,
         from_minute: i64,
         count: usize,
-    ) -> StoreResult<u64> {
-        let keys: Vec<String> = (from_minute..from_minute + count as i64)
-            .map(|m| keys::reporters(service, m))
-            .collect();
-        if keys.is_empty() {
-            return Ok(0);
+    ) -> StoreResult<Distinct> {
+        if count == 0 {
+            return Ok(Distinct::default());
         }
+        let minutes = from_minute..from_minute + count as i64;
         let mut pipe = redis::pipe();
-        pipe.cmd("PFCOUNT").arg(&keys);
-        let (n,): (u64,) = self.query(&pipe, self.read_timeout).await?;
-        Ok(n)
+        pipe.cmd("PFCOUNT").arg(
+            minutes
+                .clone()
+                .map(|m| keys::reporters(service, m))
+                .collect::<Vec<_>>(),
+        );
+        pipe.cmd("PFCOUNT").arg(
+            minutes
+                .map(|m| keys::networks(service, m))
+                .collect::<Vec<_>>(),
+        );
+        let (reporters, networks): (u64, u64) = self.query(&pipe, self.read_timeout).await?;
+        Ok(Distinct {
+            reporters,
+            networks,
+        })
     }
 
     async fn ping(&self) -> StoreResult<()> {

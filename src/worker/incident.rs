@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::anomaly::{self, Anomaly, AnomalyStatus, Group, Share, TimelinePoint};
 use crate::domain::{Registry, Service};
-use crate::store::Breakdown;
+use crate::store::{Breakdown, Distinct};
 
 /// Most entries of `top_problems` and `top_countries`.
 const TOP: usize = 5;
@@ -32,6 +32,8 @@ pub fn open(service: &Service, started_unix: i64) -> Anomaly {
         baseline: 0.0,
         ratio: 0.0,
         p_value: 1.0,
+        distinct_reporters: 0,
+        distinct_networks: 0,
         top_problems: Vec::new(),
         top_countries: Vec::new(),
         headline: String::new(),
@@ -49,6 +51,8 @@ pub struct Minute {
     pub reports: u64,
     pub expected: f64,
     pub p_value: f64,
+    /// Distinct reporters and networks of the window that made it a hit.
+    pub distinct: Option<Distinct>,
 }
 
 /// Adds one judged minute to an open incident; the timeline keeps the
@@ -59,7 +63,12 @@ pub fn record_minute(doc: &mut Anomaly, m: Minute, max_timeline: usize) {
         reports,
         expected,
         p_value,
+        distinct,
     } = m;
+    if let Some(d) = distinct {
+        doc.distinct_reporters = doc.distinct_reporters.max(d.reporters);
+        doc.distinct_networks = doc.distinct_networks.max(d.networks);
+    }
     if doc.peak_reports == 0 {
         // A document stored before `peak_reports` existed.
         doc.peak_reports = doc.timeline.iter().map(|p| p.reports).max().unwrap_or(0);
@@ -251,9 +260,34 @@ mod tests {
                 reports,
                 expected: 2.0,
                 p_value: 1e-9,
+                distinct: None,
             };
             record_minute(doc, m, 4);
         }
+    }
+
+    /// The incident shows the most distinct reporters and networks of any
+    /// hit's window; a minute that was no hit (no figures) changes neither.
+    #[test]
+    fn an_incident_keeps_its_largest_distinct_figures() {
+        let registry = Registry::builtin().unwrap();
+        let mut doc = open(registry.service("whatsapp").unwrap(), 1_790_000_000);
+        for (i, distinct) in [(40, 30), (120, 90), (80, 95)].into_iter().enumerate() {
+            let (reporters, networks) = distinct;
+            let m = Minute {
+                minute: 29_833_333 + i as i64,
+                reports: 50,
+                expected: 2.0,
+                p_value: 1e-9,
+                distinct: Some(Distinct {
+                    reporters,
+                    networks,
+                }),
+            };
+            record_minute(&mut doc, m, 4);
+        }
+        record_minutes(&mut doc, 1_790_000_180, &[3]);
+        assert_eq!((doc.distinct_reporters, doc.distinct_networks), (120, 95));
     }
 
     #[test]

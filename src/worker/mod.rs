@@ -333,17 +333,21 @@ impl Worker {
             .is_some_and(|(from, until)| end > from && minute * 60 < until);
         for (s, judgement) in judged {
             let decisive = judgement.decisive().copied();
-            let mut hit = !quarantined
+            let candidate = !quarantined
                 && is_candidate(&judgement, &d)
                 && decisive.is_some_and(|w| w.p_calibrated <= cutoff);
-            if let (true, Some(w)) = (hit, decisive) {
-                let minutes = w.reporter_minutes(&d);
-                let reporters = self
-                    .store
-                    .distinct_reporters(&s, minute + 1 - minutes as i64, minutes)
-                    .await?;
-                hit = reporters >= d.min_reporters;
+            // Distinct networks, counted only when the tick could be a hit
+            // or an episode: both need the floor.
+            let mut distinct = None;
+            if let Some(w) = decisive
+                && (candidate || judge::may_be_episode(&judgement, &d))
+            {
+                let minutes = w.floor_minutes(&d);
+                let from = minute + 1 - minutes as i64;
+                distinct = Some(self.store.distinct(&s, from, minutes).await?);
             }
+            let supported = distinct.is_some_and(|n| n.networks >= d.min_networks);
+            let hit = candidate && supported;
             report.hits += usize::from(hit);
             report.minutes_judged += 1;
             let Some(service) = self.registry.service(&s).cloned() else {
@@ -359,7 +363,12 @@ impl Worker {
             let masked = open_before.map(|o| (o.masked_from(), o.masked_until(&d)));
             // A reopening later than a relapse is a new burst of its kind.
             let relapse = c.state.detector.lifecycle.relapse(at, judgement.rise, &d);
-            let event = judge::advance(&mut c.state.detector, &judgement, end, 60, hit, learn, &d);
+            let decided = judge::Decided {
+                hit,
+                supported,
+                learn,
+            };
+            let event = judge::advance(&mut c.state.detector, &judgement, end, 60, decided, &d);
             c.state.last_minute = Some(minute);
             let reports = c.minute_count(minute);
             // The chart's expected count and threshold come from the short
@@ -400,6 +409,7 @@ impl Worker {
                         reports,
                         expected: per_minute.unwrap_or(0.0),
                         p_value: p,
+                        distinct: distinct.filter(|_| hit),
                     };
                     incident::record_minute(doc, m, self.settings.max_timeline_minutes);
                 }

@@ -16,11 +16,17 @@ async fn a_history_export_cannot_read_past_its_range() {
         .unwrap();
     let days = midnight.and_utc().timestamp() / 86_400;
     let from = midnight.format("%Y-%m-%dT%H:%M:%SZ");
-    for step in [format!("{days}d"), format!("{}d", days / 2), "1441m".into()] {
-        let path = format!("/api/v1/services/whatsapp/history.csv?from={from}&step={step}");
+    let hour_later = (midnight + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ");
+    // `from` is moved back to a whole step (at most a day before midnight
+    // for a 2-day step), so 2 days exceed the span of that hour.
+    for query in [
+        format!("from={from}&step={days}d"),
+        format!("from={from}&step={}d", days / 2),
+        format!("from={from}&to={hour_later}&step=2d"),
+    ] {
+        let path = format!("/api/v1/services/whatsapp/history.csv?{query}");
         let (status, body) = app.get(&path).await;
-        // Even 1441 minutes is more than the span since today's midnight.
-        assert_eq!(status, 400, "{step}: {body}");
+        assert_eq!(status, 400, "{query}: {body}");
         let detail = body["detail"].as_str().unwrap_or_default();
         assert!(detail.contains("step must not exceed the span"), "{body}");
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use outagewatch::config::Settings;
-use outagewatch::domain::{Country, Problem, ReporterKey};
+use outagewatch::domain::{Country, NetworkKey, Problem, ReporterKey};
 use outagewatch::store::{
     AnomalyRecord, AnyStore, ExpectedMinute, FeedRange, FeedStore, ImportRow, Lease, Receipt,
     ReportWrite, ServiceCommit, Store,
@@ -40,6 +40,8 @@ fn report(service: &str, reporter: &str, problem: Problem, country: Option<&str>
         problem,
         country: country.and_then(Country::parse),
         reporter: ReporterKey(reporter.into()),
+        // Each reporter on a network of its own unless a test says otherwise.
+        network: NetworkKey(format!("n-{reporter}")),
         idempotency_key: None,
         request: format!("{}|{}", problem.as_str(), country.unwrap_or_default()),
     }
@@ -151,10 +153,49 @@ async fn breakdown_and_distinct_reporters_follow_counted_reports(store: AnyStore
     assert_eq!(b.countries.get("DE"), Some(&2));
     assert_eq!(b.countries.get("FR"), Some(&1));
     let distinct = store
-        .distinct_reporters("discord", minute - 10, 11)
+        .distinct("discord", minute - 10, 11)
         .await
         .expect("pfcount");
-    assert_eq!(distinct, 3);
+    assert_eq!((distinct.reporters, distinct.networks), (3, 3));
+}
+
+/// One network counts at most `counted_per_network` reports per service
+/// within the dedup window, however many reporters it holds; its reporters
+/// are all seen as distinct, from one network. Another network, or the same
+/// network for another service, counts on its own.
+async fn one_network_counts_at_most_its_cap(store: AnyStore) {
+    let cap = Settings::defaults().intake.max_counted_per_network as usize;
+    let from = |service: &str, reporter: String, network: &str| {
+        let mut r = report(service, &reporter, Problem::Login, None);
+        r.network = NetworkKey(network.into());
+        r
+    };
+    let first: Vec<ReportWrite> = (0..cap + 3)
+        .map(|k| from("slack", format!("s{k}"), "n-one"))
+        .collect();
+    let counted: Vec<bool> = record(&store, &first)
+        .await
+        .iter()
+        .map(|r| r.counted)
+        .collect();
+    assert_eq!(counted.iter().filter(|c| **c).count(), cap, "{counted:?}");
+    assert!(counted[..cap].iter().all(|c| *c), "the first {cap} count");
+    // Later, in another batch: still full; others are not.
+    let later = [
+        from("slack", "late".into(), "n-one"),
+        from("slack", "other".into(), "n-two"),
+        from("zoom", "s0".into(), "n-one"),
+    ];
+    let counted: Vec<bool> = record(&store, &later)
+        .await
+        .iter()
+        .map(|r| r.counted)
+        .collect();
+    assert_eq!(counted, [false, true, true]);
+    let minute = first[0].minute();
+    assert_eq!(totals(&store, "slack", minute, 1).await, [cap as u64 + 1]);
+    let distinct = store.distinct("slack", minute, 1).await.expect("pfcount");
+    assert_eq!((distinct.reporters, distinct.networks), (cap as u64 + 5, 2));
 }
 
 async fn import_fills_minutes_and_rollups_within_retention(store: AnyStore) {
@@ -555,6 +596,7 @@ conformance!(
     idempotent_retry_gets_the_first_answer_and_counts_once,
     series_of_several_services_come_back_minute_by_minute,
     breakdown_and_distinct_reporters_follow_counted_reports,
+    one_network_counts_at_most_its_cap,
     import_fills_minutes_and_rollups_within_retention,
     reports_count_into_rollups_too,
     ping_answers,

@@ -9,7 +9,7 @@ use outagewatch::detect::Event;
 use outagewatch::store::{FeedStore, Lease, Store};
 use serde_json::{Value, json};
 
-use crate::helpers::{RedisServer, TestApp, eventually};
+use crate::helpers::{RedisServer, TestApp, address, eventually};
 
 /// 29 days of minute counts for `service` ending at `now`: a daily wave
 /// around 3 reports a minute.
@@ -48,7 +48,7 @@ pub async fn spike(app: &TestApp, service: &str, reports: usize, tag: &str) {
     let answers: Vec<u16> = futures_util::stream::iter(0..reports)
         .map(|i| async move {
             let (status, _) = app
-                .report(&json!({"service": service, "problem": "login", "country": "BR", "client_id": format!("{tag}-{i}")}))
+                .report_from(&address(i), &json!({"service": service, "problem": "login", "country": "BR", "client_id": format!("{tag}-{i}")}))
                 .await;
             status
         })
@@ -81,7 +81,7 @@ async fn feed(app: &TestApp, query: &str) -> Vec<Value> {
 }
 
 /// `per_minute` WhatsApp reports in each of `minutes` minutes from `from`
-/// (Unix minutes), each from its own reporter, written through the real
+/// (Unix minutes), each from its own reporter and network, written through the real
 /// store at the minutes they belong to; all must be counted.
 async fn record_burst(app: &TestApp, from: i64, minutes: i64, per_minute: i64) {
     let reports: Vec<outagewatch::store::ReportWrite> = (from..from + minutes)
@@ -93,6 +93,7 @@ async fn record_burst(app: &TestApp, from: i64, minutes: i64, per_minute: i64) {
                 problem: outagewatch::domain::Problem::Login,
                 country: None,
                 reporter: outagewatch::domain::ReporterKey(format!("r-{minute}-{k}")),
+                network: outagewatch::domain::NetworkKey(format!("n-{minute}-{k}")),
                 idempotency_key: None,
                 request: String::new(),
             })

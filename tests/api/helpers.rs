@@ -158,6 +158,12 @@ fn spawn_redis(dir: &std::path::Path, socket: &std::path::Path) -> Child {
         })
 }
 
+/// An address on the `i`-th network of its own: a distinct IPv4 /24 for
+/// each `i` below 65,536.
+pub fn address(i: usize) -> String {
+    format!("10.{}.{}.7", (i >> 8) & 255, i & 255)
+}
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
@@ -179,6 +185,9 @@ pub fn test_settings(redis_url: Option<&str>) -> Settings {
     // Every test client is 127.0.0.1: the per-address limit would cap the
     // load tests. `intake::one_address_past_its_burst_gets_429...` turns it on.
     settings.intake.rate_limit_per_minute = 0;
+    // Tests speak for many clients on many networks (X-Forwarded-For, see
+    // `TestApp::report_from`): one network counts only a few reports.
+    settings.http.trusted_proxies = vec!["127.0.0.1/32".parse().expect("cidr")];
     // Tests drive detection themselves, tick by tick (`TestApp::worker`).
     settings.worker.enabled = false;
     settings.worker.lease_secs = 1;
@@ -243,6 +252,21 @@ impl TestApp {
 
     pub async fn report(&self, body: &Value) -> (u16, Value) {
         let response = self.post_json("/api/v1/reports", body).await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Posts a report as the client at `from` (sent as X-Forwarded-For,
+    /// which the test app believes of 127.0.0.1).
+    pub async fn report_from(&self, from: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(self.url("/api/v1/reports"))
+            .header("x-forwarded-for", from)
+            .json(body)
+            .send()
+            .await
+            .expect("request");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{RedisServer, TestApp};
+use crate::helpers::{RedisServer, TestApp, address};
 
 #[tokio::test]
 async fn posted_report_shows_up_in_the_series_on_the_embedded_store() {
@@ -242,7 +242,7 @@ async fn each_bad_input_gets_its_status_and_a_problem_json_body() {
 }
 
 /// The acceptance check: 10,000 reports over 20 services from
-/// distinct client_ids, against a real Redis.
+/// distinct client_ids (on as many networks), against a real Redis.
 #[tokio::test]
 async fn ten_thousand_distinct_reports_sum_to_the_counted_answers_in_redis() {
     let redis = RedisServer::start().await;
@@ -264,7 +264,7 @@ async fn ten_thousand_distinct_reports_sum_to_the_counted_answers_in_redis() {
             .map(move |i| async move {
                 let service = &services[i % services.len()];
                 let (status, body) = app
-                    .report(&json!({"service": service, "problem": "other", "client_id": format!("client-{i}")}))
+                    .report_from(&address(i), &json!({"service": service, "problem": "other", "client_id": format!("client-{i}")}))
                     .await;
                 assert_eq!(status, 202, "{body}");
                 (service.clone(), body["counted"].as_bool().unwrap())

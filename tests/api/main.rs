@@ -10,5 +10,6 @@ mod detection;
 mod faults;
 mod helpers;
 mod intake;
+mod networks;
 mod reads;
 mod web;

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{RedisServer, TestApp};
+use crate::helpers::{RedisServer, TestApp, address};
 
 #[tokio::test]
 async fn services_list_pages_with_a_cursor_and_shows_recent_counts() {
@@ -184,7 +184,8 @@ async fn series_steps_sum_minutes_and_older_windows_use_rollups() {
     let redis = RedisServer::start().await;
     let app = TestApp::with_redis(&redis).await;
     for i in 0..7 {
-        app.report(
+        app.report_from(
+            &address(i),
             &json!({"service": "zoom", "problem": "connection", "client_id": format!("z{i}")}),
         )
         .await;
@@ -233,7 +234,8 @@ async fn breakdown_gives_problem_and_country_shares() {
     .iter()
     .enumerate()
     {
-        app.report(&json!({"service": "whatsapp", "problem": problem, "country": country, "client_id": i.to_string()}))
+        // Two people on each of two networks.
+        app.report_from(&address(i / 2), &json!({"service": "whatsapp", "problem": problem, "country": country, "client_id": i.to_string()}))
             .await;
     }
     let (status, body) = app
@@ -242,6 +244,7 @@ async fn breakdown_gives_problem_and_country_shares() {
     assert_eq!(status, 200);
     assert_eq!(body["reports"], 4);
     assert_eq!(body["distinct_reporters"], 4);
+    assert_eq!(body["distinct_networks"], 2);
     assert_eq!(
         body["problems"][0],
         json!({"problem": "login", "count": 3, "share": 0.75})
