@@ -14,6 +14,7 @@
 //! own network.
 
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use crate::domain::{NetworkKey, ReporterKey};
 
@@ -23,6 +24,8 @@ pub struct ReporterHasher {
     /// Leading bits of an IPv4 and an IPv6 address that name its network.
     prefix_v4: u8,
     prefix_v6: u8,
+    /// The last day's derived key, reused for every report of that day.
+    day_key: Mutex<(i64, [u8; 32])>,
 }
 
 impl ReporterHasher {
@@ -44,6 +47,7 @@ impl ReporterHasher {
             secret,
             prefix_v4: prefix_v4.min(32),
             prefix_v6: prefix_v6.min(128),
+            day_key: Mutex::new((i64::MIN, [0; 32])),
         }
     }
 
@@ -85,11 +89,15 @@ impl ReporterHasher {
     /// A hasher keyed for one UTC day: the stored values of one day cannot
     /// be linked to those of another.
     fn daily(&self, day: i64) -> blake3::Hasher {
-        let mut material = Vec::with_capacity(self.secret.len() + 8);
-        material.extend_from_slice(&self.secret);
-        material.extend_from_slice(&day.to_le_bytes());
-        let key = blake3::derive_key("outagewatch 2026 reporter address", &material);
-        blake3::Hasher::new_keyed(&key)
+        let mut cached = self.day_key.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.0 != day {
+            let mut material = Vec::with_capacity(self.secret.len() + 8);
+            material.extend_from_slice(&self.secret);
+            material.extend_from_slice(&day.to_le_bytes());
+            let key = blake3::derive_key("outagewatch 2026 reporter address", &material);
+            *cached = (day, key);
+        }
+        blake3::Hasher::new_keyed(&cached.1)
     }
 }
 

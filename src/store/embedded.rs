@@ -264,25 +264,29 @@ impl Store for EmbeddedStore {
             }
             let minute = report.minute();
             let (reporter, network) = (&report.reporter.0, &report.network.0);
-            let used = data
-                .per_network
-                .get(network)
-                .filter(|(_, until)| *until > now)
-                .map_or(0, |(count, _)| *count);
-            let fresh = used < r.counted_per_network
-                && data.dedup.get(reporter).is_none_or(|&until| until <= now);
             // Each entry made or renewed: its kind, key and expiry.
             let mut made: Vec<(usize, &String, i64)> = Vec::new();
-            if fresh {
+            // A reporter's first report in the window counts if its network
+            // has room (as `record.lua`).
+            let first = data.dedup.get(reporter).is_none_or(|&until| until <= now);
+            let mut counted = false;
+            if first {
                 let until = now + r.dedup_window_secs;
                 data.dedup.insert(reporter.clone(), until);
                 made.push((DEDUP, reporter, until));
-                if used == 0 {
-                    data.per_network.insert(network.clone(), (1, until));
-                    made.push((NETWORK_COUNTS, network, until));
-                } else if let Some((count, _)) = data.per_network.get_mut(network) {
-                    *count += 1;
+                match data.per_network.get_mut(network) {
+                    Some((count, window_end)) if *window_end > now => {
+                        *count += 1;
+                        counted = *count <= r.counted_per_network;
+                    }
+                    _ => {
+                        data.per_network.insert(network.clone(), (1, until));
+                        made.push((NETWORK_COUNTS, network, until));
+                        counted = true;
+                    }
                 }
+            }
+            if counted {
                 let country = report.country.as_ref().map(|c| c.as_str());
                 data.add(minute, 1, Some(report.problem.as_str()), country, &r, now);
             }
@@ -298,7 +302,7 @@ impl Store for EmbeddedStore {
             }
             let receipt = Receipt {
                 id: report.id,
-                counted: fresh,
+                counted,
                 minute,
                 request: report.request.clone(),
             };

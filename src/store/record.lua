@@ -13,8 +13,9 @@
 -- then 6 values per report: reporter, network, problem, country or "", receipt,
 -- idempotency index j or 0
 --
--- A report counts when its reporter has no counted report within the dedup window
--- and its network has fewer than ARGV[10]. Returns one receipt per report:
+-- A reporter's first report within the dedup window counts when its network has
+-- counted fewer than ARGV[10] in the network's window (which starts at its first
+-- counted report); a later report of the reporter never does. Returns one receipt per report:
 -- "<1|0>|<id>|<minute>|<request>", where a report whose idempotency key was seen
 -- before gets the stored receipt and counts nothing.
 local n = tonumber(ARGV[9])
@@ -34,17 +35,17 @@ for i = 1, n do
     out[i] = prior
   else
     local flag = '0'
-    local per_network = KEYS[5 + n + i]
-    local used = tonumber(redis.call('GET', per_network) or '0')
-    if used < cap and redis.call('SET', KEYS[5 + i], '1', 'NX', 'EX', ARGV[7]) then
-      flag = '1'
-      counted = counted + 1
-      problems[problem] = (problems[problem] or 0) + 1
-      if country ~= '' then
-        countries[country] = (countries[country] or 0) + 1
-      end
-      if redis.call('INCR', per_network) == 1 then
-        redis.call('EXPIRE', per_network, ARGV[7])
+    if redis.call('SET', KEYS[5 + i], '1', 'NX', 'EX', ARGV[7]) then
+      -- A network's first counted report starts its window in one call.
+      local per_network = KEYS[5 + n + i]
+      if redis.call('SET', per_network, '1', 'NX', 'EX', ARGV[7])
+          or redis.call('INCR', per_network) <= cap then
+        flag = '1'
+        counted = counted + 1
+        problems[problem] = (problems[problem] or 0) + 1
+        if country ~= '' then
+          countries[country] = (countries[country] or 0) + 1
+        end
       end
     end
     reporters[#reporters + 1] = reporter

@@ -189,6 +189,12 @@ fn summary(a: &Anomaly) -> String {
         "{} {state} Severity: {}. {} reports where about {:.0} were expected ({:.1}x).",
         a.headline, a.severity, a.reports, a.baseline, a.ratio
     );
+    if a.distinct_networks > 0 {
+        text.push_str(&format!(
+            " Reported by {} reporters on {} networks in its busiest window.",
+            a.distinct_reporters, a.distinct_networks
+        ));
+    }
     if !problems.is_empty() {
         text.push_str(&format!(" Problems: {}.", problems.join(", ")));
     }

@@ -180,9 +180,11 @@ async fn one_network_counts_at_most_its_cap(store: AnyStore) {
         .collect();
     assert_eq!(counted.iter().filter(|c| **c).count(), cap, "{counted:?}");
     assert!(counted[..cap].iter().all(|c| *c), "the first {cap} count");
-    // Later, in another batch: still full; others are not.
+    // Later, in another batch: still full (a reporter refused for it
+    // stays refused within the window); others are not.
     let later = [
         from("slack", "late".into(), "n-one"),
+        from("slack", format!("s{cap}"), "n-one"),
         from("slack", "other".into(), "n-two"),
         from("zoom", "s0".into(), "n-one"),
     ];
@@ -191,7 +193,7 @@ async fn one_network_counts_at_most_its_cap(store: AnyStore) {
         .iter()
         .map(|r| r.counted)
         .collect();
-    assert_eq!(counted, [false, true, true]);
+    assert_eq!(counted, [false, false, true, true]);
     let minute = first[0].minute();
     assert_eq!(totals(&store, "slack", minute, 1).await, [cap as u64 + 1]);
     let distinct = store.distinct("slack", minute, 1).await.expect("pfcount");

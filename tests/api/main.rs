@@ -12,4 +12,5 @@ mod helpers;
 mod intake;
 mod networks;
 mod reads;
+mod schema;
 mod web;

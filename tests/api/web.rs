@@ -301,6 +301,14 @@ for e in d.entries:
         assert!(lines[1].contains(&headline), "{path}: {parsed}");
         assert!(lines[1].ends_with(&app.url("/status/whatsapp")), "{parsed}");
     }
+    // Who reported it, in reporters and networks (150 of each were sent).
+    let networks = body["items"][0]["distinct_networks"].as_u64().unwrap();
+    assert!((140..=160).contains(&networks), "{body}");
+    let (_, _, atom) = text(&app, "/feeds/anomalies.atom").await;
+    let who = format!(" on {networks} networks in its busiest window.");
+    assert!(atom.contains(&who), "{atom}");
+    let (_, _, page) = text(&app, "/anomalies").await;
+    assert!(page.contains(&format!(" on {networks} networks")), "{page}");
     let (_, _, other) = text(&app, "/feeds/services/x.atom").await;
     assert_eq!(
         run_python(parse, other.as_bytes()).lines().count(),
