@@ -5,8 +5,9 @@
 #   temp dir), so the binary must be on PATH.
 # - chromium and chromium-driver: the browser test drives a headless
 #   Chromium through chromedriver.
-# - Python with feedparser and openapi-spec-validator, in a virtualenv under
-#   target/: independent checks of the Atom feeds and the OpenAPI document.
+# - Python with feedparser, openapi-spec-validator and schemathesis, in a
+#   virtualenv under target/: independent checks of the Atom feeds and the
+#   OpenAPI document, and schemathesis's requests against the live server.
 # Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,12 +27,12 @@ if ((${#missing[@]})); then
 fi
 
 venv=target/test-python
-if ! "$venv/bin/python" -c "import feedparser, openapi_spec_validator" >/dev/null 2>&1; then
-  echo "installing feedparser and openapi-spec-validator into $venv"
+if ! "$venv/bin/python" -c "import feedparser, openapi_spec_validator, schemathesis" >/dev/null 2>&1; then
+  echo "installing feedparser, openapi-spec-validator and schemathesis into $venv"
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    "feedparser==6.0.*" "openapi-spec-validator==0.9.*"
+    "feedparser==6.0.*" "openapi-spec-validator==0.9.*" "schemathesis==4.32.*"
 fi
 export OUTAGEWATCH_TEST_PYTHON="$PWD/$venv/bin/python"
 

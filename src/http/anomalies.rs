@@ -104,9 +104,12 @@ pub fn parse_filter(state: &AppState, query: &HashMap<String, String>) -> Result
 }
 
 /// The cursor is `<start>_<id>` of the last item of the previous page.
+/// A cursor as the feed gives it (the OpenAPI document's pattern
+/// `^[0-9]{1,18}_[\s\S]+$`): a start in Unix seconds and an anomaly id.
 pub fn parse_cursor(text: &str) -> Option<(i64, String)> {
     let (t, id) = text.split_once('_')?;
-    (!id.is_empty()).then_some(())?;
+    let digits = (1..=18).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit());
+    (digits && !id.is_empty()).then_some(())?;
     Some((t.parse().ok()?, id.to_string()))
 }
 

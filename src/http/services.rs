@@ -321,16 +321,20 @@ fn duration_param(
     })
 }
 
+/// A duration as the OpenAPI document's `Duration` pattern states it,
+/// `^[1-9][0-9]{0,6}[mhd]$`, in minutes.
 pub fn parse_minutes(text: &str) -> Option<i64> {
-    let text = text.trim();
     let (number, factor) = [("m", 1), ("h", 60), ("d", 1440)]
         .into_iter()
         .find_map(|(unit, factor)| text.strip_suffix(unit).map(|n| (n, factor)))?;
-    if !number.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = number.as_bytes();
+    if !(1..=7).contains(&digits.len())
+        || digits[0] == b'0'
+        || !digits.iter().all(u8::is_ascii_digit)
+    {
         return None;
     }
-    let n: i64 = number.parse().ok().filter(|n| *n > 0 && *n <= 10_000_000)?;
-    Some(n * factor)
+    Some(number.parse::<i64>().ok()? * factor)
 }
 
 /// About 100 to 300 points for any window.
@@ -350,8 +354,22 @@ mod tests {
         assert_eq!(parse_minutes("15m"), Some(15));
         assert_eq!(parse_minutes("24h"), Some(1440));
         assert_eq!(parse_minutes("7d"), Some(10080));
+        assert_eq!(parse_minutes("9999999m"), Some(9_999_999));
         for bad in [
-            "", "m", "0m", "-5m", "+5m", "5s", "1.5h", "h1", "1é", "é", "5 m",
+            "",
+            "m",
+            "0m",
+            "-5m",
+            "+5m",
+            "5s",
+            "1.5h",
+            "h1",
+            "1é",
+            "é",
+            "5 m",
+            " 5m",
+            "05m",
+            "10000000m",
         ] {
             assert_eq!(parse_minutes(bad), None, "{bad}");
         }

@@ -61,7 +61,7 @@ async fn text(app: &TestApp, path: &str) -> (u16, reqwest::header::HeaderMap, St
 }
 
 /// An app with 29 days of WhatsApp history and an open incident.
-async fn app_with_incident(redis: &RedisServer) -> (TestApp, outagewatch::worker::Worker, i64) {
+pub async fn app_with_incident(redis: &RedisServer) -> (TestApp, outagewatch::worker::Worker, i64) {
     let app = TestApp::with_redis(redis).await;
     let now = chrono::Utc::now().timestamp();
     let (status, body) = app.import(history("whatsapp", now)).await;
