@@ -93,6 +93,7 @@ impl Application {
             .with_context(|| format!("binding {}", settings.http.bind))?;
         let port = listener.local_addr()?.port();
         let server_state = state.clone();
+        let connections = http::connections::Connections::new(&settings.http);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(server_state.clone())
@@ -103,11 +104,15 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(|e, _| {
                     ApiError::new(Code::InvalidParameter, format!("invalid path: {e}")).into()
                 }))
+                .wrap(from_fn(http::connections::limit))
                 .wrap(from_fn(crate::web::security_headers))
                 .wrap(from_fn(http::observe))
                 .configure(crate::web::routes)
                 .configure(http::routes)
         })
+        .on_connect(move |io, data| connections.on_connect(io, data))
+        .keep_alive(Duration::from_secs(settings.http.keep_alive_secs))
+        .client_request_timeout(Duration::from_secs(settings.http.head_timeout_secs))
         .shutdown_timeout(settings.http.shutdown_timeout_secs)
         .listen(listener)?;
         if settings.http.workers > 0 {

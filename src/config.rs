@@ -67,6 +67,16 @@ pub struct HttpSettings {
     /// A report's body must have arrived this long after its head, and an
     /// import's body may not pause longer than this (408 otherwise).
     pub body_timeout_secs: u64,
+    /// Connections one client address (IPv6: one /64) may hold open;
+    /// trusted proxies are not counted.
+    pub max_connections_per_address: usize,
+    /// A keep-alive connection this old is closed after its next answer.
+    pub max_connection_secs: u64,
+    /// An idle keep-alive connection is closed after this long.
+    pub keep_alive_secs: u64,
+    /// A request's head must arrive within this of the connection (or of
+    /// the previous answer).
+    pub head_timeout_secs: u64,
     /// Grace period for in-flight requests on shutdown.
     pub shutdown_timeout_secs: u64,
 }
@@ -621,6 +631,13 @@ impl Settings {
         let positive = [
             ("http.max_body_bytes", self.http.max_body_bytes as u64),
             ("http.body_timeout_secs", self.http.body_timeout_secs),
+            (
+                "http.max_connections_per_address",
+                self.http.max_connections_per_address as u64,
+            ),
+            ("http.max_connection_secs", self.http.max_connection_secs),
+            ("http.keep_alive_secs", self.http.keep_alive_secs),
+            ("http.head_timeout_secs", self.http.head_timeout_secs),
             ("store.connect_timeout_ms", self.store.connect_timeout_ms),
             ("store.write_timeout_ms", self.store.write_timeout_ms),
             ("store.read_timeout_ms", self.store.read_timeout_ms),

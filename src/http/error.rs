@@ -39,6 +39,7 @@ pub enum Code {
     Overloaded,
     TooManyStreams,
     TooManyStreamsFromAddress,
+    TooManyConnections,
     StoreUnavailable,
     Internal,
 }
@@ -135,6 +136,11 @@ impl Code {
                 S::TOO_MANY_REQUESTS,
                 "too_many_streams_from_address",
                 "Too many open streams from this address",
+            ),
+            Code::TooManyConnections => (
+                S::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "Too many connections from this address",
             ),
             Code::StoreUnavailable => (
                 S::SERVICE_UNAVAILABLE,

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod anomalies;
 pub mod cache;
+pub mod connections;
 pub mod error;
 pub mod ops;
 pub mod read;

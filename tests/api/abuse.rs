@@ -432,3 +432,129 @@ async fn with_a_public_url_only_its_own_pages_post_reports() {
     assert_eq!(app.series_total("whatsapp", "10m").await, 2);
     app.stop().await;
 }
+
+/// Sends `GET path` on `socket` and reads one whole answer (head and a
+/// Content-Length body), lower-cased.
+async fn get_on(socket: &mut tokio::net::TcpStream, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: outagewatch\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Duration::from_secs(5);
+    loop {
+        let text = String::from_utf8_lossy(&answer).to_lowercase();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return text;
+            }
+        }
+        match tokio::time::timeout(deadline, socket.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
+            other => panic!("no whole answer ({other:?}): {text:?}"),
+        }
+    }
+}
+
+/// Whether the server closed `socket` (a read sees its end) within 5 s.
+async fn closed(socket: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    let read = socket.read(&mut buf);
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), read).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// One address holds at most `http.max_connections_per_address`
+/// connections: on one more, the answer is 429 `too_many_connections` and
+/// the connection is closed; once one of the others closes, a new one is
+/// served again.
+#[tokio::test]
+async fn one_address_cannot_hold_every_connection() {
+    let mut settings = crate::helpers::test_settings(None);
+    // 127.0.0.1 is a client here, not a trusted proxy.
+    settings.http.trusted_proxies = Vec::new();
+    settings.http.max_connections_per_address = 3;
+    let app = TestApp::spawn(settings).await;
+    let address = app.url("").trim_start_matches("http://").to_string();
+    let connect = || tokio::net::TcpStream::connect(address.clone());
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut socket = connect().await.expect("connect");
+        assert!(
+            get_on(&mut socket, "/healthz")
+                .await
+                .starts_with("http/1.1 200")
+        );
+        held.push(socket);
+    }
+    let mut fourth = connect().await.expect("connect");
+    let answer = get_on(&mut fourth, "/healthz").await;
+    assert!(answer.starts_with("http/1.1 429"), "{answer}");
+    assert!(answer.contains("too_many_connections"), "{answer}");
+    assert!(answer.contains("retry-after: "), "{answer}");
+    assert!(closed(&mut fourth).await, "the fourth is closed");
+    // The three are still served.
+    assert!(
+        get_on(&mut held[0], "/healthz")
+            .await
+            .starts_with("http/1.1 200")
+    );
+    drop(held.remove(0));
+    crate::helpers::eventually(
+        "a connection served once one closed",
+        std::time::Duration::from_secs(5),
+        || async {
+            let mut socket = connect().await.ok()?;
+            get_on(&mut socket, "/healthz")
+                .await
+                .starts_with("http/1.1 200")
+                .then_some(())
+        },
+    )
+    .await;
+    app.stop().await;
+}
+
+/// A keep-alive connection older than `http.max_connection_secs` is closed
+/// after its next answer: no connection lasts for ever.
+#[tokio::test]
+async fn a_connection_is_closed_once_it_is_past_its_age() {
+    let mut settings = crate::helpers::test_settings(None);
+    settings.http.max_connection_secs = 1;
+    settings.http.keep_alive_secs = 30;
+    let app = TestApp::spawn(settings).await;
+    let address = app.url("").trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let first = get_on(&mut socket, "/healthz").await;
+    assert!(!first.contains("connection: close"), "{first}");
+    // Polls on the same connection until it is old enough (within 5 s).
+    let started = std::time::Instant::now();
+    let last = loop {
+        let answer = get_on(&mut socket, "/healthz").await;
+        assert!(answer.starts_with("http/1.1 200"), "{answer}");
+        if answer.contains("connection: close") {
+            break answer;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{answer}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(500),
+        "{last}"
+    );
+    assert!(closed(&mut socket).await, "closed after that answer");
+    app.stop().await;
+}
