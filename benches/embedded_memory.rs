@@ -50,10 +50,9 @@ async fn run(reports: usize, bound: usize) -> anyhow::Result<(u64, u64)> {
             reporter: hasher.for_client_id(&format!("made-up-{k}")),
             // Each on a network of its own (an IPv6 /48 each): the worst
             // case, every bounded kind grows with every report.
-            network: hasher.for_network(
-                IpAddr::V6(Ipv6Addr::from((0x2000_u128 << 112) | ((k as u128) << 80))),
-                at / 86_400,
-            ),
+            network: hasher.for_network(IpAddr::V6(Ipv6Addr::from(
+                (0x2000_u128 << 112) | ((k as u128) << 80),
+            ))),
             idempotency_key: None,
             request: String::new(),
         });

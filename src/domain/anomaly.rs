@@ -60,12 +60,13 @@ pub struct Anomaly {
     pub ratio: f64,
     /// The strongest calibrated p-value seen.
     pub p_value: f64,
-    /// The most distinct reporters counted in a window that was a hit (the
-    /// window the detector's floor counts; 0 in documents stored before).
+    /// Distinct reporters in the hit window (the window the detector's
+    /// floor counts) with the most distinct networks; 0 in documents stored
+    /// before.
     #[serde(default)]
     pub distinct_reporters: u64,
-    /// The most distinct networks (IPv4 /24, IPv6 /48 by default) they
-    /// reported from, in such a window: what one client cannot multiply.
+    /// The distinct networks (IPv4 /24, IPv6 /48 by default) of that
+    /// window: what one client cannot multiply.
     #[serde(default)]
     pub distinct_networks: u64,
     pub top_problems: Vec<Share>,

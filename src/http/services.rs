@@ -321,7 +321,7 @@ fn duration_param(
     })
 }
 
-/// A duration as the OpenAPI document's `Duration` pattern states it,
+/// A duration as the OpenAPI document's duration parameters state it,
 /// `^[1-9][0-9]{0,6}[mhd]$`, in minutes.
 pub fn parse_minutes(text: &str) -> Option<i64> {
     let (number, factor) = [("m", 1), ("h", 60), ("d", 1440)]

@@ -128,14 +128,16 @@ impl Intake {
         origin: Origin<'_>,
     ) -> Result<Accepted, IntakeError> {
         let report: ValidReport<'_> = raw.validate(&self.registry, self.max_client_id_len)?;
-        let day = origin.at.div_euclid(86_400);
         // A client_id separates people behind one address; the network
         // (which no client can make up) bounds what they count together.
         let reporter = match &report.client_id {
             Some(client_id) => self.hasher.for_client_id(client_id),
-            None => self.hasher.for_address(origin.addr, origin.user_agent, day),
+            None => {
+                let day = origin.at.div_euclid(86_400);
+                self.hasher.for_address(origin.addr, origin.user_agent, day)
+            }
         };
-        let network = self.hasher.for_network(origin.addr, day);
+        let network = self.hasher.for_network(origin.addr);
         // An Idempotency-Key is the reporter's own (another client that
         // guesses it neither replays this answer nor blocks this report),
         // and bound to what was asked: the same key with another report is

@@ -9,9 +9,13 @@
 //! different replicas or after a restart when no secret is configured.
 //!
 //! The network of a report is its address cut to a prefix (by default IPv4
-//! /24, IPv6 /48), hashed under the same daily key: what a client cannot
-//! make up at will, unlike client ids, User-Agents or addresses inside its
-//! own network.
+//! /24, IPv6 /48; a 6to4 address is its IPv4 network), hashed under a key
+//! derived from the secret: what a client cannot make up at will, unlike
+//! client ids, User-Agents or addresses inside its own network. That key
+//! does not rotate daily: a network seen on both sides of midnight UTC would
+//! otherwise count as two, and its cap would start afresh. A network's key
+//! is stored only as its count's key (kept `intake.dedup_window_secs`) and
+//! inside HyperLogLogs, which keep no members.
 
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -21,6 +25,7 @@ use crate::domain::{NetworkKey, ReporterKey};
 pub struct ReporterHasher {
     client_key: [u8; 32],
     secret: [u8; 32],
+    network_key: [u8; 32],
     /// Leading bits of an IPv4 and an IPv6 address that name its network.
     prefix_v4: u8,
     prefix_v6: u8,
@@ -44,6 +49,7 @@ impl ReporterHasher {
         };
         ReporterHasher {
             client_key: blake3::derive_key("outagewatch 2026 client id", b""),
+            network_key: blake3::derive_key("outagewatch 2026 network", &secret),
             secret,
             prefix_v4: prefix_v4.min(32),
             prefix_v6: prefix_v6.min(128),
@@ -69,10 +75,10 @@ impl ReporterHasher {
         ReporterKey(digest('a', hasher.finalize()))
     }
 
-    /// The network `addr` belongs to, on Unix day `day`.
-    pub fn for_network(&self, addr: IpAddr, day: i64) -> NetworkKey {
-        let mut hasher = self.daily(day);
-        match unmapped(addr) {
+    /// The network `addr` belongs to.
+    pub fn for_network(&self, addr: IpAddr) -> NetworkKey {
+        let mut hasher = blake3::Hasher::new_keyed(&self.network_key);
+        match v4_inside(addr) {
             IpAddr::V4(v4) => {
                 let bits = u32::from(v4) & mask(self.prefix_v4, 32) as u32;
                 hasher.update(b"4").update(&bits.to_be_bytes())
@@ -101,11 +107,18 @@ impl ReporterHasher {
     }
 }
 
-/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is the IPv4 one.
-fn unmapped(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
+/// An IPv4 address written as IPv6 (`::ffff:a.b.c.d`) is that IPv4
+/// address, and a 6to4 one (`2002:aabb:ccdd::/48`) the IPv4 address it is
+/// made of: each IPv4 address has a 6to4 /48 of its own.
+fn v4_inside(addr: IpAddr) -> IpAddr {
+    match addr.to_canonical() {
+        IpAddr::V6(v6) if v6.segments()[0] == 0x2002 => {
+            let [_, high, low, ..] = v6.segments();
+            IpAddr::V4(std::net::Ipv4Addr::from(
+                (u32::from(high) << 16) | u32::from(low),
+            ))
+        }
+        other => other,
     }
 }
 
@@ -155,20 +168,24 @@ mod tests {
     #[test]
     fn a_network_is_its_prefix_whatever_address_or_form_inside() {
         let h = ReporterHasher::with_prefixes("secret", 24, 48);
-        let net = |a: &str| h.for_network(a.parse().unwrap(), 20_000);
+        let net = |a: &str| h.for_network(a.parse().unwrap());
         assert_eq!(net("203.0.113.7"), net("203.0.113.250"));
         assert_eq!(net("203.0.113.7"), net("::ffff:203.0.113.9"));
+        // 6to4: 2002:cb00:7107:: is 203.0.113.7's.
+        assert_eq!(net("203.0.113.7"), net("2002:cb00:7107:1::1"));
+        assert_ne!(net("203.0.114.7"), net("2002:cb00:7107::1"));
         assert_ne!(net("203.0.113.7"), net("203.0.114.7"));
         assert_eq!(net("2001:db8:1::1"), net("2001:db8:1:ffff::2"));
         assert_ne!(net("2001:db8:1::1"), net("2001:db8:2::1"));
         assert_ne!(
             net("203.0.113.7"),
-            h.for_network("203.0.113.7".parse().unwrap(), 20_001),
-            "rotates daily"
+            ReporterHasher::with_prefixes("other", 24, 48)
+                .for_network("203.0.113.7".parse().unwrap()),
+            "keyed by the secret"
         );
         assert!(!net("203.0.113.7").0.contains("203"));
         let whole = ReporterHasher::with_prefixes("secret", 32, 128);
-        let exact = |a: &str| whole.for_network(a.parse().unwrap(), 1);
+        let exact = |a: &str| whole.for_network(a.parse().unwrap());
         assert_ne!(exact("203.0.113.7"), exact("203.0.113.8"));
         assert_eq!(mask(24, 32), 0xffff_ff00);
         assert_eq!(mask(0, 32), 0);

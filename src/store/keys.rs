@@ -11,7 +11,7 @@
 //! | `ow:{s}:q:<day>` | hash | quarter hour of day (`0`..`95`) → counted reports | bucket start + `rollup_ttl_secs` |
 //! | `ow:{s}:u:<minute>` | HyperLogLog | reporter keys | bucket start + `reporters_ttl_secs` |
 //! | `ow:{s}:n:<minute>` | HyperLogLog | network keys | bucket start + `reporters_ttl_secs` |
-//! | `ow:{s}:d:<reporter>` | string | dedup marker | `dedup_window_secs` after the counted report |
+//! | `ow:{s}:d:<reporter>` | string | dedup marker | `dedup_window_secs` after the reporter's first report (counted, or refused by its network's cap) |
 //! | `ow:{s}:m:<network>` | string | counted reports of the network | `dedup_window_secs` after its first |
 //! | `ow:{s}:i:<hash of reporter and key>` | string | the stored answer and its request's fingerprint | `idempotency_ttl_secs` |
 //!

@@ -65,9 +65,12 @@ pub fn record_minute(doc: &mut Anomaly, m: Minute, max_timeline: usize) {
         p_value,
         distinct,
     } = m;
-    if let Some(d) = distinct {
-        doc.distinct_reporters = doc.distinct_reporters.max(d.reporters);
-        doc.distinct_networks = doc.distinct_networks.max(d.networks);
+    // Both figures of one window: the one with the most networks.
+    if let Some(d) = distinct
+        && d.networks > doc.distinct_networks
+    {
+        doc.distinct_reporters = d.reporters;
+        doc.distinct_networks = d.networks;
     }
     if doc.peak_reports == 0 {
         // A document stored before `peak_reports` existed.
@@ -266,8 +269,9 @@ mod tests {
         }
     }
 
-    /// The incident shows the most distinct reporters and networks of any
-    /// hit's window; a minute that was no hit (no figures) changes neither.
+    /// The incident shows the distinct reporters and networks of the hit
+    /// window with the most networks; a minute that was no hit (no figures)
+    /// changes neither.
     #[test]
     fn an_incident_keeps_its_largest_distinct_figures() {
         let registry = Registry::builtin().unwrap();
@@ -287,7 +291,7 @@ mod tests {
             record_minute(&mut doc, m, 4);
         }
         record_minutes(&mut doc, 1_790_000_180, &[3]);
-        assert_eq!((doc.distinct_reporters, doc.distinct_networks), (120, 95));
+        assert_eq!((doc.distinct_reporters, doc.distinct_networks), (80, 95));
     }
 
     #[test]

@@ -344,7 +344,14 @@ impl Worker {
             {
                 let minutes = w.floor_minutes(&d);
                 let from = minute + 1 - minutes as i64;
-                distinct = Some(self.store.distinct(&s, from, minutes).await?);
+                let counted = self.store.distinct(&s, from, minutes).await;
+                // A hit must wait for the count (the tick fails and is
+                // judged again); an episode alone is not worth the minute.
+                distinct = if candidate {
+                    Some(counted?)
+                } else {
+                    counted.ok()
+                };
             }
             let supported = distinct.is_some_and(|n| n.networks >= d.min_networks);
             let hit = candidate && supported;
