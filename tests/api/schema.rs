@@ -49,8 +49,11 @@ async fn schemathesis_finds_no_answer_that_breaks_the_document() {
         "30",
         "--seed",
         "1",
+        // One worker: two threads in Python 3.11 sometimes crash
+        // schemathesis's own schema walker ("AST constructor recursion depth
+        // mismatch"), an error of the tool, not a finding.
         "--workers",
-        "2",
+        "1",
         "--header",
         auth.as_str(),
     ]
