@@ -93,7 +93,8 @@ impl Application {
             .with_context(|| format!("binding {}", settings.http.bind))?;
         let port = listener.local_addr()?.port();
         let server_state = state.clone();
-        let connections = http::connections::Connections::new(&settings.http);
+        let connections =
+            http::connections::Connections::new(&settings.http, settings.intake.retry_after_secs);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(server_state.clone())

@@ -70,12 +70,13 @@ pub struct HttpSettings {
     /// Connections one client address (IPv6: one /64) may hold open;
     /// trusted proxies are not counted.
     pub max_connections_per_address: usize,
-    /// A keep-alive connection this old is closed after its next answer.
+    /// A keep-alive connection this old is closed after its next answer,
+    /// and any connection shut down a grace period later (as long again,
+    /// at most a minute).
     pub max_connection_secs: u64,
-    /// An idle keep-alive connection is closed after this long.
+    /// A connection that receives nothing for this long is closed.
     pub keep_alive_secs: u64,
-    /// A request's head must arrive within this of the connection (or of
-    /// the previous answer).
+    /// A connection's first request head must arrive within this.
     pub head_timeout_secs: u64,
     /// Grace period for in-flight requests on shutdown.
     pub shutdown_timeout_secs: u64,

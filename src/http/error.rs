@@ -253,12 +253,9 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.code.describe().0
-    }
-
-    fn error_response(&self) -> HttpResponse {
+impl ApiError {
+    /// The problem+json document.
+    fn body(&self) -> Value {
         let (status, code, title) = self.code.describe();
         let mut body = Map::new();
         body.insert("type".into(), json!("about:blank"));
@@ -267,6 +264,31 @@ impl ResponseError for ApiError {
         body.insert("code".into(), json!(code));
         body.insert("detail".into(), json!(self.detail));
         body.extend(self.extra.clone());
+        Value::Object(body)
+    }
+
+    /// The whole HTTP/1.1 answer, written straight to a socket that is
+    /// then closed (a connection refused before any request).
+    pub fn raw_answer(&self, retry_after_secs: u64) -> Vec<u8> {
+        let status = self.code.describe().0;
+        let body = self.body().to_string();
+        format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: {PROBLEM_JSON}\r\nretry-after: {retry_after_secs}\r\nx-content-type-options: nosniff\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes()
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.describe().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, body) = (self.code.describe().0, self.body());
         let mut response = HttpResponse::build(status);
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         if let Some(secs) = self.retry_after_secs {
@@ -278,6 +300,6 @@ impl ResponseError for ApiError {
         if self.code == Code::Unauthorized {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        response.body(Value::Object(body).to_string())
+        response.body(body.to_string())
     }
 }

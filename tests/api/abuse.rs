@@ -433,12 +433,17 @@ async fn with_a_public_url_only_its_own_pages_post_reports() {
     app.stop().await;
 }
 
-/// Sends `GET path` on `socket` and reads one whole answer (head and a
-/// Content-Length body), lower-cased.
+/// Sends `GET path` on `socket` and reads one whole answer, lower-cased.
 async fn get_on(socket: &mut tokio::net::TcpStream, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let request = format!("GET {path} HTTP/1.1\r\nHost: outagewatch\r\n\r\n");
     socket.write_all(request.as_bytes()).await.expect("send");
+    read_answer(socket).await
+}
+
+/// Reads one whole answer (head and a Content-Length body), lower-cased.
+async fn read_answer(socket: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = std::time::Duration::from_secs(5);
@@ -473,9 +478,9 @@ async fn closed(socket: &mut tokio::net::TcpStream) -> bool {
 }
 
 /// One address holds at most `http.max_connections_per_address`
-/// connections: on one more, the answer is 429 `too_many_connections` and
-/// the connection is closed; once one of the others closes, a new one is
-/// served again.
+/// connections: one more is answered at once, before it sends anything,
+/// with 429 `too_many_connections` and closed; once one of the others
+/// closes, a new one is served again.
 #[tokio::test]
 async fn one_address_cannot_hold_every_connection() {
     let mut settings = crate::helpers::test_settings(None);
@@ -496,7 +501,7 @@ async fn one_address_cannot_hold_every_connection() {
         held.push(socket);
     }
     let mut fourth = connect().await.expect("connect");
-    let answer = get_on(&mut fourth, "/healthz").await;
+    let answer = read_answer(&mut fourth).await;
     assert!(answer.starts_with("http/1.1 429"), "{answer}");
     assert!(answer.contains("too_many_connections"), "{answer}");
     assert!(answer.contains("retry-after: "), "{answer}");
@@ -524,7 +529,7 @@ async fn one_address_cannot_hold_every_connection() {
 }
 
 /// A keep-alive connection older than `http.max_connection_secs` is closed
-/// after its next answer: no connection lasts for ever.
+/// after its next answer.
 #[tokio::test]
 async fn a_connection_is_closed_once_it_is_past_its_age() {
     let mut settings = crate::helpers::test_settings(None);
@@ -556,5 +561,35 @@ async fn a_connection_is_closed_once_it_is_past_its_age() {
         "{last}"
     );
     assert!(closed(&mut socket).await, "closed after that answer");
+    app.stop().await;
+}
+
+/// A client that starts a second request head and never finishes it (which
+/// actix-web's head timeout does not cover) is cut off at the connection's
+/// deadline: its age, then a grace period as long again (at most a minute).
+#[tokio::test]
+async fn an_unfinished_second_request_does_not_hold_its_connection() {
+    use tokio::io::AsyncWriteExt;
+    let mut settings = crate::helpers::test_settings(None);
+    settings.http.max_connection_secs = 1;
+    settings.http.keep_alive_secs = 30;
+    let app = TestApp::spawn(settings).await;
+    let address = app.url("").trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let started = std::time::Instant::now();
+    assert!(
+        get_on(&mut socket, "/healthz")
+            .await
+            .starts_with("http/1.1 200")
+    );
+    socket.write_all(b"GET /heal").await.expect("send");
+    assert!(closed(&mut socket).await, "cut at the deadline");
+    let after = started.elapsed();
+    assert!(
+        after >= std::time::Duration::from_millis(1_500),
+        "{after:?}"
+    );
     app.stop().await;
 }
