@@ -528,18 +528,25 @@ async fn one_address_cannot_hold_every_connection() {
     app.stop().await;
 }
 
-/// A keep-alive connection older than `http.max_connection_secs` is closed
-/// after its next answer.
-#[tokio::test]
-async fn a_connection_is_closed_once_it_is_past_its_age() {
+/// An app whose connections may live a second (and stay idle for 30), and
+/// one connection to it.
+async fn connected_with_age_of_a_second() -> (TestApp, tokio::net::TcpStream) {
     let mut settings = crate::helpers::test_settings(None);
     settings.http.max_connection_secs = 1;
     settings.http.keep_alive_secs = 30;
     let app = TestApp::spawn(settings).await;
     let address = app.url("").trim_start_matches("http://").to_string();
-    let mut socket = tokio::net::TcpStream::connect(&address)
+    let socket = tokio::net::TcpStream::connect(&address)
         .await
         .expect("connect");
+    (app, socket)
+}
+
+/// A keep-alive connection older than `http.max_connection_secs` is closed
+/// after its next answer.
+#[tokio::test]
+async fn a_connection_is_closed_once_it_is_past_its_age() {
+    let (app, mut socket) = connected_with_age_of_a_second().await;
     let first = get_on(&mut socket, "/healthz").await;
     assert!(!first.contains("connection: close"), "{first}");
     // Polls on the same connection until it is old enough (within 5 s).
@@ -570,14 +577,7 @@ async fn a_connection_is_closed_once_it_is_past_its_age() {
 #[tokio::test]
 async fn an_unfinished_second_request_does_not_hold_its_connection() {
     use tokio::io::AsyncWriteExt;
-    let mut settings = crate::helpers::test_settings(None);
-    settings.http.max_connection_secs = 1;
-    settings.http.keep_alive_secs = 30;
-    let app = TestApp::spawn(settings).await;
-    let address = app.url("").trim_start_matches("http://").to_string();
-    let mut socket = tokio::net::TcpStream::connect(&address)
-        .await
-        .expect("connect");
+    let (app, mut socket) = connected_with_age_of_a_second().await;
     let started = std::time::Instant::now();
     assert!(
         get_on(&mut socket, "/healthz")
