@@ -137,8 +137,10 @@ pub struct IntakeSettings {
     pub network_prefix_v4: u8,
     /// The same for IPv6 addresses.
     pub network_prefix_v6: u8,
-    /// Counted reports one network may add to a service within the dedup
-    /// window; past it, reports from there are accepted but not counted.
+    /// Counted reports one network may add to a service per clock window
+    /// of `dedup_window_secs` from the Unix epoch (with an hour, 14:00-15:00
+    /// UTC, ...); past it, reports from
+    /// there are accepted but not counted.
     pub max_counted_per_network: u64,
 }
 

@@ -13,8 +13,8 @@
 //! derived from the secret: what a client cannot make up at will, unlike
 //! client ids, User-Agents or addresses inside its own network. That key
 //! does not rotate daily: a network seen on both sides of midnight UTC would
-//! otherwise count as two, and its cap would start afresh. A network's key
-//! is stored only as its count's key (kept `intake.dedup_window_secs`) and
+//! otherwise count as two. A network's key is stored only as a field of its
+//! clock window's counts (kept until a minute after the window ends) and
 //! inside HyperLogLogs, which keep no members.
 
 use std::net::IpAddr;

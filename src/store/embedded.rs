@@ -74,7 +74,8 @@ struct ServiceData {
     networks: BTreeMap<i64, HashSet<String>>,
     /// Reporter key → when its dedup marker expires.
     dedup: HashMap<String, i64>,
-    /// Network key → its counted reports in the window, and when it ends.
+    /// `<clock window>|<network key>` → the network's first reports in that
+    /// window (see [`Retention::network_window`]), and until when it is kept.
     per_network: HashMap<String, (u64, i64)>,
     /// Idempotency key → stored answer and when it expires.
     idempotency: HashMap<String, (Receipt, i64)>,
@@ -265,23 +266,25 @@ impl Store for EmbeddedStore {
             let minute = report.minute();
             let (reporter, network) = (&report.reporter.0, &report.network.0);
             // Each entry made or renewed: its kind, key and expiry.
-            let mut made: Vec<(usize, &String, i64)> = Vec::new();
+            let mut made: Vec<(usize, String, i64)> = Vec::new();
             // A reporter's first report in the window counts if its network
-            // has room (as `record.lua`).
+            // has room in the clock window (as `record.lua`).
             let first = data.dedup.get(reporter).is_none_or(|&until| until <= now);
             let mut counted = false;
             if first {
                 let until = now + r.dedup_window_secs;
                 data.dedup.insert(reporter.clone(), until);
-                made.push((DEDUP, reporter, until));
-                match data.per_network.get_mut(network) {
-                    Some((count, window_end)) if *window_end > now => {
-                        *count += 1;
-                        counted = *count <= r.counted_per_network;
+                made.push((DEDUP, reporter.clone(), until));
+                let (window, window_kept) = r.network_window(minute);
+                let slot = format!("{window}|{network}");
+                match data.per_network.get_mut(&slot) {
+                    Some((seen, _)) => {
+                        *seen += 1;
+                        counted = *seen <= r.counted_per_network;
                     }
-                    _ => {
-                        data.per_network.insert(network.clone(), (1, until));
-                        made.push((NETWORK_COUNTS, network, until));
+                    None => {
+                        made.push((NETWORK_COUNTS, slot.clone(), window_kept));
+                        data.per_network.insert(slot, (1, window_kept));
                         counted = true;
                     }
                 }
@@ -297,7 +300,7 @@ impl Store for EmbeddedStore {
                     .or_default()
                     .insert(key.clone())
                 {
-                    made.push((kind, key, 0));
+                    made.push((kind, key.clone(), 0));
                 }
             }
             let receipt = Receipt {
@@ -310,10 +313,9 @@ impl Store for EmbeddedStore {
                 let until = now + r.idempotency_ttl_secs;
                 data.idempotency
                     .insert(key.clone(), (receipt.clone(), until));
-                made.push((IDEMPOTENCY, key, until));
+                made.push((IDEMPOTENCY, key.clone(), until));
             }
             for (kind, key, until) in made {
-                let key = key.clone();
                 let entry = Entry {
                     service: report.service.clone(),
                     key,

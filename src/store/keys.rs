@@ -12,7 +12,7 @@
 //! | `ow:{s}:u:<minute>` | HyperLogLog | reporter keys | bucket start + `reporters_ttl_secs` |
 //! | `ow:{s}:n:<minute>` | HyperLogLog | network keys | bucket start + `reporters_ttl_secs` |
 //! | `ow:{s}:d:<reporter>` | string | dedup marker | `dedup_window_secs` after the reporter's first report (counted, or refused by its network's cap) |
-//! | `ow:{s}:m:<network>` | string | counted reports of the network | `dedup_window_secs` after its first |
+//! | `ow:{s}:m:<window>` | hash | network key → its first reports in the clock window of `dedup_window_secs` (counted while at most `max_counted_per_network`) | window end |
 //! | `ow:{s}:i:<hash of reporter and key>` | string | the stored answer and its request's fingerprint | `idempotency_ttl_secs` |
 //!
 //! | `ow:{s}:lease` | string | id of the worker acting on the service | `worker.lease_secs` |
@@ -58,8 +58,8 @@ pub fn networks(service: &str, minute: i64) -> String {
     format!("ow:{{{service}}}:n:{minute}")
 }
 
-pub fn network_count(service: &str, network: &str) -> String {
-    format!("ow:{{{service}}}:m:{network}")
+pub fn network_counts(service: &str, window: i64) -> String {
+    format!("ow:{{{service}}}:m:{window}")
 }
 
 pub fn dedup(service: &str, reporter: &str) -> String {
@@ -138,7 +138,7 @@ mod tests {
             reporters("whatsapp", 1),
             networks("whatsapp", 1),
             dedup("whatsapp", "ab"),
-            network_count("whatsapp", "n1"),
+            network_counts("whatsapp", 1),
             idempotency("whatsapp", "k"),
             lease("whatsapp"),
             state("whatsapp"),

@@ -42,7 +42,8 @@ pub struct ReportWrite {
     pub country: Option<Country>,
     pub reporter: ReporterKey,
     /// The network it came from: one network counts at most
-    /// [`Retention::counted_per_network`] reports per dedup window.
+    /// [`Retention::counted_per_network`] reports per clock window
+    /// ([`Retention::network_window`]).
     pub network: NetworkKey,
     /// A retry carrying the same key gets the stored answer, not a new count.
     pub idempotency_key: Option<String>,
@@ -96,7 +97,8 @@ pub struct Retention {
     pub rollup_ttl_secs: i64,
     pub reporters_ttl_secs: i64,
     pub dedup_window_secs: i64,
-    /// Counted reports one network adds to a service per dedup window.
+    /// Counted reports one network adds to a service per clock window of
+    /// `dedup_window_secs`.
     pub counted_per_network: u64,
     pub idempotency_ttl_secs: i64,
     /// Feed events kept for resuming streams.
@@ -125,6 +127,20 @@ impl Retention {
     /// When the daily rollup hash holding `minute` expires (Unix secs).
     pub fn rollup_expiry(&self, minute: i64) -> i64 {
         minute.div_euclid(keys::MINUTES_PER_DAY) * 86_400 + self.rollup_ttl_secs
+    }
+
+    /// The clock window of `dedup_window_secs` (counted from the Unix epoch)
+    /// holding the start of `minute`, and until when its per-network counts
+    /// are kept (Unix secs): a minute past its end and its minute's, so a
+    /// report received at the end and written a moment later still finds
+    /// them. One network adds at most `counted_per_network` reports to a
+    /// service per window. Clock windows, not one started by each network's
+    /// first report, so a service's counts are one hash per window rather
+    /// than a key per network (BENCHMARKS.md, "Networks").
+    pub fn network_window(&self, minute: i64) -> (i64, i64) {
+        let window = (minute * 60).div_euclid(self.dedup_window_secs);
+        let end = ((window + 1) * self.dedup_window_secs).max((minute + 1) * 60);
+        (window, end + 60)
     }
 
     /// When the distinct-reporter and -network estimates of `minute`

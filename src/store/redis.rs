@@ -107,25 +107,24 @@ impl RedisStore {
                 .copied()
                 .filter(|&i| batch[i].idempotency_key.is_some())
                 .collect();
+            let r = &self.retention;
+            let (window, window_kept) = r.network_window(minute);
             let mut cmd = redis::cmd("EVALSHA");
             cmd.arg(self.record_script.get_hash())
-                .arg(5 + 2 * group.len() + idempotent.len())
+                .arg(6 + group.len() + idempotent.len())
                 .arg(keys::totals(service, hour))
                 .arg(keys::breakdown(service, hour))
                 .arg(keys::rollup(service, day))
                 .arg(keys::reporters(service, minute))
-                .arg(keys::networks(service, minute));
+                .arg(keys::networks(service, minute))
+                .arg(keys::network_counts(service, window));
             for &i in group {
                 cmd.arg(keys::dedup(service, &batch[i].reporter.0));
-            }
-            for &i in group {
-                cmd.arg(keys::network_count(service, &batch[i].network.0));
             }
             for &i in &idempotent {
                 let key = batch[i].idempotency_key.as_deref().unwrap_or_default();
                 cmd.arg(keys::idempotency(service, key));
             }
-            let r = &self.retention;
             cmd.arg(keys::minute_field(minute))
                 .arg(keys::slot_of(minute))
                 .arg(keys::quarter_field(minute))
@@ -135,7 +134,8 @@ impl RedisStore {
                 .arg(r.dedup_window_secs)
                 .arg(r.idempotency_ttl_secs)
                 .arg(group.len())
-                .arg(r.counted_per_network);
+                .arg(r.counted_per_network)
+                .arg(window_kept);
             for &i in group {
                 let report = &batch[i];
                 let idem_index = idempotent.iter().position(|&j| j == i).map_or(0, |p| p + 1);
