@@ -15,11 +15,12 @@ use anyhow::Context;
 use crate::config::Settings;
 use crate::demo::Demo;
 use crate::domain::Registry;
-use crate::http::{self, ApiError, AppState, Code, ReadCaches};
+use crate::http::stream::Hub;
+use crate::http::{self, ApiError, AppState, Code};
 use crate::intake::{Intake, RateLimiter, Writer, WriterTask};
+use crate::read::Reader;
 use crate::store::{AnyStore, Retention};
 use crate::telemetry::Metrics;
-use crate::web::stream::Hub;
 use crate::worker::Worker;
 use tokio::sync::watch;
 
@@ -82,7 +83,15 @@ impl Application {
                 settings.intake.rate_limit_per_minute,
                 settings.intake.rate_limit_burst,
             ),
-            reads: ReadCaches::new(&settings.web),
+            reader: Reader::new(
+                registry.clone(),
+                store.clone(),
+                Retention::new(&settings.store, &settings.intake),
+                metrics.clone(),
+                &settings.api,
+                &settings.web,
+                settings.intake.retry_after_secs,
+            ),
             hub: Hub::start(store.clone(), metrics.clone(), &settings.web),
             settings: settings.clone(),
             registry,
@@ -93,11 +102,13 @@ impl Application {
             .with_context(|| format!("binding {}", settings.http.bind))?;
         let port = listener.local_addr()?.port();
         let server_state = state.clone();
+        let pages = web::Data::new(crate::web::Pages::new(&settings.web));
         let connections =
             http::connections::Connections::new(&settings.http, settings.intake.retry_after_secs);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(server_state.clone())
+                .app_data(pages.clone())
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     ApiError::new(Code::InvalidParameter, format!("invalid query string: {e}"))
                         .into()

@@ -7,6 +7,30 @@
 //! configured) has counted it in per-minute buckets. Read endpoints turn the
 //! buckets into series and breakdowns for charts; history import fills in the
 //! weeks of baseline that detection needs. [`app`] wires it together.
+//!
+//! # Layers
+//!
+//! Imports point one way, from the top of this map down; modules on one
+//! line do not import each other (`tests/api/layers.rs` checks it on the
+//! source):
+//!
+//! | layer | modules | what it is |
+//! |---|---|---|
+//! | settings | [`config`] | settings, their defaults and checks |
+//! | domain | [`domain`] | validating types, the registry, anomaly documents, times |
+//! | store | [`store`] | the `Store`/`FeedStore` traits; Redis and the embedded store |
+//! | telemetry | [`telemetry`] | metrics and logging |
+//! | detector | [`detect`] | the pure detector: baselines, windows, lifecycle |
+//! | services | [`intake`], [`import`], [`worker`], [`read`] | taking reports in, history in, the detection tick, what readers see |
+//! | tools | [`simulate`], [`backtest`] | the traffic simulator, the NAB backtest |
+//! | API | [`http`] | routes, problem+json, connections, the event stream |
+//! | pages | [`web`] | pages, charts, Atom, the browser's report form |
+//! | demo | [`demo`] | simulated traffic for a first run |
+//! | wiring | [`app`] | the process: server, writer, worker, shutdown |
+//!
+//! `web` still reaches into `http` for the shared `AppState` and the
+//! problem+json error type; they are meant to be siblings that each take
+//! only the parts they use.
 
 pub mod app;
 pub mod backtest;
@@ -17,6 +41,7 @@ pub mod domain;
 pub mod http;
 pub mod import;
 pub mod intake;
+pub mod read;
 pub mod simulate;
 pub mod store;
 pub mod telemetry;

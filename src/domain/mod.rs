@@ -6,6 +6,7 @@ pub mod country;
 pub mod problem;
 pub mod registry;
 pub mod report;
+pub mod time;
 
 pub use anomaly::{Anomaly, AnomalyStatus, Share};
 pub use country::Country;

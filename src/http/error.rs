@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 
 use crate::domain::ReportError;
 use crate::intake::{IntakeError, WriteError};
+use crate::read::ReadError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -243,6 +244,30 @@ impl From<ReportError> for ApiError {
             }
             ReportError::InvalidCountry(_) => ApiError::new(Code::InvalidCountry, detail),
             ReportError::ClientIdTooLong { .. } => ApiError::new(Code::ClientIdTooLong, detail),
+        }
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        let detail = e.to_string();
+        match e {
+            ReadError::Invalid { parameter, message } => {
+                let error = ApiError::new(Code::InvalidParameter, message);
+                match parameter {
+                    Some(name) => error.with("parameter", json!(name)),
+                    None => error,
+                }
+            }
+            ReadError::ServiceNotFound(_) => ApiError::new(Code::ServiceNotFound, detail),
+            ReadError::CompanyNotFound(_) => ApiError::new(Code::CompanyNotFound, detail),
+            ReadError::AnomalyNotFound(_) => ApiError::new(Code::AnomalyNotFound, detail),
+            ReadError::Unavailable { retry_after_secs } => ApiError::new(
+                Code::StoreUnavailable,
+                "The store cannot answer right now; retry shortly.",
+            )
+            .retry_after(retry_after_secs),
+            ReadError::Corrupt => ApiError::new(Code::Internal, "internal error"),
         }
     }
 }

@@ -3,13 +3,12 @@
 
 pub mod admin;
 pub mod anomalies;
-pub mod cache;
 pub mod connections;
 pub mod error;
 pub mod ops;
-pub mod read;
 pub mod reports;
 pub mod services;
+pub mod stream;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -24,10 +23,10 @@ use futures_util::StreamExt;
 use ipnet::IpNet;
 
 pub use self::error::{ApiError, Code};
-pub use self::read::ReadCaches;
 use crate::config::Settings;
 use crate::domain::Registry;
 use crate::intake::{Intake, RateLimiter};
+use crate::read::Reader;
 use crate::store::{AnyStore, Retention};
 use crate::telemetry::Metrics;
 
@@ -41,10 +40,11 @@ pub struct AppState {
     /// Per-address limit of report posts; `None` when disabled.
     pub limiter: Option<RateLimiter>,
     pub metrics: Arc<Metrics>,
-    /// Short-lived answers shared by the API and the pages.
-    pub reads: ReadCaches,
+    /// What readers see, with its short-lived caches, shared by the API and
+    /// the pages.
+    pub reader: Reader,
     /// Feed events for the live streams.
-    pub hub: crate::web::stream::Hub,
+    pub hub: stream::Hub,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -66,10 +66,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                     web::get().to(services::history_csv),
                 )
                 .route("/anomalies", web::get().to(anomalies::list))
-                .route(
-                    "/anomalies/stream",
-                    web::get().to(crate::web::stream::stream),
-                )
+                .route("/anomalies/stream", web::get().to(stream::stream))
                 .route("/anomalies/{id}", web::get().to(anomalies::one))
                 .route("/companies", web::get().to(services::companies))
                 .route("/companies/{id}", web::get().to(services::company))
@@ -203,8 +200,9 @@ pub fn content_length(req: &HttpRequest) -> Option<u64> {
 }
 
 /// The media type without parameters, lower-cased.
-pub fn media_type(req: &HttpRequest) -> Option<String> {
-    let value = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
+/// The request's Content-Type without parameters, lower-cased.
+pub fn media_type(headers: &header::HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
     Some(
         value
             .split(';')
@@ -213,6 +211,15 @@ pub fn media_type(req: &HttpRequest) -> Option<String> {
             .trim()
             .to_ascii_lowercase(),
     )
+}
+
+/// Whether the client asked for a page rather than JSON (a browser's form
+/// post without JavaScript).
+pub fn wants_html(headers: &header::HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
 }
 
 pub fn json_response(

@@ -1,4 +1,5 @@
-//! `POST /api/v1/reports`: a JSON body or an HTML form post.
+//! `POST /api/v1/reports`: a JSON body or an HTML form post (a browser's
+//! form post, refused, is answered as a page by the pages' own route, `web/form.rs`).
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -7,7 +8,9 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 
-use super::{ApiError, AppState, Code, client_addr, json_response, media_type, read_body};
+use super::{
+    ApiError, AppState, Code, client_addr, json_response, media_type, read_body, wants_html,
+};
 use crate::domain::RawReport;
 use crate::intake::{Accepted, Allowance, Origin};
 
@@ -81,15 +84,6 @@ pub async fn post_report(
                 .inc();
         }
     }
-    // A browser's form post without JavaScript gets its error as a page
-    // (one from another site gets none of this site's pages).
-    let result = match result {
-        Err(e) if is_form(&req) && wants_html(&req) && !cross_site => {
-            use actix_web::ResponseError as _;
-            Ok(crate::web::PageError(e).error_response())
-        }
-        other => other,
-    };
     let Some(Ok(allowance) | Err(allowance)) = allowance else {
         return result;
     };
@@ -128,7 +122,7 @@ async fn handle(
     state: &AppState,
     addr: IpAddr,
 ) -> Result<HttpResponse, ApiError> {
-    let kind = match media_type(req).as_deref() {
+    let kind = match media_type(req.headers()).as_deref() {
         Some("application/json") => BodyKind::Json,
         Some("application/x-www-form-urlencoded") => BodyKind::Form,
         other => {
@@ -167,7 +161,7 @@ async fn handle(
         .submit(raw, origin)
         .await
         .map_err(|e| ApiError::from_intake(e, state.settings.intake.retry_after_secs))?;
-    if matches!(kind, BodyKind::Form) && wants_html(req) {
+    if matches!(kind, BodyKind::Form) && wants_html(req.headers()) {
         // The status page's form without JavaScript: back to the page, which
         // thanks the person.
         let location = format!(
@@ -241,19 +235,6 @@ fn origin_of(url: &str) -> Option<(String, String)> {
 /// A Host header's or URL's host[:port], lower-cased.
 fn authority(host: &str) -> String {
     host.trim().to_ascii_lowercase()
-}
-
-fn is_form(req: &HttpRequest) -> bool {
-    media_type(req).as_deref() == Some("application/x-www-form-urlencoded")
-}
-
-/// Whether the client asked for a page rather than JSON (a browser's form
-/// post without JavaScript).
-fn wants_html(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"))
 }
 
 /// Visible ASCII, 1 to `max` bytes.

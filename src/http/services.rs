@@ -1,6 +1,6 @@
 //! Services and companies: the registry joined with recent counts, report
 //! series for charts, and problem/country breakdowns. The numbers come from
-//! [`super::read`], shared with the web pages.
+//! [`crate::read`], shared with the web pages.
 
 use std::collections::HashMap;
 
@@ -8,9 +8,9 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use serde_json::json;
 
-use super::read::{self, OpenIncidents, Recent, Span, find_service, status_of};
 use super::{ApiError, AppState, Code};
 use crate::domain::{Company, Service, Share};
+use crate::read::{self, OpenIncidents, Recent, Span, now_minute, status_of};
 
 type Query = web::Query<HashMap<String, String>>;
 
@@ -49,7 +49,9 @@ impl<'a> ServiceView<'a> {
 
 /// `GET /api/v1/services?category&limit&cursor`, sorted by id.
 pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
-    let limit = page_limit(&state, &query)?;
+    let limit = state
+        .reader
+        .page_limit(query.get("limit").map(String::as_str))?;
     let after = query.get("cursor").map(String::as_str).unwrap_or("");
     let category = query.get("category").map(|c| c.to_ascii_lowercase());
     let mut matching = state
@@ -68,8 +70,8 @@ pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpRespon
         _ => None,
     };
     let (counts, open) = tokio::join!(
-        read::recent_counts(&state, &page, Span::Day),
-        read::open_incidents(&state)
+        state.reader.recent_counts(&page, Span::Day, now_minute()),
+        state.reader.open_incidents()
     );
     let items: Vec<ServiceView> = page
         .iter()
@@ -84,11 +86,11 @@ pub async fn one(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = find_service(&state, &path)?;
+    let service = state.reader.find_service(&path)?;
     let one = [service];
     let (counts, open) = tokio::join!(
-        read::recent_counts(&state, &one, Span::Day),
-        read::open_incidents(&state)
+        state.reader.recent_counts(&one, Span::Day, now_minute()),
+        state.reader.open_incidents()
     );
     let view = ServiceView::new(service, counts[0], &open);
     let mut body = serde_json::to_value(view).map_err(|e| {
@@ -117,9 +119,12 @@ pub async fn series(
     path: web::Path<String>,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
-    let service = find_service(&state, &path)?;
+    let service = state.reader.find_service(&path)?;
     let (window, step) = series_params(&query)?;
-    let series = read::series(&state, service, window, step).await?;
+    let series = state
+        .reader
+        .series(service, window, step, now_minute())
+        .await?;
     Ok(HttpResponse::Ok().json(&*series))
 }
 
@@ -130,9 +135,12 @@ pub async fn breakdown(
     path: web::Path<String>,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
-    let service = find_service(&state, &path)?;
+    let service = state.reader.find_service(&path)?;
     let window = duration_param(&query, "window", 60)?;
-    let b = read::breakdown(&state, service, window).await?;
+    let b = state
+        .reader
+        .breakdown(service, window, now_minute())
+        .await?;
     let rows = |shares: &[Share], key: &str| {
         shares
             .iter()
@@ -160,8 +168,8 @@ pub async fn history_csv(
     path: web::Path<String>,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
-    let service = find_service(&state, &path)?;
-    let now = read::now_minute();
+    let service = state.reader.find_service(&path)?;
+    let now = now_minute();
     let minute_of = |name: &str, default: i64| -> Result<i64, ApiError> {
         match query.get(name) {
             None => Ok(default),
@@ -215,7 +223,10 @@ pub async fn history_csv(
             ),
         ));
     }
-    let rows = read::counts(&state, service, from, points, step, now).await?;
+    let rows = state
+        .reader
+        .counts(service, from, points, step, now)
+        .await?;
     let mut csv = String::from("timestamp,reports,baseline,upper\n");
     let number = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for p in rows {
@@ -259,11 +270,13 @@ pub async fn company(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let company: &Company = read::find_company(&state, &path)?;
+    let company: &Company = state.reader.find_company(&path)?;
     let services: Vec<&Service> = state.registry.services_of(&company.id).collect();
     let (counts, open) = tokio::join!(
-        read::recent_counts(&state, &services, Span::Day),
-        read::open_incidents(&state)
+        state
+            .reader
+            .recent_counts(&services, Span::Day, now_minute()),
+        state.reader.open_incidents()
     );
     let views: Vec<ServiceView> = services
         .iter()
@@ -280,26 +293,6 @@ pub async fn company(
         "status": status,
         "services": views,
     })))
-}
-
-fn page_limit(state: &AppState, query: &Query) -> Result<usize, ApiError> {
-    let api = &state.settings.api;
-    match query.get("limit") {
-        None => Ok(api.default_page_size),
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=api.max_page_size).contains(n))
-            .ok_or_else(|| {
-                ApiError::new(
-                    Code::InvalidParameter,
-                    format!(
-                        "limit must be a whole number from 1 to {}",
-                        api.max_page_size
-                    ),
-                )
-            }),
-    }
 }
 
 /// A duration like `90m`, `24h` or `7d`, in whole minutes.

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use self::limiter::{Allowance, RateLimiter};
@@ -17,6 +17,7 @@ pub use self::reporter::ReporterHasher;
 pub use self::writer::{WriteError, Writer, WriterTask};
 use crate::config::IntakeSettings;
 use crate::domain::report::ValidReport;
+use crate::domain::time::minute_start;
 use crate::domain::{RawReport, Registry, ReportError};
 use crate::store::ReportWrite;
 use crate::telemetry::Metrics;
@@ -204,12 +205,6 @@ fn fingerprint(parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
     }
     hasher.finalize().to_hex()[..32].to_string()
-}
-
-pub fn minute_start(minute: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(minute * 60, 0)
-        .single()
-        .unwrap_or_default()
 }
 
 /// The stable code of a failure, also its metric label.

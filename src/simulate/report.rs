@@ -13,7 +13,7 @@ use super::hard_score::{self, LevelScore};
 use super::model::Scenario;
 use super::{json, verdict};
 use crate::config::DetectSettings;
-use crate::worker::rfc3339;
+use crate::domain::time::rfc3339;
 
 /// Incidents listed per service in a hard case's section; the rest are
 /// counted.

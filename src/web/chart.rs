@@ -7,7 +7,7 @@
 use askama::Template;
 use plotters::prelude::*;
 
-use crate::http::read::Series;
+use crate::read::{Point, Series};
 
 const BAR: RGBColor = RGBColor(0x4a, 0x6f, 0xa5);
 const BAR_ALERT: RGBColor = RGBColor(0xc0, 0x39, 0x2b);
@@ -111,7 +111,7 @@ pub fn draw(
         }
         // The usual level, shaded, and the threshold, dashed; both as steps
         // so they line up with the bars.
-        let stepped = |value: fn(&crate::http::read::Point) -> Option<f64>| {
+        let stepped = |value: fn(&Point) -> Option<f64>| {
             points
                 .iter()
                 .enumerate()
@@ -242,7 +242,7 @@ fn format_count(v: f64) -> String {
 }
 
 fn time_label(minute: i64, every: i64) -> String {
-    let t = crate::intake::minute_start(minute);
+    let t = crate::domain::time::minute_start(minute);
     if every >= 1440 {
         t.format("%b %-d").to_string()
     } else {
@@ -250,9 +250,9 @@ fn time_label(minute: i64, every: i64) -> String {
     }
 }
 
-fn hover_title(p: &crate::http::read::Point, step: i64) -> String {
-    let t = crate::intake::minute_start(p.minute);
-    let end = crate::intake::minute_start(p.minute + step);
+fn hover_title(p: &Point, step: i64) -> String {
+    let t = crate::domain::time::minute_start(p.minute);
+    let end = crate::domain::time::minute_start(p.minute + step);
     let mut title = format!(
         "{}–{} UTC: {} report{}",
         t.format("%b %-d %H:%M"),

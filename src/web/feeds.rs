@@ -6,20 +6,24 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use atom_syndication::{Content, Entry, Feed, Link, Person, Text};
 use chrono::{DateTime, FixedOffset};
 
-use super::{respond, shared_page};
+use super::{Pages, respond};
 use crate::domain::Anomaly;
-use crate::http::anomalies::{self, Filter};
-use crate::http::read::{find_company, find_service};
 use crate::http::{ApiError, AppState};
+use crate::read::Filter;
 use crate::store::FeedRange;
 
 const ATOM: &str = "application/atom+xml; charset=utf-8";
 
 /// `GET /feeds/anomalies.atom`.
-pub async fn all(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn all(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    pages: web::Data<Pages>,
+) -> Result<HttpResponse, ApiError> {
     feed(
         &req,
         &state,
+        &pages,
         Filter::default(),
         "all services",
         "/feeds/anomalies.atom",
@@ -32,37 +36,40 @@ pub async fn all(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRes
 pub async fn service(
     req: HttpRequest,
     state: web::Data<AppState>,
+    pages: web::Data<Pages>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let s = find_service(&state, &path)?;
+    let s = state.reader.find_service(&path)?;
     let filter = Filter {
         service: Some(s.id.clone()),
         ..Filter::default()
     };
     let own = format!("/feeds/services/{}.atom", s.id);
     let page = format!("/status/{}", s.id);
-    feed(&req, &state, filter, &s.name, &own, &page).await
+    feed(&req, &state, &pages, filter, &s.name, &own, &page).await
 }
 
 /// `GET /feeds/companies/{id}.atom`.
 pub async fn company(
     req: HttpRequest,
     state: web::Data<AppState>,
+    pages: web::Data<Pages>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let c = find_company(&state, &path)?;
+    let c = state.reader.find_company(&path)?;
     let filter = Filter {
         company: Some(c.id.clone()),
         ..Filter::default()
     };
     let own = format!("/feeds/companies/{}.atom", c.id);
     let page = format!("/company/{}", c.id);
-    feed(&req, &state, filter, &c.name, &own, &page).await
+    feed(&req, &state, &pages, filter, &c.name, &own, &page).await
 }
 
 async fn feed(
     req: &HttpRequest,
     state: &AppState,
+    pages: &Pages,
     filter: Filter,
     about: &str,
     own_path: &str,
@@ -70,16 +77,17 @@ async fn feed(
 ) -> Result<HttpResponse, ApiError> {
     let base = base_url(req, &state.settings.web.public_url);
     let key = format!("atom:{base}{own_path}");
-    let page = shared_page(state, key, || async {
-        let range = FeedRange {
-            limit: state.settings.web.feed_entries.max(1),
-            ..FeedRange::default()
-        };
-        let (items, _) = anomalies::page(state, &filter, range).await?;
-        Ok(atom(&items, about, &base, own_path, page_path).to_string())
-    })
-    .await
-    .map_err(|e| e.0)?;
+    let page = pages
+        .get(key, || async {
+            let range = FeedRange {
+                limit: state.settings.web.feed_entries.max(1),
+                ..FeedRange::default()
+            };
+            let (items, _) = state.reader.page(&filter, range).await?;
+            Ok(atom(&items, about, &base, own_path, page_path).to_string())
+        })
+        .await
+        .map_err(|e| e.0)?;
     Ok(respond(
         req,
         ATOM,

@@ -2,26 +2,30 @@
 //! templates, usable without JavaScript), SVG charts, the embeddable chart,
 //! Atom feeds, the live event stream and the API's own documentation.
 //!
-//! Pages read through [`crate::http::read`], whose short-lived cache keeps a
-//! flood of readers off the store; answers carry an ETag and Cache-Control
-//! so browsers and proxies can absorb repeats too.
+//! Pages read through [`crate::read`], whose short-lived caches keep a flood
+//! of readers off the store, and keep what they render in [`Pages`] for as
+//! long; answers carry an ETag and Cache-Control so browsers and proxies can
+//! absorb repeats too.
 
 pub mod chart;
 pub mod docs;
 pub mod feeds;
+pub mod form;
 pub mod pages;
 pub mod status;
-pub mod stream;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
+use crate::config::WebSettings;
 use crate::http::{ApiError, AppState};
+use crate::read::ReadError;
+use crate::read::cache::TtlCache;
 
 /// The pages' Content-Security-Policy: scripts only from the site's own
 /// file (no inline script), nothing from elsewhere, no framing (the report
@@ -71,6 +75,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/feeds/anomalies.atom", web::get().to(feeds::all))
         .route("/feeds/services/{id}.atom", web::get().to(feeds::service))
         .route("/feeds/companies/{id}.atom", web::get().to(feeds::company))
+        .route(
+            "/api/v1/reports",
+            web::post().guard(form::browser_form()).to(form::post),
+        )
         .route("/api/openapi.json", web::get().to(docs::openapi))
         .route("/api/docs", web::get().to(docs::docs));
 }
@@ -88,32 +96,41 @@ impl Rendered {
     }
 }
 
-/// The page at `key`, rendered by `render` at most once per
-/// `web.read_cache_ms` however many readers ask: under a flood, rendering
-/// (charts and templates) would otherwise cost more than the reads.
-pub async fn shared_page<F, Fut>(
-    state: &AppState,
-    key: String,
-    render: F,
-) -> Result<Arc<Rendered>, PageError>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<String, PageError>>,
-{
-    state
-        .reads
-        .pages
-        .get(&key, Instant::now(), || async {
-            render().await.map(|body| Arc::new(Rendered::new(body)))
-        })
-        .await
+/// Rendered pages, charts and feeds, each kept for `web.read_cache_ms`
+/// (at most `web.read_cache_entries`).
+pub struct Pages(TtlCache<Arc<Rendered>, PageError>);
+
+impl Pages {
+    pub fn new(web: &WebSettings) -> Self {
+        Pages(TtlCache::new(
+            Duration::from_millis(web.read_cache_ms),
+            web.read_cache_entries,
+        ))
+    }
+
+    /// The page at `key`, rendered by `render` at most once per
+    /// `web.read_cache_ms` however many readers ask: under a flood,
+    /// rendering (charts and templates) would otherwise cost more than the
+    /// reads.
+    pub async fn get<F, Fut>(&self, key: String, render: F) -> Result<Arc<Rendered>, PageError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<String, PageError>>,
+    {
+        self.0
+            .get(&key, Instant::now(), || async {
+                render().await.map(|body| Arc::new(Rendered::new(body)))
+            })
+            .await
+    }
 }
 
-/// A page everyone sees alike, shared as [`shared_page`] and answered with
+/// A page everyone sees alike, shared as [`Pages::get`] and answered with
 /// `web.page_max_age_secs`.
 pub async fn shared_html<F, Fut>(
     req: &HttpRequest,
     state: &AppState,
+    pages: &Pages,
     key: String,
     render: F,
 ) -> Result<HttpResponse, PageError>
@@ -121,7 +138,7 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<String, PageError>>,
 {
-    let page = shared_page(state, key, render).await?;
+    let page = pages.get(key, render).await?;
     Ok(respond(
         req,
         HTML,
@@ -181,6 +198,12 @@ pub struct PageError(pub ApiError);
 impl From<ApiError> for PageError {
     fn from(e: ApiError) -> Self {
         PageError(e)
+    }
+}
+
+impl From<ReadError> for PageError {
+    fn from(e: ReadError) -> Self {
+        PageError(e.into())
     }
 }
 

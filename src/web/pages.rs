@@ -1,7 +1,7 @@
 //! The pages: `/` (problems now, company events, most reported, search),
 //! `/company/{id}` and `/anomalies`, and what every page shares; the status
 //! page and the embeddable chart are in [`super::status`].
-//! Each handler gathers its numbers through [`crate::http::read`] and renders
+//! Each handler gathers its numbers through [`crate::read`] and renders
 //! one template.
 
 use std::collections::HashMap;
@@ -10,11 +10,10 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::chart;
-use super::{HTML, PageError, cached, render, shared_html};
+use super::{HTML, PageError, Pages, cached, render, shared_html};
 use crate::domain::{Anomaly, Problem, Service, Share};
-use crate::http::anomalies::{self, Filter};
-use crate::http::read::{self, Recent, Span, status_of};
 use crate::http::{ApiError, AppState, Code};
+use crate::read::{self, Filter, Recent, Span, now_minute, parse_cursor, status_of};
 use crate::store::FeedRange;
 
 type Query = web::Query<HashMap<String, String>>;
@@ -105,6 +104,7 @@ struct HomePage<'a> {
 pub async fn home(
     req: HttpRequest,
     state: web::Data<AppState>,
+    pages: web::Data<Pages>,
     query: Query,
 ) -> Result<HttpResponse, PageError> {
     let q = query
@@ -122,14 +122,17 @@ pub async fn home(
             body,
         ));
     }
-    shared_html(&req, &state, "home".into(), || home_page(&state, q.clone())).await
+    shared_html(&req, &state, &pages, "home".into(), || {
+        home_page(&state, q.clone())
+    })
+    .await
 }
 
 async fn home_page(state: &AppState, q: String) -> Result<String, PageError> {
     let all: Vec<&Service> = state.registry.services().iter().collect();
     let (recent, open) = tokio::join!(
-        read::recent_counts(state, &all, Span::Hour),
-        read::open_incidents(state)
+        state.reader.recent_counts(&all, Span::Hour, now_minute()),
+        state.reader.open_incidents()
     );
     let rows: Vec<ServiceRow> = all
         .iter()
@@ -224,12 +227,17 @@ struct CompanyPage<'a> {
 pub async fn company(
     req: HttpRequest,
     state: web::Data<AppState>,
+    pages: web::Data<Pages>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let company = read::find_company(&state, &path)?;
-    shared_html(&req, &state, format!("company:{}", company.id), || {
-        company_page(&state, company)
-    })
+    let company = state.reader.find_company(&path)?;
+    shared_html(
+        &req,
+        &state,
+        &pages,
+        format!("company:{}", company.id),
+        || company_page(&state, company),
+    )
     .await
 }
 
@@ -238,13 +246,14 @@ async fn company_page(
     company: &crate::domain::Company,
 ) -> Result<String, PageError> {
     let services: Vec<&Service> = state.registry.services_of(&company.id).collect();
+    let (reader, now) = (&state.reader, now_minute());
     let (recent, open) = tokio::join!(
-        read::recent_counts(state, &services, Span::Day),
-        read::open_incidents(state)
+        reader.recent_counts(&services, Span::Day, now),
+        reader.open_incidents()
     );
     let mut cards = Vec::new();
     for (s, r) in services.iter().zip(recent) {
-        let chart = match read::series(state, s, 24 * 60, 15).await {
+        let chart = match reader.series(s, 24 * 60, 15, now).await {
             Ok(series) => chart::draw(
                 &series,
                 &format!("{}, last 24 hours", s.name),
@@ -317,21 +326,25 @@ struct AnomaliesPage<'a> {
 pub async fn anomalies(
     req: HttpRequest,
     state: web::Data<AppState>,
+    pages: web::Data<Pages>,
     query: Query,
 ) -> Result<HttpResponse, PageError> {
     // An empty choice in the filter form means "all".
     let mut query: HashMap<String, String> = query.into_inner();
     query.retain(|_, v| !v.is_empty());
-    let filter = anomalies::parse_filter(&state, &query)?;
+    let filter = state.reader.parse_filter(&query)?;
     let after = match query.get("cursor") {
-        Some(c) => Some(anomalies::parse_cursor(c).ok_or_else(|| {
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| {
             ApiError::new(Code::InvalidParameter, "cursor is not one this site gave")
         })?),
         None => None,
     };
     // Keyed by what was understood, not by what was sent.
     let key = format!("anomalies:{filter:?}:{after:?}");
-    shared_html(&req, &state, key, || anomalies_page(&state, filter, after)).await
+    shared_html(&req, &state, &pages, key, || {
+        anomalies_page(&state, filter, after)
+    })
+    .await
 }
 
 async fn anomalies_page(
@@ -344,7 +357,7 @@ async fn anomalies_page(
         limit: state.settings.api.default_page_size,
         ..FeedRange::default()
     };
-    let (items, next_cursor) = anomalies::page(state, &filter, range).await?;
+    let (items, next_cursor) = state.reader.page(&filter, range).await?;
     let next = next_cursor.map(|c| {
         let mut params = vec![("cursor", c)];
         if let Some(s) = &filter.service {

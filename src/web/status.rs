@@ -9,10 +9,10 @@ use askama::Template;
 
 use super::chart::{self, Chart};
 use super::pages::{Page, ShareRow, filters, problem_label, share_rows, status_words};
-use super::{HTML, PageError, cached, render, respond, shared_html, shared_page};
+use super::{HTML, PageError, Pages, cached, render, respond, shared_html};
 use crate::domain::{Anomaly, Problem, Service};
-use crate::http::read::{self, Recent, Span, find_service, status_of};
 use crate::http::{ApiError, AppState, Code};
+use crate::read::{Recent, Span, now_minute, status_of};
 
 type Query = web::Query<HashMap<String, String>>;
 
@@ -40,10 +40,11 @@ struct StatusPage<'a> {
 pub async fn status(
     req: HttpRequest,
     state: web::Data<AppState>,
+    pages: web::Data<Pages>,
     path: web::Path<String>,
     query: Query,
 ) -> Result<HttpResponse, PageError> {
-    let service = find_service(&state, &path)?;
+    let service = state.reader.find_service(&path)?;
     if service.id != *path {
         // Aliases and other spellings live at the canonical address.
         let query = req.query_string();
@@ -66,9 +67,13 @@ pub async fn status(
         );
         return Ok(response);
     }
-    shared_html(&req, &state, format!("status:{}", service.id), || {
-        status_page(&state, service, None)
-    })
+    shared_html(
+        &req,
+        &state,
+        &pages,
+        format!("status:{}", service.id),
+        || status_page(&state, service, None),
+    )
     .await
 }
 
@@ -92,11 +97,12 @@ async fn status_page(
     thanks: Option<String>,
 ) -> Result<String, PageError> {
     let one = [service];
+    let (reader, now) = (&state.reader, now_minute());
     let (recent, open, series, breakdown) = tokio::join!(
-        read::recent_counts(state, &one, Span::Day),
-        read::open_incidents(state),
-        read::series(state, service, 24 * 60, 15),
-        read::breakdown(state, service, 60),
+        reader.recent_counts(&one, Span::Day, now),
+        reader.open_incidents(),
+        reader.series(service, 24 * 60, 15, now),
+        reader.breakdown(service, 60, now),
     );
     let status = status_of(&open, &service.id);
     let (word, sentence) = status_words(status);
@@ -147,14 +153,16 @@ async fn status_page(
 pub async fn embed(
     req: HttpRequest,
     state: web::Data<AppState>,
+    pages: web::Data<Pages>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = find_service(&state, &path)?;
-    let page = shared_page(&state, format!("embed:{}", service.id), || async {
-        embed_chart(&state, service).await.map_err(PageError)
-    })
-    .await
-    .map_err(|e| e.0)?;
+    let service = state.reader.find_service(&path)?;
+    let page = pages
+        .get(format!("embed:{}", service.id), || async {
+            embed_chart(&state, service).await.map_err(PageError)
+        })
+        .await
+        .map_err(|e| e.0)?;
     let mut response = respond(
         &req,
         "image/svg+xml",
@@ -170,7 +178,10 @@ pub async fn embed(
 }
 
 async fn embed_chart(state: &AppState, service: &Service) -> Result<String, ApiError> {
-    let series = read::series(state, service, 24 * 60, 15).await?;
+    let series = state
+        .reader
+        .series(service, 24 * 60, 15, now_minute())
+        .await?;
     let now = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
     let chart: Chart = chart::draw(
         &series,

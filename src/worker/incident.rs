@@ -5,17 +5,12 @@
 use std::collections::BTreeMap;
 
 use crate::domain::anomaly::{self, Anomaly, AnomalyStatus, Group, Share, TimelinePoint};
+use crate::domain::time::rfc3339;
 use crate::domain::{Registry, Service};
 use crate::store::{Breakdown, Distinct};
 
 /// Most entries of `top_problems` and `top_countries`.
 const TOP: usize = 5;
-
-pub fn rfc3339(unix: i64) -> String {
-    chrono::DateTime::from_timestamp(unix, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
 
 pub fn open(service: &Service, started_unix: i64) -> Anomaly {
     Anomaly {

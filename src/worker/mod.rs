@@ -14,7 +14,6 @@ mod cache;
 mod incident;
 
 use self::cache::{Cached, history_of, stagger};
-pub use self::incident::rfc3339;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -475,8 +475,8 @@ async fn an_open_anomaly_no_state_holds_is_resolved_by_the_next_holder() {
     let doc = json!({
         "id": format!("whatsapp-{}", chrono::DateTime::from_timestamp(started, 0).unwrap().format("%Y%m%dT%H%MZ")),
         "service": "whatsapp", "company": "meta", "status": "open", "severity": "problem",
-        "started_at": outagewatch::worker::rfc3339(started),
-        "peak_at": outagewatch::worker::rfc3339(started), "peak_reports": 90, "ended_at": null,
+        "started_at": outagewatch::domain::time::rfc3339(started),
+        "peak_at": outagewatch::domain::time::rfc3339(started), "peak_reports": 90, "ended_at": null,
         "reports": 200, "baseline": 10.0, "ratio": 20.0, "p_value": 1e-12,
         "top_problems": [], "top_countries": [], "headline": "WhatsApp: ~200 reports in 5 min",
         "group": null, "started_unix": started, "updated_unix": started + 300,
@@ -500,7 +500,7 @@ async fn an_open_anomaly_no_state_holds_is_resolved_by_the_next_holder() {
     assert_eq!(items[0]["status"], "resolved");
     assert_eq!(
         items[0]["ended_at"],
-        outagewatch::worker::rfc3339(started + 300).as_str()
+        outagewatch::domain::time::rfc3339(started + 300).as_str()
     );
     app.stop().await;
 }

@@ -10,6 +10,7 @@ mod detection;
 mod faults;
 mod helpers;
 mod intake;
+mod layers;
 mod networks;
 mod reads;
 mod schema;

@@ -20,11 +20,11 @@ use bytes::Bytes;
 use futures_util::stream;
 use tokio::sync::broadcast;
 
+use super::{ApiError, AppState, Code, client_addr};
 use crate::config::WebSettings;
 use crate::domain::Anomaly;
-use crate::http::anomalies::{Filter, parse_filter};
-use crate::http::{ApiError, AppState, Code, client_addr};
 use crate::intake::limiter::source_key;
+use crate::read::Filter;
 use crate::store::{AnyStore, FeedEvent, FeedStore, parse_event_id};
 use crate::telemetry::Metrics;
 
@@ -169,7 +169,7 @@ pub async fn stream(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| query.remove("last_event_id"));
-    let filter = parse_filter(&state, &query)?;
+    let filter = state.reader.parse_filter(&query)?;
     let last = match resume.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(id) => Some((

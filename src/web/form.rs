@@ -1,0 +1,66 @@
+//! The status page's report form posted by a browser without JavaScript:
+//! the same `POST /api/v1/reports` as apps use, registered here for form
+//! bodies from clients that ask for a page, so that a refusal is answered
+//! as a page (a report that counts is answered 303 back to the status page
+//! by the API itself). A refusal of a post from another site's page stays
+//! problem+json: that site gets none of this site's pages.
+
+use actix_web::{HttpRequest, HttpResponse, guard, web};
+
+use super::PageError;
+use crate::http::{ApiError, AppState, Code, media_type, reports, wants_html};
+
+/// A browser's form post: a form body, and pages accepted.
+pub fn browser_form() -> impl guard::Guard {
+    guard::fn_guard(|ctx| {
+        let headers = ctx.head().headers();
+        media_type(headers).as_deref() == Some("application/x-www-form-urlencoded")
+            && wants_html(headers)
+    })
+}
+
+/// `POST /api/v1/reports` from a browser's form.
+pub async fn post(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageOrApiError> {
+    reports::post_report(req, payload, state)
+        .await
+        .map_err(|e| match e.code {
+            Code::CrossSite => PageOrApiError::Api(e),
+            _ => PageOrApiError::Page(PageError(e)),
+        })
+}
+
+/// A refusal answered as a page, or (to another site) as problem+json.
+#[derive(Debug)]
+pub enum PageOrApiError {
+    Page(PageError),
+    Api(ApiError),
+}
+
+impl std::fmt::Display for PageOrApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PageOrApiError::Page(e) => e.fmt(f),
+            PageOrApiError::Api(e) => e.fmt(f),
+        }
+    }
+}
+
+impl actix_web::ResponseError for PageOrApiError {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        match self {
+            PageOrApiError::Page(e) => e.status_code(),
+            PageOrApiError::Api(e) => e.status_code(),
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            PageOrApiError::Page(e) => e.error_response(),
+            PageOrApiError::Api(e) => e.error_response(),
+        }
+    }
+}
