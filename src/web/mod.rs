@@ -239,6 +239,10 @@ impl ResponseError for PageError {
         if let Some(secs) = self.0.retry_after_secs {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
+        // The rate limit's state, as the API's answer would carry it.
+        for (name, value) in &self.0.headers {
+            response.insert_header((*name, value.as_str()));
+        }
         match page.render() {
             Ok(body) => response.content_type(HTML).body(body),
             Err(_) => response.finish(),

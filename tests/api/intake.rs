@@ -332,6 +332,25 @@ async fn one_address_past_its_burst_gets_429_with_retry_after_and_others_are_una
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["code"], "rate_limited");
     assert_eq!(body["status"], 429);
+    // A browser's form post past the limit: the same answer, as a page.
+    let page = app
+        .client
+        .post(app.url("/api/v1/reports"))
+        .header("x-forwarded-for", "198.51.100.7")
+        .header("accept", "text/html")
+        .form(&[("service", "whatsapp"), ("problem", "login")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 429);
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.headers().contains_key("retry-after"));
+    assert_eq!(page.headers()["ratelimit-remaining"], "0");
 
     let other = post("203.0.113.9", 0).await.unwrap();
     assert_eq!(
@@ -346,7 +365,7 @@ async fn one_address_past_its_burst_gets_429_with_retry_after_and_others_are_una
     );
     let metrics = app.metrics_text().await;
     assert!(
-        metrics.contains(r#"outagewatch_reports_rejected_total{reason="rate_limited"} 1"#),
+        metrics.contains(r#"outagewatch_reports_rejected_total{reason="rate_limited"} 2"#),
         "{metrics}"
     );
     app.stop().await;
