@@ -42,6 +42,7 @@ pub struct Metrics {
     pub worker_tick_failures: IntCounter,
     pub worker_services_held: IntGauge,
     pub anomaly_events: IntCounterVec,
+    pub corrupt_documents: IntCounterVec,
 }
 
 impl Metrics {
@@ -143,6 +144,11 @@ impl Metrics {
                 "Failed store operations, by operation and kind",
                 &["op", "kind"],
             ),
+            corrupt_documents: counter_vec(
+                "outagewatch_corrupt_documents_total",
+                "Documents read back from the store that do not parse, by kind",
+                &["kind"],
+            ),
             registry,
         }
     }
@@ -154,6 +160,22 @@ impl Metrics {
         // Encoding our own well-formed families into a Vec cannot fail.
         let _ = encoder.encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// A document read back from the store (an anomaly, a worker's state),
+    /// of `kind`: the one policy for all of them, so a corrupt one is never
+    /// silently taken for another value. One that does not parse is logged
+    /// and counted, and `None`; what the caller does then (leave it out,
+    /// answer 500, start afresh) it says where it does it.
+    pub fn stored<T: serde::de::DeserializeOwned>(&self, kind: &str, doc: &str) -> Option<T> {
+        match serde_json::from_str(doc) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                tracing::error!(kind, error = %e, bytes = doc.len(), "a stored document does not parse");
+                self.corrupt_documents.with_label_values(&[kind]).inc();
+                None
+            }
+        }
     }
 
     pub fn store_error(&self, op: &str, err: &crate::store::StoreError) {

@@ -20,13 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::baseline::DAY;
 use crate::config::DetectSettings;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Possible,
-    Problem,
-}
+use crate::domain::Status;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
@@ -70,7 +64,7 @@ pub struct Lifecycle {
     /// The severity the last incident reached while it may still reopen: a
     /// relapse of a confirmed problem is the same problem, not confirmed anew.
     #[serde(default)]
-    pub last_severity: Option<Severity>,
+    pub last_severity: Option<Status>,
     /// Where the last incident's masking limit began, when it masked at
     /// least half of the sustained window (blinding it), while it may still
     /// reopen: the window's hit is then the same rise seen again.
@@ -92,7 +86,7 @@ pub struct OpenIncident {
     /// the opening that blinded the window.
     #[serde(default)]
     pub limit_from: Option<i64>,
-    pub severity: Severity,
+    pub severity: Status,
     pub last_hit_at: i64,
     /// Hits of the last ticks, newest in the lowest bit.
     pub recent_hits: u32,
@@ -152,8 +146,8 @@ impl Lifecycle {
                     surprise
                 };
                 let severity = match reopen {
-                    Some(_) => self.last_severity.unwrap_or(Severity::Possible),
-                    None => Severity::Possible,
+                    Some(_) => self.last_severity.unwrap_or(Status::Possible),
+                    None => Status::Possible,
                 };
                 // The sustained window seeing the same rise again does not
                 // restart the masking limit: the rise has been kept out of
@@ -184,7 +178,7 @@ impl Lifecycle {
                 if hit {
                     open.last_hit_at = now;
                 }
-                if open.severity == Severity::Possible
+                if open.severity == Status::Possible
                     && open.recent_hits.count_ones() >= s.confirm_hits
                 {
                     return self.confirm();
@@ -217,7 +211,7 @@ impl Lifecycle {
 
     fn confirm(&mut self) -> Option<Event> {
         let open = self.open.as_mut()?;
-        open.severity = Severity::Problem;
+        open.severity = Status::Problem;
         Some(Event::Confirmed)
     }
 
@@ -273,7 +267,7 @@ mod tests {
         assert_eq!(l.tick(0, false, 0.0, Rise::BURST, &s), None);
         let opened = l.tick(60, true, 20.0, Rise::BURST, &s);
         assert_eq!(opened, Some(Event::Opened));
-        assert_eq!(l.open.as_ref().unwrap().severity, Severity::Possible);
+        assert_eq!(l.open.as_ref().unwrap().severity, Status::Possible);
         let confirmed = l.tick(120, true, 30.0, Rise::BURST, &s);
         assert_eq!(confirmed, Some(Event::Confirmed));
         let mut t = 120;
@@ -316,10 +310,10 @@ mod tests {
         let s = settings();
         let mut l = Lifecycle::default();
         let t = resolved(&mut l, 60, Rise::BURST, &s);
-        assert_eq!(l.last_severity, Some(Severity::Problem));
+        assert_eq!(l.last_severity, Some(Status::Problem));
         let reopened = l.tick(t + 60, true, 20.0, Rise::BURST, &s);
         assert_eq!(reopened, Some(Event::Reopened));
-        assert_eq!(l.open.as_ref().unwrap().severity, Severity::Problem);
+        assert_eq!(l.open.as_ref().unwrap().severity, Status::Problem);
         let again = l.tick(t + 120, true, 20.0, Rise::BURST, &s);
         assert_eq!(again, None, "not confirmed a second time");
     }

@@ -25,5 +25,5 @@ pub mod sustained;
 pub mod tail;
 
 pub use self::judge::{Judgement, SeriesState, WindowJudgement};
-pub use self::lifecycle::{Event, Lifecycle, Severity};
+pub use self::lifecycle::{Event, Lifecycle};
 pub use self::series::{ArrayHistory, SeriesDetector, Verdict};

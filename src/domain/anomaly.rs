@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Status;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AnomalyStatus {
@@ -46,7 +48,7 @@ pub struct Anomaly {
     pub company: String,
     pub status: AnomalyStatus,
     /// `possible` or `problem`.
-    pub severity: String,
+    pub severity: Status,
     pub started_at: String,
     pub peak_at: String,
     /// Reports in the busiest minute, at `peak_at`.

@@ -6,6 +6,7 @@ pub mod country;
 pub mod problem;
 pub mod registry;
 pub mod report;
+pub mod status;
 pub mod time;
 
 pub use anomaly::{Anomaly, AnomalyStatus, Share};
@@ -13,3 +14,4 @@ pub use country::Country;
 pub use problem::Problem;
 pub use registry::{Category, Company, Registry, RegistryError, Service};
 pub use report::{NetworkKey, RawReport, ReportError, ReporterKey};
+pub use status::Status;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{ApiError, AppState, Code};
-use crate::domain::{Company, Service, Share};
+use crate::domain::{Company, Service, Share, Status};
 use crate::read::{self, OpenIncidents, Recent, Span, now_minute, status_of};
 
 type Query = web::Query<HashMap<String, String>>;
@@ -25,7 +25,7 @@ pub struct ServiceView<'a> {
     pub problems: Vec<&'static str>,
     /// `ok`, `possible` or `problem` (the severity of the open incident);
     /// null when the store cannot answer.
-    pub status: Option<&'static str>,
+    pub status: Option<Status>,
     /// Counted reports in the last 15 minutes; null when the store is unreachable.
     pub reports_15m: Option<u64>,
     pub reports_24h: Option<u64>,

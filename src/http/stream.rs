@@ -308,7 +308,8 @@ fn accept(c: &mut Cursor, e: &FeedEvent) -> Option<Bytes> {
         return None;
     }
     c.last = Some((key, e.id.clone()));
-    let anomaly: Anomaly = serde_json::from_str(&e.doc).ok()?;
+    // A corrupt one is logged, counted and not sent.
+    let anomaly: Anomaly = c.slot.0.metrics.stored("anomaly", &e.doc)?;
     if !c.filter.keeps(&anomaly) {
         return None;
     }

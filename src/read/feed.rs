@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::{ReadError, Reader};
-use crate::domain::{Anomaly, AnomalyStatus};
+use crate::domain::{Anomaly, AnomalyStatus, Status};
 use crate::store::{FeedRange, FeedStore};
 
 /// The feed's filters, validated.
@@ -13,7 +13,7 @@ pub struct Filter {
     pub service: Option<String>,
     pub company: Option<String>,
     pub status: Option<AnomalyStatus>,
-    pub severity: Option<String>,
+    pub severity: Option<Status>,
 }
 
 impl Filter {
@@ -21,7 +21,7 @@ impl Filter {
         self.service.as_ref().is_none_or(|s| &a.service == s)
             && self.company.as_ref().is_none_or(|c| &a.company == c)
             && self.status.is_none_or(|s| a.status == s)
-            && self.severity.as_ref().is_none_or(|s| &a.severity == s)
+            && self.severity.is_none_or(|s| a.severity == s)
     }
 }
 
@@ -98,15 +98,14 @@ impl Reader {
                 ));
             }
         };
-        let severity = match query.get("severity").map(String::as_str) {
+        let severity = match query.get("severity") {
             None => None,
-            Some(s @ ("possible" | "problem")) => Some(s.to_string()),
-            Some(other) => {
-                return Err(ReadError::parameter(
+            Some(text) => Some(Status::parse_severity(text).ok_or_else(|| {
+                ReadError::parameter(
                     "severity",
-                    format!("severity must be possible or problem, got {other:?}"),
-                ));
-            }
+                    format!("severity must be possible or problem, got {text:?}"),
+                )
+            })?),
         };
         Ok(Filter {
             service,
@@ -186,7 +185,8 @@ impl Reader {
             scanned += page.len();
             for (t, id, doc) in page {
                 range.after = Some((t, id));
-                let Ok(mut a) = serde_json::from_str::<Anomaly>(&doc) else {
+                // A corrupt one is logged, counted and left out.
+                let Some(mut a) = self.metrics.stored::<Anomaly>("anomaly", &doc) else {
                     continue;
                 };
                 if !filter.keeps(&a) {
@@ -225,9 +225,8 @@ impl Reader {
             .await
             .map_err(|e| self.unavailable("feed", e))?
             .ok_or_else(|| ReadError::AnomalyNotFound(id.to_string()))?;
-        serde_json::from_str(&doc).map_err(|e| {
-            tracing::error!(error = %e, id, "stored anomaly does not parse");
-            ReadError::Corrupt
-        })
+        self.metrics
+            .stored("anomaly", &doc)
+            .ok_or(ReadError::Corrupt)
     }
 }

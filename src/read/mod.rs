@@ -21,7 +21,7 @@ use serde::Serialize;
 use self::cache::TtlCache;
 use crate::config::{ApiSettings, WebSettings};
 use crate::domain::time::rfc3339_minute;
-use crate::domain::{Anomaly, Company, Registry, Service, Share};
+use crate::domain::{Anomaly, Company, Registry, Service, Share, Status};
 use crate::store::{AnyStore, FeedStore, Retention, Store, StoreError};
 use crate::telemetry::Metrics;
 
@@ -152,32 +152,16 @@ pub fn now_minute() -> i64 {
     Utc::now().timestamp().div_euclid(60)
 }
 
-/// A service's status given the open incidents: `ok`, `possible` or
-/// `problem`; `None` when the store could not say.
-pub fn status_of(open: &Option<OpenIncidents>, service: &str) -> Option<&'static str> {
+/// A service's status given the open incidents: its open incident's
+/// severity, else `ok`; `None` when the store could not say.
+pub fn status_of(open: &Option<OpenIncidents>, service: &str) -> Option<Status> {
     let open = open.as_ref()?;
-    Some(match open.get(service).map(|a| a.severity.as_str()) {
-        Some("problem") => "problem",
-        Some(_) => "possible",
-        None => "ok",
-    })
+    Some(open.get(service).map_or(Status::Ok, |a| a.severity))
 }
 
-/// How bad a status is: `problem` over `possible` over the rest.
-pub fn severity_rank(status: &str) -> u8 {
-    match status {
-        "problem" => 2,
-        "possible" => 1,
-        _ => 0,
-    }
-}
-
-/// The worst of several statuses.
-pub fn worst<'a>(statuses: impl IntoIterator<Item = &'a str>) -> &'a str {
-    statuses
-        .into_iter()
-        .max_by_key(|s| severity_rank(s))
-        .unwrap_or("ok")
+/// The worst of several statuses; `ok` of none.
+pub fn worst(statuses: impl IntoIterator<Item = Status>) -> Status {
+    statuses.into_iter().max().unwrap_or(Status::Ok)
 }
 
 impl Reader {
@@ -287,7 +271,8 @@ impl Reader {
                 Ok::<_, StoreError>(Arc::new(
                     open.into_iter()
                         .filter_map(|(s, doc)| {
-                            let mut a: Anomaly = serde_json::from_str(&doc).ok()?;
+                            // A corrupt one is logged, counted and left out.
+                            let mut a: Anomaly = self.metrics.stored("anomaly", &doc)?;
                             a.timeline.clear();
                             Some((s, a))
                         })

@@ -6,9 +6,10 @@
 //! and the hard cases ([`super::hard_score`]).
 
 use crate::config::DetectSettings;
-use crate::detect::lifecycle::{Event, Severity};
+use crate::detect::lifecycle::Event;
 use crate::detect::series::{FDR_Q, fdr_cutoff, is_candidate};
 use crate::detect::{Judgement, SeriesDetector};
+use crate::domain::Status;
 
 use super::hard::Kind;
 use super::hard_score::HardScore;
@@ -192,7 +193,7 @@ pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evalua
                     .open
                     .as_ref()
                     .map(|o| o.severity);
-                if severity == Some(Severity::Problem) && inc.confirmed.is_none() {
+                if severity == Some(Status::Problem) && inc.confirmed.is_none() {
                     inc.confirmed = Some(at);
                 }
                 if verdict.event == Some(Event::Resolved) {

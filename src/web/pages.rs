@@ -11,7 +11,7 @@ use askama::Template;
 
 use super::chart;
 use super::{HTML, PageError, Pages, cached, render, shared_html};
-use crate::domain::{Anomaly, Problem, Service, Share};
+use crate::domain::{Anomaly, Problem, Service, Share, Status};
 use crate::http::{ApiError, AppState, Code};
 use crate::read::{self, Filter, Recent, Span, now_minute, parse_cursor, status_of};
 use crate::store::FeedRange;
@@ -69,20 +69,20 @@ pub fn problem_label(name: &str) -> String {
 #[derive(Clone)]
 pub struct ServiceRow<'a> {
     pub service: &'a Service,
-    pub status: &'static str,
+    pub status: Status,
     pub recent: Option<Recent>,
     pub headline: Option<String>,
 }
 
 /// The one word a reader sees, and the sentence under it.
-pub fn status_words(status: Option<&str>) -> (&'static str, &'static str) {
+pub fn status_words(status: Option<Status>) -> (&'static str, &'static str) {
     match status {
-        Some("problem") => ("Problem", "Many more people than usual report a problem."),
-        Some("possible") => (
+        Some(Status::Problem) => ("Problem", "Many more people than usual report a problem."),
+        Some(Status::Possible) => (
             "Possible",
             "More reports than usual; not yet confirmed as a problem.",
         ),
-        Some(_) => ("OK", "Reports are at their usual level."),
+        Some(Status::Ok) => ("OK", "Reports are at their usual level."),
         None => ("Unknown", "The numbers cannot be read right now."),
     }
 }
@@ -139,7 +139,7 @@ async fn home_page(state: &AppState, q: String) -> Result<String, PageError> {
         .zip(recent)
         .map(|(s, r)| ServiceRow {
             service: s,
-            status: status_of(&open, &s.id).unwrap_or("ok"),
+            status: status_of(&open, &s.id).unwrap_or(Status::Ok),
             recent: r,
             headline: open
                 .as_ref()
@@ -147,10 +147,14 @@ async fn home_page(state: &AppState, q: String) -> Result<String, PageError> {
                 .map(|a| a.headline.clone()),
         })
         .collect();
-    let mut problems: Vec<ServiceRow> = rows.iter().filter(|r| r.status != "ok").cloned().collect();
+    let mut problems: Vec<ServiceRow> = rows
+        .iter()
+        .filter(|r| r.status != Status::Ok)
+        .cloned()
+        .collect();
     problems.sort_by_key(|r| {
         (
-            std::cmp::Reverse(read::severity_rank(r.status)),
+            std::cmp::Reverse(r.status),
             std::cmp::Reverse(r.recent.map_or(0, |c| c.m15)),
         )
     });
@@ -218,7 +222,7 @@ struct CompanyPage<'a> {
     id: String,
     name: String,
     word: &'static str,
-    status: &'static str,
+    status: Status,
     cards: Vec<(ServiceRow<'a>, String)>,
     events: Vec<crate::domain::anomaly::Group>,
 }
@@ -269,7 +273,7 @@ async fn company_page(
         cards.push((
             ServiceRow {
                 service: s,
-                status: status_of(&open, &s.id).unwrap_or("ok"),
+                status: status_of(&open, &s.id).unwrap_or(Status::Ok),
                 recent: r,
                 headline: incident.map(|a| a.headline.clone()),
             },
@@ -291,11 +295,6 @@ async fn company_page(
         }
     }
     let status = read::worst(cards.iter().map(|(r, _)| r.status));
-    let status = match status {
-        "problem" => "problem",
-        "possible" => "possible",
-        _ => "ok",
-    };
     render(&CompanyPage {
         page: Page::new(
             &format!("{} status", company.name),
@@ -373,8 +372,8 @@ async fn anomalies_page(
             };
             params.push(("status", status.to_string()));
         }
-        if let Some(severity) = &filter.severity {
-            params.push(("severity", severity.clone()));
+        if let Some(severity) = filter.severity {
+            params.push(("severity", severity.to_string()));
         }
         serde_urlencoded::to_string(params).unwrap_or_default()
     });

@@ -10,7 +10,7 @@ use askama::Template;
 use super::chart::{self, Chart};
 use super::pages::{Page, ShareRow, filters, problem_label, share_rows, status_words};
 use super::{HTML, PageError, Pages, cached, render, respond, shared_html};
-use crate::domain::{Anomaly, Problem, Service};
+use crate::domain::{Anomaly, Problem, Service, Status};
 use crate::http::{ApiError, AppState, Code};
 use crate::read::{Recent, Span, now_minute, status_of};
 
@@ -133,7 +133,7 @@ async fn status_page(
         company,
         word,
         sentence,
-        status: status.unwrap_or("unknown"),
+        status: status.map_or("unknown", Status::as_str),
         incident: open.as_ref().and_then(|o| o.get(&service.id)).cloned(),
         recent: recent[0],
         chart,

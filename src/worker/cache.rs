@@ -80,8 +80,11 @@ impl Worker {
         let new: Vec<&str> = taken.iter().map(String::as_str).collect();
         let states = self.store.load_states(&new).await?;
         for (s, state) in new.iter().zip(states) {
+            // None stored: a service new to detection. A corrupt one is
+            // logged and counted, and the service starts afresh (its open
+            // incident, if any, is settled against the feed below).
             let state: ServiceState = state
-                .and_then(|json| serde_json::from_str(&json).ok())
+                .and_then(|json| self.metrics.stored("worker_state", &json))
                 .unwrap_or_default();
             self.cache.insert(
                 s.to_string(),
@@ -219,7 +222,8 @@ mod tests {
     use super::*;
     use crate::config::Settings;
     use crate::detect::baseline::History;
-    use crate::detect::lifecycle::{OpenIncident, Severity};
+    use crate::detect::lifecycle::OpenIncident;
+    use crate::domain::Status;
 
     /// What the open incident masks, as the backtest masks it minute by
     /// minute: from its (re)opening to its masking limit. Reopened by the
@@ -245,7 +249,7 @@ mod tests {
             started_at: 2 * hour,
             since: Some(since),
             limit_from,
-            severity: Severity::Problem,
+            severity: Status::Problem,
             last_hit_at: since,
             recent_hits: 1,
             peak_surprise: 20.0,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::anomaly::{self, Anomaly, AnomalyStatus, Group, Share, TimelinePoint};
 use crate::domain::time::rfc3339;
-use crate::domain::{Registry, Service};
+use crate::domain::{Registry, Service, Status};
 use crate::store::{Breakdown, Distinct};
 
 /// Most entries of `top_problems` and `top_countries`.
@@ -18,7 +18,7 @@ pub fn open(service: &Service, started_unix: i64) -> Anomaly {
         service: service.id.clone(),
         company: service.company.clone(),
         status: AnomalyStatus::Open,
-        severity: "possible".into(),
+        severity: Status::Possible,
         started_at: rfc3339(started_unix),
         peak_at: rfc3339(started_unix),
         peak_reports: 0,

@@ -27,8 +27,8 @@ use crate::detect::baseline::HOUR;
 use crate::detect::judge::{self, Judgement, SeriesState};
 use crate::detect::lifecycle::Event;
 use crate::detect::series::{FDR_Q, fdr_cutoff, is_candidate};
-use crate::domain::Registry;
 use crate::domain::anomaly::{Anomaly, AnomalyStatus};
+use crate::domain::{Registry, Status};
 use crate::store::keys::MINUTES_PER_QUARTER;
 use crate::store::{
     AnomalyRecord, AnyStore, ExpectedMinute, FeedStore, Lease, ServiceCommit, Store, StoreResult,
@@ -407,8 +407,8 @@ impl Worker {
                     c.state.incident = Some(incident::open(&service, open.started_at));
                 }
                 if let Some(doc) = c.state.incident.as_mut() {
-                    if open.severity == crate::detect::Severity::Problem {
-                        doc.severity = "problem".into();
+                    if open.severity == Status::Problem {
+                        doc.severity = Status::Problem;
                     }
                     let m = incident::Minute {
                         minute,
@@ -509,21 +509,13 @@ impl Worker {
 }
 
 impl Worker {
-    /// The open anomaly documents in the store, by service; an unreadable
-    /// one is logged and left out.
+    /// The open anomaly documents in the store, by service; a corrupt one
+    /// is logged, counted and left out.
     async fn stored_open_anomalies(&self) -> StoreResult<HashMap<String, Anomaly>> {
         let open = self.store.open_anomalies().await?;
         Ok(open
             .into_iter()
-            .filter_map(
-                |(service, json)| match serde_json::from_str::<Anomaly>(&json) {
-                    Ok(doc) => Some((service, doc)),
-                    Err(e) => {
-                        tracing::warn!(%service, error = %e, "unreadable open anomaly");
-                        None
-                    }
-                },
-            )
+            .filter_map(|(service, json)| Some((service, self.metrics.stored("anomaly", &json)?)))
             .collect())
     }
 }

@@ -289,3 +289,40 @@ async fn health_readiness_and_metrics() {
     assert!(!metrics.contains("127.0.0.1"), "no addresses in metrics");
     app.stop().await;
 }
+
+/// A stored anomaly that does not parse is never taken for another value:
+/// the feed and the service's status leave it out, asked for by id it is a
+/// 500, and each reading of it is logged and counted.
+#[tokio::test]
+async fn a_corrupt_stored_anomaly_is_left_out_and_counted() {
+    use outagewatch::store::{AnomalyRecord, FeedStore};
+    let app = TestApp::embedded().await;
+    let now = chrono::Utc::now().timestamp();
+    let corrupt = AnomalyRecord {
+        id: "whatsapp-corrupt".into(),
+        service: "whatsapp".into(),
+        started_unix: now,
+        updated_unix: now,
+        open: true,
+        doc: "{not json".into(),
+        summary: "{}".into(),
+    };
+    app.store.put_anomalies(&[corrupt]).await.expect("store");
+    let (status, feed) = app.get("/api/v1/anomalies").await;
+    assert_eq!(status, 200, "{feed}");
+    assert_eq!(feed["items"], json!([]), "{feed}");
+    let (status, service) = app.get("/api/v1/services/whatsapp").await;
+    assert_eq!(status, 200, "{service}");
+    assert_eq!(service["status"], "ok", "{service}");
+    let (status, one) = app.get("/api/v1/anomalies/whatsapp-corrupt").await;
+    assert_eq!(status, 500, "{one}");
+    assert_eq!(one["code"], "internal", "{one}");
+    let metrics = app.metrics_text().await;
+    let counted: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"outagewatch_corrupt_documents_total{kind="anomaly"} "#))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert_eq!(counted, 3, "feed, open incidents, by id:\n{metrics}");
+    app.stop().await;
+}
