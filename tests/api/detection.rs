@@ -204,23 +204,30 @@ async fn an_eightfold_rise_on_a_service_of_one_report_a_minute_is_a_problem_with
 /// Bursts of 10 minutes at 20 reports a minute, over a service of about
 /// one a minute, written through the real store: the second, well after
 /// the first was resolved, reopens it, so the feed holds one entry that
-/// says the bursts recur; one fifty times bigger later is news.
+/// says the bursts recur; one fifty times bigger later is news. The first
+/// resolves about an hour after its burst (the long windows see it that
+/// long); the next bursts come about 75 and 80 minutes after a
+/// resolution, past `reopen_mins`, so neither is a relapse. (Checked on
+/// 4 Dec 2026 for start times spread across a day; with the history's
+/// daily wave left in, the outcome changed with the hour the test ran.)
 #[tokio::test]
 async fn a_burst_of_the_kind_of_the_last_reopens_it_as_one_recurring_feed_entry() {
     let redis = RedisServer::start().await;
     let app = TestApp::with_redis(&redis).await;
-    let first = chrono::Utc::now().timestamp().div_euclid(60) - 240;
+    let first = chrono::Utc::now().timestamp().div_euclid(60) - 300;
+    // Flat at about one a minute whatever the hour (the daily wave taken
+    // out), so the test means the same at any time of day.
     let (status, body) = app
-        .import(shaped_history("whatsapp", first * 60, |_| 1.0 / 3.0))
+        .import(shaped_history("whatsapp", first * 60, |m| 1.0 / wave(m)))
         .await;
     assert_eq!(status, 200, "{body}");
-    for (from, per_minute) in [(first, 20), (first + 100, 20), (first + 210, 1000)] {
+    for (from, per_minute) in [(first, 20), (first + 150, 20), (first + 260, 1000)] {
         record_burst(&app, from, 10, per_minute).await;
     }
 
     let mut worker = app.worker();
     let mut events = Vec::new();
-    for minute in first..first + 230 {
+    for minute in first..first + 290 {
         let tick = worker.step(minute * 60).await.expect("tick");
         events.extend(tick.events.into_iter().map(|(s, e)| (minute - first, s, e)));
     }
@@ -238,9 +245,9 @@ async fn a_burst_of_the_kind_of_the_last_reopens_it_as_one_recurring_feed_entry(
         2,
         "the first burst and the big one: {events:?}"
     );
-    assert!(opened[1] >= 210, "{events:?}");
+    assert!(opened[1] >= 260, "{events:?}");
     assert_eq!(reopened.len(), 1, "{events:?}");
-    assert!((100..110).contains(&reopened[0]), "{events:?}");
+    assert!((150..160).contains(&reopened[0]), "{events:?}");
 
     let items = feed(&app, "?service=whatsapp").await;
     assert_eq!(items.len(), 2, "{items:?}");
