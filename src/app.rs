@@ -76,8 +76,9 @@ impl Application {
             settings.intake.max_batch,
             Duration::from_millis(settings.store.write_timeout_ms),
         );
+        let retention = Retention::new(&settings.store, &settings.intake);
         let state = web::Data::new(AppState {
-            retention: Retention::new(&settings.store, &settings.intake),
+            retention,
             intake: Intake::new(registry.clone(), writer, metrics.clone(), &settings.intake),
             limiter: RateLimiter::new(
                 settings.intake.rate_limit_per_minute,
@@ -86,7 +87,7 @@ impl Application {
             reader: Reader::new(
                 registry.clone(),
                 store.clone(),
-                Retention::new(&settings.store, &settings.intake),
+                retention,
                 metrics.clone(),
                 &settings.api,
                 &settings.web,

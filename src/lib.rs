@@ -10,9 +10,9 @@
 //!
 //! # Layers
 //!
-//! Imports point one way, from the top of this map down; modules on one
-//! line do not import each other (`tests/api/layers.rs` checks it on the
-//! source):
+//! Imports point one way: a module uses only modules of the rows above
+//! its own (lower layers), and modules of one row do not import each other
+//! (`tests/api/layers.rs` checks it on the source):
 //!
 //! | layer | modules | what it is |
 //! |---|---|---|

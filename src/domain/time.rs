@@ -3,6 +3,11 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
+/// The current Unix minute.
+pub fn now_minute() -> i64 {
+    Utc::now().timestamp().div_euclid(60)
+}
+
 /// The start of Unix minute `minute`.
 pub fn minute_start(minute: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(minute * 60, 0)

@@ -199,7 +199,6 @@ pub fn content_length(req: &HttpRequest) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// The media type without parameters, lower-cased.
 /// The request's Content-Type without parameters, lower-cased.
 pub fn media_type(headers: &header::HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;

@@ -9,8 +9,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{ApiError, AppState, Code};
+use crate::domain::time::now_minute;
 use crate::domain::{Company, Service, Share, Status};
-use crate::read::{self, OpenIncidents, Recent, Span, now_minute, status_of};
+use crate::read::{self, OpenIncidents, Recent, Span, status_of};
 
 type Query = web::Query<HashMap<String, String>>;
 

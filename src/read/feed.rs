@@ -17,6 +17,7 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether `a` passes every filter that is set.
     pub fn keeps(&self, a: &Anomaly) -> bool {
         self.service.as_ref().is_none_or(|s| &a.service == s)
             && self.company.as_ref().is_none_or(|c| &a.company == c)

@@ -8,29 +8,31 @@
 //! minute); failures as a [`ReadError`], which `http` answers as
 //! problem+json and `web` as a page.
 
+mod breakdown;
 pub mod cache;
 pub mod feed;
+mod series;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use serde::Serialize;
-
 use self::cache::TtlCache;
 use crate::config::{ApiSettings, WebSettings};
-use crate::domain::time::rfc3339_minute;
-use crate::domain::{Anomaly, Company, Registry, Service, Share, Status};
+use crate::domain::{Anomaly, Company, Registry, Service, Status};
 use crate::store::{AnyStore, FeedStore, Retention, Store, StoreError};
 use crate::telemetry::Metrics;
 
+pub use self::breakdown::Breakdown;
 pub use self::feed::{Filter, parse_cursor};
+pub use self::series::{Point, Series};
 
 pub const MINUTES_PER_DAY: usize = 1440;
 const RECENT_MINUTES: usize = 15;
 const HOUR_MINUTES: usize = 60;
 
+/// The open incident of each service that has one, by service id, without
+/// timelines.
 pub type OpenIncidents = Arc<HashMap<String, Anomaly>>;
 
 /// Why a read has no answer.
@@ -92,42 +94,6 @@ pub enum Span {
     Day,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Point {
-    pub t: String,
-    /// Start of the step, in Unix minutes.
-    #[serde(skip)]
-    pub minute: i64,
-    pub reports: u64,
-    /// Expected count (the detector's baseline); null where the detector
-    /// has not judged these minutes (before it ran, or older than the
-    /// minute buckets' retention).
-    pub baseline: Option<f64>,
-    /// Alert threshold: the count at which the detector's short window would
-    /// alert, spread over its minutes and summed per step.
-    pub upper: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Series {
-    pub service: String,
-    pub window_secs: i64,
-    pub step_secs: i64,
-    pub points: Vec<Point>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Breakdown {
-    pub service: String,
-    pub window_secs: i64,
-    pub from: String,
-    pub reports: u64,
-    pub distinct_reporters: u64,
-    pub distinct_networks: u64,
-    pub problems: Vec<Share>,
-    pub countries: Vec<Share>,
-}
-
 /// One cache per kind of answer.
 struct Caches {
     open: TtlCache<OpenIncidents, StoreError>,
@@ -137,19 +103,18 @@ struct Caches {
 }
 
 /// Everything a read needs: the registry, the store, its retention, the
-/// API's limits and the short-lived caches.
+/// API's limits and the short-lived caches. Answers are cached for
+/// `web.read_cache_ms` by what was asked, not by `now`: within that time a
+/// later `now` gets the answer computed for the first, which is what keeps a
+/// flood of readers to a few store reads a second.
 pub struct Reader {
-    pub registry: Arc<Registry>,
+    registry: Arc<Registry>,
     store: Arc<AnyStore>,
-    pub retention: Retention,
+    retention: Retention,
     metrics: Arc<Metrics>,
     limits: ApiSettings,
     retry_after_secs: u64,
     caches: Caches,
-}
-
-pub fn now_minute() -> i64 {
-    Utc::now().timestamp().div_euclid(60)
 }
 
 /// A service's status given the open incidents: its open incident's
@@ -203,12 +168,14 @@ impl Reader {
         }
     }
 
+    /// The service `id` names (its id or an alias, any case).
     pub fn find_service(&self, id: &str) -> Result<&Service, ReadError> {
         self.registry
             .find(id)
             .ok_or_else(|| ReadError::ServiceNotFound(id.to_string()))
     }
 
+    /// The company `id` names.
     pub fn find_company(&self, id: &str) -> Result<&Company, ReadError> {
         self.registry
             .company(id)
@@ -289,214 +256,4 @@ impl Reader {
             }
         }
     }
-
-    /// Counts per `step` minutes over the `window` minutes up to minute
-    /// `now` with the detector's expected count and threshold, the last
-    /// point being the current, partial step. Minute buckets serve windows
-    /// inside their retention; older windows use the 15-minute rollups.
-    pub async fn series(
-        &self,
-        service: &Service,
-        window: i64,
-        step: i64,
-        now: i64,
-    ) -> Result<Arc<Series>, ReadError> {
-        if step > window {
-            return Err(ReadError::invalid("step must not exceed window"));
-        }
-        // The oldest day of the retention may already be partly expired: a
-        // window reaching into it would show expired counts as zero reports.
-        let longest = self.retention.rollup_ttl_secs / 60 - 1440;
-        if window > longest {
-            return Err(ReadError::invalid(format!(
-                "window is at most {} days (store.rollup_ttl_secs less a day)",
-                longest / 1440
-            )));
-        }
-        let points = ((window + step - 1) / step) as usize;
-        if points > self.limits.max_series_points {
-            return Err(ReadError::invalid(format!(
-                "window / step gives {points} points; the limit is {} (api.max_series_points)",
-                self.limits.max_series_points
-            )));
-        }
-        let key = format!("{}:{window}:{step}", service.id);
-        self.caches
-            .series
-            .get(&key, Instant::now(), || async move {
-                let end = (now.div_euclid(step) + 1) * step;
-                let start = end - points as i64 * step;
-                Ok(Arc::new(Series {
-                    service: service.id.clone(),
-                    window_secs: window * 60,
-                    step_secs: step * 60,
-                    points: self.counts(service, start, points, step, now).await?,
-                }))
-            })
-            .await
-    }
-
-    /// `points` steps of `step` minutes from minute `start` (`now` being
-    /// the current minute): counts, and the detector's numbers where the
-    /// minute buckets still hold them. Minute buckets expire a whole hour at
-    /// a time, so they cover the last minute_ttl less an hour whatever the
-    /// clock; further back the 15-minute rollups serve, so the step must be
-    /// a multiple of 15 minutes there.
-    pub async fn counts(
-        &self,
-        service: &Service,
-        start: i64,
-        points: usize,
-        step: i64,
-        now: i64,
-    ) -> Result<Vec<Point>, ReadError> {
-        // What the callers checked, held here before any allocation: the
-        // span read lies within the retention.
-        let span = points as i64 * step;
-        if span > self.retention.rollup_ttl_secs / 60 + step {
-            return Err(ReadError::invalid(format!(
-                "the span read is at most the retention of {} days (store.rollup_ttl_secs)",
-                self.retention.rollup_ttl_secs / 86400
-            )));
-        }
-        let minute_span = self.retention.minute_ttl_secs / 60 - 60;
-        let in_minutes = now - start < minute_span;
-        if !in_minutes && (step % 15 != 0 || start % 15 != 0) {
-            return Err(ReadError::invalid(format!(
-                "counts older than {} h are kept per 15 minutes: use a step that is a multiple of 15m",
-                minute_span / 60
-            )));
-        }
-        let mut expected: Vec<Option<(f64, f64)>> = vec![None; points];
-        let counts: Vec<u64> = if in_minutes {
-            let count = points * step as usize;
-            let ids = [service.id.as_str()];
-            let (minutes, per_minute) = tokio::join!(
-                self.store.minute_totals(&ids, start, count),
-                self.store.expected(&service.id, start, count),
-            );
-            let minutes = minutes.map_err(|e| self.unavailable("minute_totals", e))?;
-            // Without the detector's numbers the counts still serve.
-            let per_minute = per_minute.unwrap_or_else(|e| {
-                self.metrics.store_error("expected", &e);
-                vec![None; count]
-            });
-            for (slot, chunk) in expected.iter_mut().zip(per_minute.chunks(step as usize)) {
-                let known: Vec<(f64, f64)> = chunk.iter().flatten().copied().collect();
-                if !known.is_empty() {
-                    // Minutes the worker has not judged yet count at the mean.
-                    let scale = chunk.len() as f64 / known.len() as f64;
-                    let (e, u) = known
-                        .iter()
-                        .fold((0.0, 0.0), |(e, u), (ke, ku)| (e + ke, u + ku));
-                    *slot = Some((round2(e * scale), round2(u * scale)));
-                }
-            }
-            minutes[0]
-                .chunks(step as usize)
-                .map(|c| c.iter().sum())
-                .collect()
-        } else {
-            let quarters = self
-                .store
-                .quarter_totals(&service.id, start / 15, points * (step / 15) as usize)
-                .await
-                .map_err(|e| self.unavailable("quarter_totals", e))?;
-            quarters
-                .chunks((step / 15) as usize)
-                .map(|c| c.iter().sum())
-                .collect()
-        };
-        Ok(counts
-            .into_iter()
-            .zip(expected)
-            .enumerate()
-            .map(|(i, (reports, expected))| {
-                let minute = start + i as i64 * step;
-                Point {
-                    t: rfc3339_minute(minute),
-                    minute,
-                    reports,
-                    baseline: expected.map(|e| e.0),
-                    upper: expected.map(|e| e.1),
-                }
-            })
-            .collect())
-    }
-
-    /// Problems and countries of the reports counted over the `window`
-    /// minutes up to minute `now`, with shares of the total. Resolution is
-    /// 5 minutes.
-    pub async fn breakdown(
-        &self,
-        service: &Service,
-        window: i64,
-        now: i64,
-    ) -> Result<Arc<Breakdown>, ReadError> {
-        let max = self.limits.max_breakdown_window_secs as i64 / 60;
-        if window > max {
-            return Err(ReadError::invalid(format!(
-                "window must be at most {max}m (api.max_breakdown_window_secs)"
-            )));
-        }
-        let key = format!("{}:{window}", service.id);
-        self.caches
-            .breakdown
-            .get(&key, Instant::now(), || {
-                self.load_breakdown(service, window, now)
-            })
-            .await
-    }
-
-    async fn load_breakdown(
-        &self,
-        service: &Service,
-        window: i64,
-        now: i64,
-    ) -> Result<Arc<Breakdown>, ReadError> {
-        // Problems and countries are kept per 5-minute slot: widen the
-        // window to whole slots so that totals, breakdown and reporters
-        // cover the same span.
-        let from = (now - window + 1).div_euclid(5) * 5;
-        let count = (now - from + 1) as usize;
-        let ids = [service.id.as_str()];
-        let (totals, breakdown, distinct) = tokio::join!(
-            self.store.minute_totals(&ids, from, count),
-            self.store.breakdown(&service.id, from, count),
-            self.store.distinct(&service.id, from, count),
-        );
-        let totals = totals.map_err(|e| self.unavailable("minute_totals", e))?;
-        let breakdown = breakdown.map_err(|e| self.unavailable("breakdown", e))?;
-        let distinct = distinct.map_err(|e| self.unavailable("distinct", e))?;
-        let reports: u64 = totals[0].iter().sum();
-        let shares = |map: &BTreeMap<String, u64>| {
-            let mut rows: Vec<(&String, &u64)> = map.iter().collect();
-            rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-            rows.into_iter()
-                .map(|(name, &count)| Share {
-                    name: name.clone(),
-                    count,
-                    share: round4(count as f64 / reports.max(1) as f64),
-                })
-                .collect()
-        };
-        Ok(Arc::new(Breakdown {
-            service: service.id.clone(),
-            window_secs: window * 60,
-            from: rfc3339_minute(from),
-            reports,
-            distinct_reporters: distinct.reporters,
-            distinct_networks: distinct.networks,
-            problems: shares(&breakdown.problems),
-            countries: shares(&breakdown.countries),
-        }))
-    }
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
-fn round4(x: f64) -> f64 {
-    (x * 10_000.0).round() / 10_000.0
 }

@@ -14,8 +14,10 @@ use crate::http::{ApiError, AppState, Code, media_type, reports, wants_html};
 pub fn browser_form() -> impl guard::Guard {
     guard::fn_guard(|ctx| {
         let headers = ctx.head().headers();
-        media_type(headers).as_deref() == Some("application/x-www-form-urlencoded")
-            && wants_html(headers)
+        // Accept first: apps posting JSON rarely ask for pages, and it
+        // costs no allocation on intake's path.
+        wants_html(headers)
+            && media_type(headers).as_deref() == Some("application/x-www-form-urlencoded")
     })
 }
 
@@ -24,43 +26,43 @@ pub async fn post(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, PageOrApiError> {
+) -> Result<HttpResponse, FormRefusal> {
     reports::post_report(req, payload, state)
         .await
         .map_err(|e| match e.code {
-            Code::CrossSite => PageOrApiError::Api(e),
-            _ => PageOrApiError::Page(PageError(e)),
+            Code::CrossSite => FormRefusal::Api(e),
+            _ => FormRefusal::Page(PageError(e)),
         })
 }
 
 /// A refusal answered as a page, or (to another site) as problem+json.
 #[derive(Debug)]
-pub enum PageOrApiError {
+pub enum FormRefusal {
     Page(PageError),
     Api(ApiError),
 }
 
-impl std::fmt::Display for PageOrApiError {
+impl std::fmt::Display for FormRefusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PageOrApiError::Page(e) => e.fmt(f),
-            PageOrApiError::Api(e) => e.fmt(f),
+            FormRefusal::Page(e) => e.fmt(f),
+            FormRefusal::Api(e) => e.fmt(f),
         }
     }
 }
 
-impl actix_web::ResponseError for PageOrApiError {
+impl actix_web::ResponseError for FormRefusal {
     fn status_code(&self) -> actix_web::http::StatusCode {
         match self {
-            PageOrApiError::Page(e) => e.status_code(),
-            PageOrApiError::Api(e) => e.status_code(),
+            FormRefusal::Page(e) => e.status_code(),
+            FormRefusal::Api(e) => e.status_code(),
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            PageOrApiError::Page(e) => e.error_response(),
-            PageOrApiError::Api(e) => e.error_response(),
+            FormRefusal::Page(e) => e.error_response(),
+            FormRefusal::Api(e) => e.error_response(),
         }
     }
 }

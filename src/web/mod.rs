@@ -1,6 +1,8 @@
 //! What readers and journalists see: server-rendered pages (askama
 //! templates, usable without JavaScript), SVG charts, the embeddable chart,
-//! Atom feeds, the live event stream and the API's own documentation.
+//! Atom feeds, the API's own documentation, and the report form for
+//! browsers without JavaScript. (The live event stream is the API's:
+//! `http/stream.rs`.)
 //!
 //! Pages read through [`crate::read`], whose short-lived caches keep a flood
 //! of readers off the store, and keep what they render in [`Pages`] for as

@@ -11,9 +11,10 @@ use askama::Template;
 
 use super::chart;
 use super::{HTML, PageError, Pages, cached, render, shared_html};
+use crate::domain::time::now_minute;
 use crate::domain::{Anomaly, Problem, Service, Share, Status};
 use crate::http::{ApiError, AppState, Code};
-use crate::read::{self, Filter, Recent, Span, now_minute, parse_cursor, status_of};
+use crate::read::{self, Filter, Recent, Span, parse_cursor, status_of};
 use crate::store::FeedRange;
 
 type Query = web::Query<HashMap<String, String>>;

@@ -10,9 +10,10 @@ use askama::Template;
 use super::chart::{self, Chart};
 use super::pages::{Page, ShareRow, filters, problem_label, share_rows, status_words};
 use super::{HTML, PageError, Pages, cached, render, respond, shared_html};
+use crate::domain::time::now_minute;
 use crate::domain::{Anomaly, Problem, Service, Status};
 use crate::http::{ApiError, AppState, Code};
-use crate::read::{Recent, Span, now_minute, status_of};
+use crate::read::{Recent, Span, status_of};
 
 type Query = web::Query<HashMap<String, String>>;
 
