@@ -18,9 +18,9 @@
 use std::time::Instant;
 
 use outagewatch::config::Settings;
+use outagewatch::detect::discovery::Discovery;
 use outagewatch::detect::history::BucketHistory;
 use outagewatch::detect::judge::{self, SeriesState};
-use outagewatch::detect::series::{FDR_Q, fdr_cutoff, is_candidate};
 
 /// CPU seconds used by this thread so far (Linux), else wall time.
 fn thread_cpu() -> f64 {
@@ -91,19 +91,13 @@ fn main() {
                 let h = BucketHistory::new(start, minutes, quarter_start, quarters, Vec::new());
                 // Phases spread over the hour, as the worker's are.
                 let phase = (i as i64 * 60) % 3600;
-                judge::refresh(state, &h, end, phase, &d);
-                judge::judge(&h, state, end, 60, &d)
+                judge::observe(state, &h, end, 60, phase, &d)
             })
             .collect();
-        let ps: Vec<f64> = judged
-            .iter()
-            .map(|j| j.decisive().map_or(1.0, |w| w.p_calibrated))
-            .collect();
-        let cutoff = fdr_cutoff(&ps, FDR_Q);
+        let discovery = Discovery::of(judged.iter().map(Some));
         let mut hits = 0;
         for ((_, _, state), j) in caches.iter_mut().zip(judged) {
-            let hit =
-                is_candidate(&j, &d) && j.decisive().is_some_and(|w| w.p_calibrated <= cutoff);
+            let hit = discovery.is_discovery(&j, &d);
             hits += usize::from(hit);
             if let Some(w) = j.windows[0] {
                 std::hint::black_box(w.upper(&d, state.tail[0].factor(d.calibration_quantile)));

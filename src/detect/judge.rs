@@ -219,17 +219,22 @@ fn credit(len: i64, shortest: i64, s: &DetectSettings) -> f64 {
     s.window_credit * (len as f64 / shortest.max(1) as f64).ln().max(0.0)
 }
 
-/// Relearns what the detector learns from history alone rather than tick by
-/// tick (the sustained window's spread, hourly at `phase` seconds past the
-/// hour); call before [`judge`] with the same `end`.
-pub fn refresh(
+/// The first half of a tick, for the tick ending at `end` (exclusive):
+/// relearns what the detector learns from history alone rather than tick
+/// by tick (the sustained window's spread, hourly at `phase` seconds past
+/// the hour), then judges every window ([`judge`]). The caller decides the
+/// hit, across every series of the tick ([`super::discovery`]), and then
+/// calls [`advance`] with it.
+pub fn observe(
     state: &mut SeriesState,
     h: &impl History,
     end: i64,
+    step_secs: i64,
     phase: i64,
     s: &DetectSettings,
-) {
+) -> Judgement {
     sustained::refresh(&mut state.sustained, h, end, phase, s);
+    judge(h, state, end, step_secs, s)
 }
 
 /// Judges the windows ending at `end` (exclusive) from what `h` holds.
@@ -333,8 +338,20 @@ pub struct Decided {
     /// Enough distinct networks reported in the decisive window for a hit
     /// or an episode (always, where networks are not known).
     pub supported: bool,
-    /// The tick is outside incidents, so the baselines learn from it.
+    /// The caller lets the tick teach the baselines (the worker does not in
+    /// the quarantine after a store outage); a tick inside an incident
+    /// never does.
     pub learn: bool,
+}
+
+/// What [`advance`] did to a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advanced {
+    pub event: Option<Event>,
+    /// The tick was a relapse of the last incident (see
+    /// [`Lifecycle::relapse`]): the incident going on, not news; a
+    /// reopening that is not one is a new burst of its kind.
+    pub relapse: bool,
 }
 
 /// Each window's observed count (0 where it was not judged).
@@ -342,14 +359,15 @@ fn counts(windows: &[Option<WindowJudgement>; WINDOWS]) -> [f64; WINDOWS] {
     std::array::from_fn(|i| windows[i].map_or(0.0, |w| w.observed))
 }
 
-/// After the hit decision on the tick ending at `end`: remembers it as part
-/// of an episode when the model alone calls a minute window a hit (or, for
-/// a rise of a remembered kind, when the model before calibration does) and
-/// enough networks reported it (one client cannot teach a pattern that
-/// would hide a later outage), advances the lifecycle, and learns (spread
-/// around the baseline and the tail of surprise, per minute window) from the
-/// ticks outside incidents (`learn`) that have now left the shortest window.
-/// The worker, the backtest and the simulator all go through here.
+/// The second half of a tick, after the hit decision on the tick ending at
+/// `end`: remembers it as part of an episode when the model alone calls a
+/// minute window a hit (or, for a rise of a remembered kind, when the model
+/// before calibration does) and enough networks reported it (one client
+/// cannot teach a pattern that would hide a later outage), advances the
+/// lifecycle, and learns (spread around the baseline and the tail of
+/// surprise, per minute window) from the ticks outside incidents that have
+/// now left the shortest window. The worker, the backtest and the
+/// simulator all go through [`observe`] and here.
 pub fn advance(
     state: &mut SeriesState,
     j: &Judgement,
@@ -357,12 +375,17 @@ pub fn advance(
     step_secs: i64,
     decided: Decided,
     s: &DetectSettings,
-) -> Option<Event> {
+) -> Advanced {
     let Decided {
         hit,
         supported,
         learn,
     } = decided;
+    let at = end - step_secs;
+    // Both from the state before the tick: whether its time is an
+    // incident's, and whether a hit now continues the last one.
+    let learn = learn && !state.lifecycle.masks(at, s);
+    let relapse = state.lifecycle.relapse(at, j.rise, s);
     // Episodes are the minute windows' hits: kinship is theirs alone, and
     // the sustained window's hit lasts hours, so it would glue a day of
     // bursts into one episode under way, never its own precedent.
@@ -377,9 +400,7 @@ pub fn advance(
             || (hit_by(|w| w.raw_surprise) && state.recurrence.remembers(end, counts, quiet)));
     state.recurrence.observe(end, episode, counts, quiet);
     let surprise = j.decisive().map_or(0.0, |w| w.surprise);
-    let event = state
-        .lifecycle
-        .tick(end - step_secs, hit, surprise, j.rise, s);
+    let event = state.lifecycle.tick(at, hit, surprise, j.rise, s);
     if learn {
         state.unlearned.push_back(Unlearned::of(end, j));
     }
@@ -398,7 +419,7 @@ pub fn advance(
             state.tail[i].observe(raw_surprise, decay);
         }
     }
-    event
+    Advanced { event, relapse }
 }
 
 #[cfg(test)]

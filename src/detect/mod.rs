@@ -5,7 +5,9 @@
 //! [`baseline`] (the expected count: seasonal median, level-corrected, past
 //! incidents masked), [`tail`] (negative-binomial p-values), [`estimate`]
 //! (per-series dispersion and calibration, learned tick by tick), [`judge`]
-//! (one series at one tick), [`sustained`] (a rise that lasts hours),
+//! (one series at one tick: [`judge::observe`] judges it, [`judge::advance`]
+//! moves it on after the hit decision), [`discovery`] (which of a tick's
+//! series are hits), [`sustained`] (a rise that lasts hours),
 //! [`recurrence`] (what recurs becomes expected),
 //! [`lifecycle`] (possible, problem, resolved) and [`series`] (the whole
 //! thing over an in-memory series, for the backtest).
@@ -13,6 +15,7 @@
 //! the same `[detect]` settings.
 
 pub mod baseline;
+pub mod discovery;
 pub mod estimate;
 pub mod history;
 pub mod judge;

@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 
 use super::baseline::{History, WindowSum};
+use super::discovery::is_candidate;
 use super::judge::{self, Judgement, SeriesState};
 use super::lifecycle::Event;
 use crate::config::DetectSettings;
@@ -151,8 +152,14 @@ impl<'a> SeriesDetector<'a> {
         let at = self.history.end();
         let step = self.history.step;
         self.history.push(count, false);
-        judge::refresh(&mut self.state, &self.history, at + step, 0, self.settings);
-        judge::judge(&self.history, &self.state, at + step, step, self.settings)
+        judge::observe(
+            &mut self.state,
+            &self.history,
+            at + step,
+            step,
+            0,
+            self.settings,
+        )
     }
 
     /// Learns from the row, advances the incident lifecycle and scores the
@@ -169,18 +176,16 @@ impl<'a> SeriesDetector<'a> {
         let at = self.history.end() - step;
         let decisive = judgement.decisive().copied();
         let surprise = decisive.map_or(0.0, |w| w.surprise);
-        let learn = !self.state.lifecycle.masks(at, s);
-        // A relapse (within `reopen_mins`, or `sustained_hours` for the
-        // sustained window) is the incident going on; a rise of
-        // its kind later in the day reopens it for the feed but is scored
-        // as news, like a new incident.
-        let relapse = self.state.lifecycle.relapse(at, judgement.rise, s);
         let decided = judge::Decided {
             hit,
             supported,
-            learn,
+            learn: true,
         };
-        let event = judge::advance(&mut self.state, &judgement, at + step, step, decided, s);
+        // A relapse is the incident going on; a rise of its kind later in
+        // the day reopens it for the feed but is scored as news, like a new
+        // incident.
+        let judge::Advanced { event, relapse } =
+            judge::advance(&mut self.state, &judgement, at + step, step, decided, s);
         self.history.mask_last(self.state.lifecycle.masks(at, s));
 
         // Only rows that meet the floors count as evidence, as only they
@@ -239,32 +244,6 @@ impl<'a> SeriesDetector<'a> {
     }
 }
 
-/// Whether a judgement can be a hit: calibrated p-value under `alert_p`,
-/// ratio and excess floors met (distinct reporters are the caller's).
-pub fn is_candidate(j: &Judgement, s: &DetectSettings) -> bool {
-    j.decisive()
-        .is_some_and(|w| w.p_calibrated < s.alert_p && w.floors_met(s))
-}
-
-/// The false-discovery rate of the hits across the series judged in one
-/// tick. Not a setting: with `alert_p` at 1e-7 the cut-off for the most
-/// surprising series, q / m, stays above it up to 100,000 series, so it
-/// only binds when a tick judges more than that.
-pub const FDR_Q: f64 = 0.01;
-
-/// Benjamini-Hochberg across the series judged in one tick: the largest
-/// calibrated p-value that is still a discovery at rate `q` (0 when none).
-pub fn fdr_cutoff(p_values: &[f64], q: f64) -> f64 {
-    let mut ps: Vec<f64> = p_values.to_vec();
-    ps.sort_by(f64::total_cmp);
-    let m = ps.len().max(1) as f64;
-    ps.iter()
-        .enumerate()
-        .filter(|(k, p)| **p <= (*k as f64 + 1.0) / m * q)
-        .map(|(_, p)| *p)
-        .fold(0.0, f64::max)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,14 +281,5 @@ mod tests {
             scores.push(d.conclude(judged(w), true, true).score);
         }
         assert!(scores[0] < 0.5 && scores[1] > 0.5, "{scores:?}");
-    }
-
-    #[test]
-    fn fdr_cutoff_is_benjamini_hochberg() {
-        // m = 5, q = 0.05: thresholds 0.01, 0.02, 0.03, 0.04, 0.05.
-        let ps = [0.001, 0.015, 0.5, 0.029, 0.9];
-        assert_eq!(fdr_cutoff(&ps, 0.05), 0.029);
-        assert_eq!(fdr_cutoff(&[0.2, 0.3], 0.05), 0.0);
-        assert_eq!(fdr_cutoff(&[0.04], 0.05), 0.04);
     }
 }

@@ -260,8 +260,7 @@ mod tests {
             _ => 1.0,
         });
         let mut state = SeriesState::default();
-        judge::refresh(&mut state, &h, h.end(), 0, &s);
-        let j = judge::judge(&h, &state, h.end(), 300, &s);
+        let j = judge::observe(&mut state, &h, h.end(), 300, 0, &s);
         let day = j.windows[SUSTAINED].unwrap();
         assert!(day.surprise > s.alert_surprise() && !day.floors_met(&s));
         let decisive = j.decisive().unwrap();

@@ -6,8 +6,8 @@
 //! and the hard cases ([`super::hard_score`]).
 
 use crate::config::DetectSettings;
+use crate::detect::discovery::Discovery;
 use crate::detect::lifecycle::Event;
-use crate::detect::series::{FDR_Q, fdr_cutoff, is_candidate};
 use crate::detect::{Judgement, SeriesDetector};
 use crate::domain::Status;
 
@@ -129,15 +129,7 @@ pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evalua
             .collect();
         // A service without data yet is judged and finds nothing, as in the
         // worker, which judges every service it holds.
-        let ps: Vec<f64> = judgements
-            .iter()
-            .map(|j| {
-                j.as_ref()
-                    .and_then(|j| j.decisive())
-                    .map_or(1.0, |w| w.p_calibrated)
-            })
-            .collect();
-        let cutoff = fdr_cutoff(&ps, FDR_Q);
+        let discovery = Discovery::of(judgements.iter().map(Option::as_ref));
         for (i, j) in judgements.into_iter().enumerate() {
             let Some(j) = j else {
                 continue;
@@ -151,9 +143,7 @@ pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evalua
                 let recent = &traffic[i].counts[(m + 1).saturating_sub(minutes)..=m];
                 recent.iter().sum::<u64>() >= s.min_networks
             });
-            let hit = supported
-                && is_candidate(&j, s)
-                && j.decisive().is_some_and(|w| w.p_calibrated <= cutoff);
+            let hit = supported && discovery.is_discovery(&j, s);
             let (why, window) = j.decisive().map_or_else(Default::default, |w| {
                 let [minutes, observed, expected, kind, dispersion, p, calibrated] = w.explain();
                 let why = format!(

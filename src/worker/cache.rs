@@ -3,10 +3,9 @@
 //! loaded when a service is taken, refreshed minute by minute and reloaded
 //! after imports or when stale.
 
-use super::{ServiceState, Worker, incident, record_of};
+use super::{ServiceState, Worker};
 use crate::config::DetectSettings;
 use crate::detect::history::BucketHistory;
-use crate::domain::anomaly::AnomalyStatus;
 use crate::store::keys::MINUTES_PER_QUARTER;
 use crate::store::{FeedStore, Store, StoreResult};
 
@@ -22,46 +21,6 @@ pub(super) struct Cached {
 }
 
 impl Worker {
-    /// Open anomaly documents of services taken this tick that their state,
-    /// after the tick, does not hold open: a worker that lost a lease
-    /// mid-tick (or died) wrote its documents without its state. Runs after
-    /// the tick's own documents are written, so an incident judged again
-    /// under the same id counts as held. Each is resolved where it was last
-    /// updated (or replaced by the state's own resolved version), so no
-    /// incident stays open that no worker will ever resolve.
-    pub(super) async fn settle_stored_incidents(
-        &mut self,
-        new: &[String],
-        now: i64,
-    ) -> StoreResult<()> {
-        let mut open = self.stored_open_anomalies().await?;
-        let mut records = Vec::new();
-        for s in new {
-            let (Some(mut stored), Some(c)) = (open.remove(s), self.cache.get(s)) else {
-                continue;
-            };
-            let doc = match &c.state.incident {
-                Some(own) if own.id == stored.id => {
-                    if own.status == AnomalyStatus::Open {
-                        continue;
-                    }
-                    own.clone()
-                }
-                _ => {
-                    tracing::warn!(service = %s, id = %stored.id, "resolving an open anomaly its state does not hold");
-                    let ended = stored.updated_unix.max(stored.started_unix + 60);
-                    incident::resolve(&mut stored, ended, now);
-                    stored
-                }
-            };
-            records.extend(record_of(&doc));
-        }
-        if !records.is_empty() {
-            self.store.put_anomalies(&records).await?;
-        }
-        Ok(())
-    }
-
     /// Loads state and history of services new to this worker, reloads
     /// rollups after an import or when stale, and reads the newest minutes.
     /// Returns the services new to it.

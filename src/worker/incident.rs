@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::domain::anomaly::{self, Anomaly, AnomalyStatus, Group, Share, TimelinePoint};
 use crate::domain::time::rfc3339;
 use crate::domain::{Registry, Service, Status};
-use crate::store::{Breakdown, Distinct};
+use crate::store::{AnomalyRecord, Breakdown, Distinct};
 
 /// Most entries of `top_problems` and `top_countries`.
 const TOP: usize = 5;
@@ -231,6 +231,34 @@ pub fn group_by_company(docs: &mut [&mut Anomaly], registry: &Registry) {
             docs[i].group = Some(group.clone());
         }
     }
+}
+
+/// What the store keeps of an anomaly document.
+pub fn record(doc: &Anomaly) -> Option<AnomalyRecord> {
+    match serde_json::to_string(doc) {
+        Ok(json) => Some(AnomalyRecord {
+            id: doc.id.clone(),
+            service: doc.service.clone(),
+            started_unix: doc.started_unix,
+            updated_unix: doc.updated_unix,
+            open: doc.status == AnomalyStatus::Open,
+            doc: json,
+            summary: summary_json(doc),
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, id = %doc.id, "anomaly not serializable");
+            None
+        }
+    }
+}
+
+/// The document without its timeline, for feed events.
+fn summary_json(doc: &Anomaly) -> String {
+    let summary = Anomaly {
+        timeline: Vec::new(),
+        ..doc.clone()
+    };
+    serde_json::to_string(&summary).unwrap_or_default()
 }
 
 #[cfg(test)]
