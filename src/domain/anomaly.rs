@@ -167,15 +167,21 @@ pub fn recurring_headline(
     )
 }
 
-/// "14x the usual ~14 (login 54%)".
+/// "14x the usual ~14 (login 54%)"; against fewer than one expected
+/// report, "usually fewer than 1": a ratio to a fraction of a report
+/// ("600x the usual 0") is no figure to quote.
 fn against_usual(reports: u64, expected: f64, top_problem: Option<&Share>) -> String {
-    let ratio = reports as f64 / expected.max(0.5);
-    let ratio = if ratio >= 10.0 {
-        format!("{}x", ratio.round() as u64)
+    let mut line = if expected < 0.5 {
+        "usually fewer than 1".to_string()
     } else {
-        format!("{:.1}x", ratio)
+        let ratio = reports as f64 / expected;
+        let ratio = if ratio >= 10.0 {
+            format!("{}x", ratio.round() as u64)
+        } else {
+            format!("{:.1}x", ratio)
+        };
+        format!("{ratio} the usual {}", round_for_humans(expected))
     };
-    let mut line = format!("{ratio} the usual {}", round_for_humans(expected));
     if let Some(p) = top_problem {
         line.push_str(&format!(" ({} {:.0}%)", p.name, p.share * 100.0));
     }
@@ -214,6 +220,10 @@ mod tests {
         assert_eq!(
             headline("Netflix", 40, 150, 16.0, None),
             "Netflix: ~40 reports in 2.5 h, 2.5x the usual ~16"
+        );
+        assert_eq!(
+            headline("Fastmail", 300, 1, 0.2, Some(&login)),
+            "Fastmail: ~300 reports in 1 min, usually fewer than 1 (login 54%)"
         );
     }
 
