@@ -151,7 +151,7 @@ fn main() -> anyhow::Result<()> {
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
 
-    let redis = RedisServer::start()?;
+    let redis = RedisServer::start_on_tcp()?;
     let mut settings = outagewatch::config::Settings::defaults();
     settings.http.bind = "127.0.0.1:0".into();
     settings.http.workers = 1;

@@ -937,7 +937,7 @@ fn main() -> anyhow::Result<()> {
             .join(", ")
     );
 
-    let redis = RedisServer::start()?;
+    let redis = RedisServer::start_on_tcp()?;
     let mut settings = outagewatch::config::Settings::defaults();
     settings.http.bind = "127.0.0.1:0".into();
     settings.http.workers = 1;

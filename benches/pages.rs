@@ -156,7 +156,7 @@ fn main() -> anyhow::Result<()> {
     let runs: usize = env_or("PAGES_RUNS", 3)?;
     let connections: u32 = env_or("PAGES_CONNECTIONS", 32)?;
     let rate: f64 = env_or("PAGES_REPORTS_PER_SEC", 300.0)?;
-    let redis = RedisServer::start()?;
+    let redis = RedisServer::start_on_tcp()?;
     let server = |cache_ms: u64| -> anyhow::Result<ServerThread> {
         let mut s = Settings::defaults();
         s.store.redis_url = redis.url();

@@ -1,5 +1,5 @@
 //! Shared by the benches: a throwaway `redis-server` on a free loopback TCP
-//! port, servers on their own actix system thread (as `main.rs` runs them),
+//! port (the tests' own, `tests/support/redis_server.rs`), servers on their own actix system thread (as `main.rs` runs them),
 //! a tiny HTTP GET, Prometheus text parsing, Redis `INFO commandstats` and
 //! per-thread CPU accounting from `/proc`.
 //!
@@ -9,14 +9,18 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use anyhow::{Context, bail};
 use outagewatch::app::Application;
 use outagewatch::config::Settings;
+
+#[path = "../../tests/support/redis_server.rs"]
+mod redis_server;
+pub use self::redis_server::RedisServer;
 
 pub const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -31,129 +35,8 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
     }
 }
 
-/// A port that was free a moment ago (bind to port 0, read it, release it).
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((LOOPBACK, 0)).context("binding 127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// A `redis-server` of our own: loopback TCP on a free port, no persistence,
-/// own temp dir; killed and reaped on drop. Never the machine's Redis.
-pub struct RedisServer {
-    process: Child,
-    dir: tempfile::TempDir,
-    pub port: u16,
-}
-
+/// Commands the benchmarks send to their own `redis-server`.
 impl RedisServer {
-    pub fn start() -> anyhow::Result<RedisServer> {
-        let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let mut last_error = String::new();
-        // The free port may be taken between release and redis' bind: retry.
-        for _attempt in 0..3 {
-            let dir = tempfile::Builder::new()
-                .prefix("ow-bench-redis-")
-                .tempdir()
-                .context("temp dir")?;
-            let port = free_port()?;
-            let process = Command::new(&binary)
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .args(["--protected-mode", "yes"])
-                .arg("--dir")
-                .arg(dir.path())
-                .arg("--logfile")
-                .arg(dir.path().join("redis.log"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .with_context(|| {
-                    format!("cannot start {binary:?}; install redis-server or set REDIS_SERVER")
-                })?;
-            let mut server = RedisServer { process, dir, port };
-            match server.wait_until_answering(Duration::from_secs(10)) {
-                Ok(()) => return Ok(server),
-                Err(e) => last_error = format!("{e:#}\n{}", server.log()),
-            }
-        }
-        bail!("redis-server did not start: {last_error}")
-    }
-
-    fn wait_until_answering(&mut self, limit: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.process.try_wait()? {
-                bail!("redis-server exited: {status}");
-            }
-            match self.command(&["PING"]) {
-                Ok(answer) if answer == "PONG" => return Ok(()),
-                Ok(answer) => bail!("unexpected answer to PING: {answer:?}"),
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                Err(e) => return Err(e.context("redis-server did not answer PING in time")),
-            }
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.process.id()
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
-    }
-
-    /// One command over a fresh connection (RESP); answers of type simple
-    /// string, error, integer or bulk string are returned as text.
-    pub fn command(&self, args: &[&str]) -> anyhow::Result<String> {
-        let mut stream = TcpStream::connect_timeout(
-            &SocketAddr::from((LOOPBACK, self.port)),
-            Duration::from_secs(1),
-        )?;
-        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let mut request = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            request.extend_from_slice(arg.as_bytes());
-            request.extend_from_slice(b"\r\n");
-        }
-        stream.write_all(&request)?;
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        loop {
-            if let Some(line_end) = find(&buf, b"\r\n") {
-                let line = String::from_utf8_lossy(&buf[1..line_end]).into_owned();
-                match buf[0] {
-                    b'+' | b':' => return Ok(line),
-                    b'-' => bail!("redis error: {line}"),
-                    b'$' => {
-                        let len: i64 = line.parse().context("bulk length")?;
-                        if len < 0 {
-                            return Ok(String::new());
-                        }
-                        let start = line_end + 2;
-                        let end = start + len as usize;
-                        if buf.len() >= end {
-                            return Ok(String::from_utf8_lossy(&buf[start..end]).into_owned());
-                        }
-                    }
-                    other => bail!("unsupported RESP type {:?}", other as char),
-                }
-            }
-            let n = stream.read(&mut chunk)?;
-            if n == 0 {
-                bail!("redis closed the connection");
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
     pub fn flushall(&self) -> anyhow::Result<()> {
         self.command(&["FLUSHALL"]).map(drop)
     }
@@ -188,13 +71,6 @@ impl RedisServer {
             out.insert(name.to_string(), (field("calls"), field("usec")));
         }
         Ok(out)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
     }
 }
 

@@ -226,7 +226,7 @@ async fn a_made_up_forwarded_address_is_not_a_new_client() {
 /// start-up, naming the setting. The embedded store still starts.
 #[tokio::test]
 async fn with_redis_an_empty_reporter_secret_stops_start_up() {
-    let redis = crate::helpers::RedisServer::start().await;
+    let redis = crate::helpers::RedisServer::start().expect("redis-server");
     let mut settings = crate::helpers::test_settings(Some(&redis.url()));
     settings.intake.reporter_secret = String::new();
     let error = match outagewatch::app::Application::build(settings).await {
@@ -338,14 +338,14 @@ async fn an_idempotency_key_is_bound_to_its_reporter_and_request() {
 /// waiting, and once Redis answers the retry counts once.
 #[tokio::test]
 async fn a_second_request_with_a_key_in_flight_gets_409() {
-    let mut redis = crate::helpers::RedisServer::start().await;
+    let mut redis = crate::helpers::RedisServer::start().expect("redis-server");
     let app = TestApp::with_redis(&redis).await;
-    redis.pause();
+    redis.pause().expect("pause redis");
     let (a, b) = tokio::join!(
         keyed(&app, "k-2", "carol", "login"),
         keyed(&app, "k-2", "carol", "login")
     );
-    redis.resume();
+    redis.resume().expect("resume redis");
     let mut statuses = [a.0, b.0];
     statuses.sort_unstable();
     assert_eq!(statuses, [409, 503], "{a:?} {b:?}");

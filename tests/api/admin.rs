@@ -44,7 +44,7 @@ async fn import_needs_the_bearer_token_and_is_off_without_one() {
 
 #[tokio::test]
 async fn import_adds_counts_and_lists_rejected_lines_with_reasons() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let app = TestApp::with_redis(&redis).await;
     let at = |ago: Duration| (Utc::now() - ago).to_rfc3339_opts(SecondsFormat::Secs, true);
     let lines = [
@@ -96,7 +96,7 @@ async fn import_adds_counts_and_lists_rejected_lines_with_reasons() {
 
 #[tokio::test]
 async fn four_weeks_of_minute_history_imports_in_one_request() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let mut settings = test_settings(Some(&redis.url()));
     settings.import.flush_lines = 5_000;
     let app = TestApp::spawn(settings).await;

@@ -527,14 +527,14 @@ macro_rules! conformance {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let redis = RedisServer::start().await;
+                    let redis = RedisServer::start().expect("redis-server");
                     super::$name(super::store(&super::settings(Some(&redis.url())))).await;
                 }
             )*
 
             #[tokio::test]
             async fn dedup_ends_with_its_window() {
-                let redis = RedisServer::start().await;
+                let redis = RedisServer::start().expect("redis-server");
                 super::dedup_ends_with_its_window(super::settings(Some(&redis.url()))).await;
             }
         }
@@ -620,7 +620,7 @@ conformance!(
 
 #[tokio::test]
 async fn every_key_carries_its_service_tag_or_the_feed_tag() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let store = store(&settings(Some(&redis.url())));
     let mut with_key = report("whatsapp", "r1", Problem::Login, Some("BR"));
     with_key.idempotency_key = Some("k".into());

@@ -118,7 +118,7 @@ async fn half_a_day_at_nearly_three_times_the_usual_is_found_by_the_sustained_wi
         .detect
         .sustained_hours;
     for sustained_hours in [0, default_hours] {
-        let redis = RedisServer::start().await;
+        let redis = RedisServer::start().expect("redis-server");
         let app = TestApp::with_redis(&redis).await;
         let (status, body) = app.import(shaped_history("whatsapp", now, risen)).await;
         assert_eq!(status, 200, "{body}");
@@ -170,7 +170,7 @@ async fn half_a_day_at_nearly_three_times_the_usual_is_found_by_the_sustained_wi
 /// within six minutes of the onset.
 #[tokio::test]
 async fn an_eightfold_rise_on_a_service_of_one_report_a_minute_is_a_problem_within_six_minutes() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let app = TestApp::with_redis(&redis).await;
     let now_minute = chrono::Utc::now().timestamp().div_euclid(60);
     let onset = now_minute - 12;
@@ -212,7 +212,7 @@ async fn an_eightfold_rise_on_a_service_of_one_report_a_minute_is_a_problem_with
 /// daily wave left in, the outcome changed with the hour the test ran.)
 #[tokio::test]
 async fn a_burst_of_the_kind_of_the_last_reopens_it_as_one_recurring_feed_entry() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let app = TestApp::with_redis(&redis).await;
     let first = chrono::Utc::now().timestamp().div_euclid(60) - 300;
     // Flat at about one a minute whatever the hour (the daily wave taken
@@ -266,7 +266,7 @@ async fn a_burst_of_the_kind_of_the_last_reopens_it_as_one_recurring_feed_entry(
 
 #[tokio::test]
 async fn a_spike_over_imported_history_opens_one_incident_that_survives_a_worker_restart() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let app = TestApp::with_redis(&redis).await;
     let now = chrono::Utc::now().timestamp();
     let (status, body) = app.import(history("whatsapp", now)).await;
@@ -560,7 +560,7 @@ async fn a_takeover_after_the_feed_but_before_the_state_keeps_the_incident_open(
 
 #[tokio::test]
 async fn only_one_worker_holds_a_service_at_a_time() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let app = TestApp::with_redis(&redis).await;
     let now = chrono::Utc::now().timestamp();
     let (mut a, mut b) = (app.worker(), app.worker());
@@ -665,7 +665,7 @@ async fn until_it_holds_all(
 
 #[tokio::test]
 async fn a_worker_that_gets_a_service_back_takes_up_the_stored_state() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let app = TestApp::with_redis(&redis).await;
     let now = chrono::Utc::now().timestamp();
     let (mut a, mut b) = (app.worker(), app.worker());
@@ -687,19 +687,19 @@ async fn a_worker_that_gets_a_service_back_takes_up_the_stored_state() {
 
 #[tokio::test]
 async fn the_burst_of_retries_after_the_store_was_down_opens_no_incident() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = RedisServer::start().expect("redis-server");
     let app = TestApp::with_redis(&redis).await;
     let now = chrono::Utc::now().timestamp();
     let (status, _) = app.import(history("whatsapp", now)).await;
     assert_eq!(status, 200);
     let mut worker = app.worker();
     worker.step(now).await.expect("tick");
-    redis.pause();
+    redis.pause().expect("pause redis");
     assert!(
         worker.step(now + 1).await.is_err(),
         "the store is unreachable"
     );
-    redis.resume();
+    redis.resume().expect("resume redis");
     // Clients retry what was refused: the same spike that opens an incident
     // in the first test, but right after an outage.
     spike(&app, "whatsapp", 150, "retry").await;
@@ -718,7 +718,7 @@ async fn the_burst_of_retries_after_the_store_was_down_opens_no_incident() {
 
 #[tokio::test]
 async fn a_worker_on_its_own_serves_its_metrics_and_releases_its_leases_on_stop() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let mut settings = crate::helpers::test_settings(Some(&redis.url()));
     settings.worker.metrics_bind = "127.0.0.1:0".into();
     let process = outagewatch::app::WorkerProcess::start(settings)

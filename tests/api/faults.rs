@@ -136,15 +136,15 @@ impl Load {
 
 #[tokio::test]
 async fn paused_redis_gets_fast_503s_recovers_without_restart_and_loses_nothing() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = RedisServer::start().expect("redis-server");
     let app = Arc::new(TestApp::with_redis(&redis).await);
     let load = Load::start(&app, 16);
     load.wait_for("202s before the pause", &load.ok, 300).await;
-    redis.pause();
+    redis.pause().expect("pause redis");
     load.wait_for("503s while paused", &load.unavailable, 50)
         .await;
     let ok_before_resume = load.ok.load(Ordering::Relaxed);
-    redis.resume();
+    redis.resume().expect("resume redis");
     load.wait_for("202s after the resume", &load.ok, ok_before_resume + 300)
         .await;
     let answers = load.finish().await;
@@ -201,7 +201,7 @@ async fn paused_redis_gets_fast_503s_recovers_without_restart_and_loses_nothing(
 
 #[tokio::test]
 async fn killed_redis_gets_fast_503s_and_intake_reconnects_after_restart() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = RedisServer::start().expect("redis-server");
     let app = TestApp::with_redis(&redis).await;
     assert_eq!(send(&app, "before", "whatsapp").await.status, 202);
     redis.kill();
@@ -216,7 +216,7 @@ async fn killed_redis_gets_fast_503s_and_intake_reconnects_after_restart() {
         status, 200,
         "the registry still serves while the store is down"
     );
-    redis.restart().await;
+    redis.restart().expect("restart redis");
     let mut attempt = 0;
     eventually("intake to reconnect", Duration::from_secs(15), || {
         attempt += 1;
@@ -231,12 +231,12 @@ async fn killed_redis_gets_fast_503s_and_intake_reconnects_after_restart() {
 
 #[tokio::test]
 async fn graceful_shutdown_finishes_waiting_reports_and_loses_none() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = RedisServer::start().expect("redis-server");
     let app = Arc::new(TestApp::with_redis(&redis).await);
     let load = Load::start(&app, 32);
     load.wait_for("some reports", &load.ok, 200).await;
     // Hold the writes so that requests are waiting when the stop begins.
-    redis.pause();
+    redis.pause().expect("pause redis");
     let stopping = tokio::spawn(app.handle.clone().stop(true));
     let port = app.address.rsplit(':').next().unwrap().to_string();
     eventually(
@@ -253,7 +253,7 @@ async fn graceful_shutdown_finishes_waiting_reports_and_loses_none() {
         },
     )
     .await;
-    redis.resume();
+    redis.resume().expect("resume redis");
     stopping.await.unwrap();
     let answers = load.finish().await;
     let app = Arc::try_unwrap(app).ok().expect("sole owner");

@@ -1,16 +1,16 @@
-//! Test harness: a throwaway `redis-server` per test (own temp dir, own unix
-//! socket, killed and reaped on drop) and the app on a free port.
-//!
-//! `redis-server` comes from `$REDIS_SERVER` or PATH; the README's test command
-//! installs it. A missing binary fails the test loudly rather than skipping.
+//! Test harness: a throwaway `redis-server` per test (the one the
+//! benchmarks use too, `tests/support/redis_server.rs`: own temp dir, own
+//! unix socket, killed and reaped on drop) and the app on a free port.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use outagewatch::app::Application;
 use outagewatch::config::Settings;
 use serde_json::Value;
+
+#[path = "../support/redis_server.rs"]
+mod redis_server;
+pub use self::redis_server::RedisServer;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 
@@ -30,81 +30,7 @@ where
     }
 }
 
-pub struct RedisServer {
-    process: Child,
-    dir: tempfile::TempDir,
-    socket: PathBuf,
-    stopped: bool,
-}
-
 impl RedisServer {
-    pub async fn start() -> RedisServer {
-        let dir = tempfile::Builder::new()
-            .prefix("ow-redis-")
-            .tempdir()
-            .expect("temp dir");
-        let socket = dir.path().join("redis.sock");
-        let process = spawn_redis(dir.path(), &socket);
-        let server = RedisServer {
-            process,
-            dir,
-            socket,
-            stopped: false,
-        };
-        server.wait_until_answering().await;
-        server
-    }
-
-    async fn wait_until_answering(&self) {
-        let url = self.url();
-        eventually(
-            &format!("redis-server to answer\n{}", self.log()),
-            Duration::from_secs(10),
-            || {
-                let url = url.clone();
-                async move {
-                    let client = redis::Client::open(url).ok()?;
-                    let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-                    redis::cmd("PING")
-                        .query_async::<String>(&mut conn)
-                        .await
-                        .ok()
-                }
-            },
-        )
-        .await;
-    }
-
-    /// Kills the server (its data is gone: no persistence) and starts a new
-    /// one on the same socket.
-    pub async fn restart(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_file(&self.socket);
-        self.process = spawn_redis(self.dir.path(), &self.socket);
-        self.wait_until_answering().await;
-    }
-
-    pub fn kill(&mut self) {
-        if self.stopped {
-            // A stopped process must run again to die cleanly; ignore failure
-            // here, this also runs from Drop.
-            let _ = Command::new("kill")
-                .args(["-CONT", &self.process.id().to_string()])
-                .status();
-            self.stopped = false;
-        }
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis+unix://{}", self.socket.display())
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
-    }
-
     pub async fn connection(&self) -> redis::aio::MultiplexedConnection {
         redis::Client::open(self.url())
             .expect("url")
@@ -112,50 +38,6 @@ impl RedisServer {
             .await
             .unwrap_or_else(|e| panic!("connect to test redis: {e}\n{}", self.log()))
     }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.process.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {signal} failed");
-    }
-
-    /// SIGSTOP: the server hangs, connections stay open.
-    pub fn pause(&mut self) {
-        self.signal("-STOP");
-        self.stopped = true;
-    }
-
-    pub fn resume(&mut self) {
-        self.signal("-CONT");
-        self.stopped = false;
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn spawn_redis(dir: &std::path::Path, socket: &std::path::Path) -> Child {
-    let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-    Command::new(&binary)
-        .args(["--port", "0", "--save", "", "--appendonly", "no"])
-        .arg("--unixsocket")
-        .arg(socket)
-        .arg("--dir")
-        .arg(dir)
-        .arg("--logfile")
-        .arg(dir.join("redis.log"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start {binary:?} ({e}); install redis-server (the README's test command does) or set REDIS_SERVER")
-        })
 }
 
 /// An address on the `i`-th network of its own: a distinct IPv4 /24 for

@@ -245,7 +245,7 @@ async fn each_bad_input_gets_its_status_and_a_problem_json_body() {
 /// distinct client_ids (on as many networks), against a real Redis.
 #[tokio::test]
 async fn ten_thousand_distinct_reports_sum_to_the_counted_answers_in_redis() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let app = TestApp::with_redis(&redis).await;
     let services: Vec<String> = {
         let (_, body) = app.get("/api/v1/services?limit=20").await;

@@ -129,7 +129,7 @@ fn feed_of_service(feed: &Value) -> Vec<Value> {
 
 #[tokio::test]
 async fn five_thousand_client_ids_from_one_address_count_five_and_open_nothing() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     // The per-address rate limit stays off (as in every test app): it
     // would refuse most of these, and the counting must hold without it.
     let (app, mut worker) = quiet_service(&redis, |_| {}).await;
@@ -157,7 +157,7 @@ async fn five_thousand_client_ids_from_one_address_count_five_and_open_nothing()
 
 #[tokio::test]
 async fn two_hundred_addresses_of_one_network_count_five_and_open_nothing() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let (app, mut worker) = quiet_service(&redis, |_| {}).await;
     let cap = app.settings.intake.max_counted_per_network as usize;
     // No client_id: each address is a reporter of its own.
@@ -179,7 +179,7 @@ async fn two_hundred_addresses_of_one_network_count_five_and_open_nothing() {
 /// still open nothing: they come from one network.
 #[tokio::test]
 async fn one_network_opens_nothing_even_when_all_its_reports_count() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let (app, mut worker) = quiet_service(&redis, |s| {
         s.intake.max_counted_per_network = 1_000_000;
     })
@@ -196,7 +196,7 @@ async fn one_network_opens_nothing_even_when_all_its_reports_count() {
 
 #[tokio::test]
 async fn three_hundred_reports_from_three_hundred_networks_open_one_incident() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let (app, mut worker) = quiet_service(&redis, |_| {}).await;
     let posts = (0..300)
         .map(|i| (address(i), Some(format!("person-{i}"))))

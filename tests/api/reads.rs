@@ -181,7 +181,7 @@ async fn unknown_ids_and_bad_parameters_get_problem_json() {
 
 #[tokio::test]
 async fn series_steps_sum_minutes_and_older_windows_use_rollups() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let app = TestApp::with_redis(&redis).await;
     for i in 0..7 {
         app.report_from(

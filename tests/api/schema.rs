@@ -21,7 +21,7 @@ fn schemathesis() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_answer_that_breaks_the_document() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let (app, _worker, _) = app_with_incident(&redis).await;
 
     let binary = schemathesis();

@@ -270,7 +270,7 @@ async fn history_csv_exports_counts_per_step() {
 
 #[tokio::test]
 async fn atom_feeds_carry_the_incident_headline_and_parse_with_feedparser() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let (app, _worker, _) = app_with_incident(&redis).await;
     let (_, body) = app.get("/api/v1/anomalies").await;
     let headline = body["items"][0]["headline"].as_str().unwrap().to_string();
@@ -350,7 +350,7 @@ async fn read_events(response: &mut reqwest::Response, n: usize) -> Vec<(String,
 
 #[tokio::test]
 async fn the_stream_delivers_an_opened_event_and_resumes_from_last_event_id() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let app = TestApp::with_redis(&redis).await;
     let now = chrono::Utc::now().timestamp();
     app.import(history("whatsapp", now)).await;
@@ -502,7 +502,7 @@ for path, item in d["paths"].items():
 
 #[tokio::test]
 async fn a_flood_of_readers_costs_redis_a_few_commands_not_one_per_view() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start().expect("redis-server");
     let mut settings = crate::helpers::test_settings(Some(&redis.url()));
     // Long enough that the test's timing cannot matter.
     settings.web.read_cache_ms = 60_000;
