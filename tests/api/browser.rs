@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::detection::spike;
+use crate::fixtures::spike;
 use crate::helpers::{TestApp, eventually};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";

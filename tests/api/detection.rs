@@ -4,59 +4,12 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use outagewatch::detect::Event;
 use outagewatch::store::{FeedStore, Lease, Store};
 use serde_json::{Value, json};
 
-use crate::helpers::{RedisServer, TestApp, address, eventually};
-
-/// 29 days of minute counts for `service` ending at `now`: a daily wave
-/// around 3 reports a minute.
-pub fn history(service: &str, now: i64) -> String {
-    shaped_history(service, now, |_| 1.0)
-}
-
-/// The history's daily wave at `minute`: 1 to 5 reports a minute, 5 at 06:00
-/// UTC and 1 at 18:00.
-fn wave(minute: i64) -> f64 {
-    let hour = (minute.rem_euclid(1440) / 60) as f64;
-    3.0 + 2.0 * (hour / 24.0 * std::f64::consts::TAU).sin()
-}
-
-/// Like [`history`], each minute's count times `level(minute)`.
-fn shaped_history(service: &str, now: i64, level: impl Fn(i64) -> f64) -> String {
-    let last = now.div_euclid(60) - 1;
-    let mut out = String::new();
-    for minute in (last - 29 * 1440)..=last {
-        // A fixed pseudo-random wobble, so the series is not flat.
-        let wobble = ((minute * 7919).rem_euclid(5)) as f64 - 2.0;
-        let count = ((wave(minute) + wobble * 0.5) * level(minute))
-            .round()
-            .max(0.0) as u64;
-        if count > 0 {
-            out.push_str(&format!(
-                "{{\"service\":\"{service}\",\"at\":{},\"count\":{count},\"problem\":\"app\"}}\n",
-                minute * 60
-            ));
-        }
-    }
-    out
-}
-
-pub async fn spike(app: &TestApp, service: &str, reports: usize, tag: &str) {
-    let answers: Vec<u16> = futures_util::stream::iter(0..reports)
-        .map(|i| async move {
-            let (status, _) = app
-                .report_from(&address(i), &json!({"service": service, "problem": "login", "country": "BR", "client_id": format!("{tag}-{i}")}))
-                .await;
-            status
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await;
-    assert!(answers.iter().all(|s| *s == 202), "{answers:?}");
-}
+use crate::fixtures::{history, shaped_history, spike, wave};
+use crate::helpers::{RedisServer, TestApp, eventually};
 
 /// 150 WhatsApp reports, then `worker` steps a minute later and opens the
 /// incident (with history imported and a quiet step before). Returns the

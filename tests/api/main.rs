@@ -8,6 +8,7 @@ mod conformance;
 mod demo;
 mod detection;
 mod faults;
+mod fixtures;
 mod helpers;
 mod intake;
 mod layers;

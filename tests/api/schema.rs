@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::fixtures::app_with_incident;
 use crate::helpers::{ADMIN_TOKEN, RedisServer};
-use crate::web::app_with_incident;
 
 /// The schemathesis beside the test Python (`OUTAGEWATCH_TEST_PYTHON`).
 fn schemathesis() -> PathBuf {

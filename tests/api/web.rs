@@ -7,10 +7,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use outagewatch::detect::Event;
 use reqwest::header;
 
-use crate::detection::{history, spike};
+use crate::fixtures::{app_with_incident, history, spike};
 use crate::helpers::{RedisServer, TestApp};
 
 /// The Python with feedparser and openapi-spec-validator that the README's
@@ -58,27 +57,6 @@ async fn text(app: &TestApp, path: &str) -> (u16, reqwest::header::HeaderMap, St
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     (status, headers, response.text().await.expect("body"))
-}
-
-/// An app with 29 days of WhatsApp history and an open incident.
-pub async fn app_with_incident(redis: &RedisServer) -> (TestApp, outagewatch::worker::Worker, i64) {
-    let app = TestApp::with_redis(redis).await;
-    let now = chrono::Utc::now().timestamp();
-    let (status, body) = app.import(history("whatsapp", now)).await;
-    assert_eq!(status, 200, "{body}");
-    let mut worker = app.worker();
-    worker.step(now).await.expect("tick");
-    spike(&app, "whatsapp", 150, "web").await;
-    // The minute after the spike's, read after it: the import may have
-    // taken the clock past `now`'s minute (this was a flake at its turn).
-    let after = chrono::Utc::now().timestamp();
-    let tick = worker.step(after + 60).await.expect("tick");
-    assert!(
-        tick.events
-            .contains(&("whatsapp".to_string(), Event::Opened)),
-        "{tick:?}"
-    );
-    (app, worker, now)
 }
 
 #[tokio::test]
