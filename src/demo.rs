@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::config::DemoSettings;
 use crate::domain::{Country, Problem, RawReport};
-use crate::http::AppState;
+use crate::http::{AppState, ErrorCode};
 use crate::intake::Origin;
 use crate::simulate::model::{META_REPLAY, Outage, Scenario, Spec};
 use crate::store::{FeedStore, ImportRow, Store};
@@ -238,6 +238,12 @@ async fn send_live(state: web::Data<AppState>, start: i64, planned: Vec<Planned>
                     idempotency_key: None,
                 };
                 if let Err(e) = state.intake.submit(raw, origin).await {
+                    // Counted as the API counts its refusals.
+                    state
+                        .metrics
+                        .reports_rejected
+                        .with_label_values(&[e.code().as_str()])
+                        .inc();
                     tracing::debug!(error = %e, "demo report not taken");
                 }
             }

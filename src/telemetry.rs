@@ -178,6 +178,12 @@ impl Metrics {
         }
     }
 
+    /// Counts a failed store operation `op` in
+    /// `outagewatch_store_errors_total{op, kind}` without logging it: for
+    /// a failure that repeats and is logged when it starts (a poll), that
+    /// is the answer itself (a readiness probe), or that the caller does
+    /// without (the detector's numbers beside a series). Any other is
+    /// logged and counted by `store_failed!`.
     pub fn store_error(&self, op: &str, err: &crate::store::StoreError) {
         let kind = match err {
             crate::store::StoreError::Timeout => "timeout",
@@ -185,6 +191,36 @@ impl Metrics {
             crate::store::StoreError::Protocol(_) => "protocol",
         };
         self.store_errors.with_label_values(&[op, kind]).inc();
+    }
+}
+
+/// Logs a failed store operation once, at warn, with its operation and
+/// cause chain, and counts it as [`Metrics::store_error`] does: one call,
+/// so the log and the metric never disagree. A macro rather than a method
+/// so that the line keeps its caller's module as its target (what
+/// `RUST_LOG` filters on) and its own fields before the message:
+/// `store_failed!(metrics, "record", &err, reports = n, "group commit failed")`.
+macro_rules! store_failed {
+    ($metrics:expr, $op:expr, $error:expr, $($fields_and_message:tt)+) => {{
+        let (op, error): (&str, &$crate::store::StoreError) = ($op, $error);
+        $metrics.store_error(op, error);
+        ::tracing::warn!(error = %$crate::telemetry::Chain(error), op, $($fields_and_message)+);
+    }};
+}
+pub(crate) use store_failed;
+
+/// An error and its sources, as `outer: inner: innermost`.
+pub struct Chain<'a>(pub &'a dyn std::error::Error);
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(e) = source {
+            write!(f, ": {e}")?;
+            source = e.source();
+        }
+        Ok(())
     }
 }
 

@@ -4,9 +4,10 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use super::{ApiError, AppState, Code, content_length, next_chunk};
+use super::{ApiError, AppState, Code, ErrorCode, content_length, next_chunk};
 use crate::import::{LineRules, LineSplitter};
 use crate::store::{FeedStore, ImportRow, Store};
+use crate::telemetry::store_failed;
 
 /// Constant-time: compares digests, so timing reveals nothing of the token.
 fn authorize(req: &HttpRequest, token: &str) -> Result<(), ApiError> {
@@ -82,10 +83,9 @@ impl Import<'_> {
             .import(&self.rows, self.rules.now)
             .await
             .map_err(|e| {
-                self.state.metrics.store_error("import", &e);
-                tracing::warn!(error = %e, "import write failed");
+                store_failed!(self.state.metrics, "import", &e, "import write failed");
                 ApiError::new(
-                    Code::StoreUnavailable,
+                    e.code(),
                     "the store failed during import; lines before the failure may have been added",
                 )
                 .retry_after(self.state.settings.intake.retry_after_secs)

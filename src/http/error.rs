@@ -1,6 +1,15 @@
 //! API errors as RFC 9457 `application/problem+json`, each with a stable
-//! machine-readable `code`. One table maps codes to HTTP statuses; 5xx bodies
-//! stay generic and their cause is logged once where it happened.
+//! machine-readable `code`. The table below is the one place a code gets
+//! its HTTP status and title, one line a code; each boundary's error names
+//! its code through [`ErrorCode`], and handlers answer it with `?` or one
+//! conversion, never with a match of their own. 5xx bodies stay generic and
+//! their cause is logged once where it happened.
+//!
+//! The [`ErrorCode`] impls for `ReportError`, `IntakeError`, `WriteError`,
+//! `ReadError` and `StoreError` are here rather than beside those types:
+//! they live in layers below `http`, which may not name `Code` (it carries
+//! HTTP statuses, which `domain`, `store`, `intake` and `read` know nothing
+//! of).
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -10,150 +19,134 @@ use serde_json::{Map, Value, json};
 use crate::domain::ReportError;
 use crate::intake::{IntakeError, WriteError};
 use crate::read::ReadError;
+use crate::store::StoreError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// Every error code the API answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    MalformedBody,
-    InvalidParameter,
-    InvalidIdempotencyKey,
-    IdempotencyKeyReused,
-    IdempotencyKeyInFlight,
-    Unauthorized,
-    AdminDisabled,
-    CrossSite,
-    NotFound,
-    MethodNotAllowed,
-    ServiceNotFound,
-    CompanyNotFound,
-    AnomalyNotFound,
-    PayloadTooLarge,
-    BodyTimeout,
-    UnsupportedMediaType,
-    UnknownService,
-    ProblemNotAllowed,
-    InvalidCountry,
-    ClientIdTooLong,
-    RateLimited,
-    Overloaded,
-    TooManyStreams,
-    TooManyStreamsFromAddress,
-    TooManyConnections,
-    StoreUnavailable,
-    Internal,
+/// Writes [`Code`] and its row lookup from the table: `Variant => STATUS,
+/// "code", "Title";`.
+macro_rules! codes {
+    ($($variant:ident => $status:ident, $code:literal, $title:literal;)+) => {
+        /// Every error code the API answers with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code {
+            $($variant,)+
+        }
+
+        impl Code {
+            /// Every code, in the table's order.
+            pub const ALL: &[Code] = &[$(Code::$variant,)+];
+
+            fn row(self) -> (StatusCode, &'static str, &'static str) {
+                match self {
+                    $(Code::$variant => (StatusCode::$status, $code, $title),)+
+                }
+            }
+        }
+    };
+}
+
+// The `code` strings are the API's contract and the OpenAPI document's
+// `Problem.code` enum (`web/docs.rs` checks the two agree): add a line,
+// never rename one.
+codes! {
+    MalformedBody => BAD_REQUEST, "malformed_body", "Malformed request body";
+    InvalidParameter => BAD_REQUEST, "invalid_parameter", "Invalid query parameter";
+    InvalidIdempotencyKey => BAD_REQUEST, "invalid_idempotency_key", "Invalid Idempotency-Key header";
+    IdempotencyKeyReused => UNPROCESSABLE_ENTITY, "idempotency_key_reused", "Idempotency-Key used for another request";
+    IdempotencyKeyInFlight => CONFLICT, "idempotency_key_in_flight", "A request with this Idempotency-Key is in flight";
+    Unauthorized => UNAUTHORIZED, "unauthorized", "Missing or wrong bearer token";
+    AdminDisabled => FORBIDDEN, "admin_disabled", "Admin endpoints are disabled";
+    CrossSite => FORBIDDEN, "cross_site", "Cross-site post refused";
+    NotFound => NOT_FOUND, "not_found", "Not found";
+    MethodNotAllowed => METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed";
+    ServiceNotFound => NOT_FOUND, "service_not_found", "No such service";
+    CompanyNotFound => NOT_FOUND, "company_not_found", "No such company";
+    AnomalyNotFound => NOT_FOUND, "anomaly_not_found", "No such anomaly";
+    PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload_too_large", "Request body too large";
+    BodyTimeout => REQUEST_TIMEOUT, "body_timeout", "Request body too slow";
+    UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Unsupported content type";
+    UnknownService => UNPROCESSABLE_ENTITY, "unknown_service", "Unknown service";
+    ProblemNotAllowed => UNPROCESSABLE_ENTITY, "problem_not_allowed", "Problem type not accepted for this service";
+    InvalidCountry => UNPROCESSABLE_ENTITY, "invalid_country", "Invalid country";
+    ClientIdTooLong => UNPROCESSABLE_ENTITY, "client_id_too_long", "client_id too long";
+    RateLimited => TOO_MANY_REQUESTS, "rate_limited", "Too many reports from this address";
+    Overloaded => SERVICE_UNAVAILABLE, "overloaded", "Intake is overloaded";
+    TooManyStreams => SERVICE_UNAVAILABLE, "too_many_streams", "Too many open streams";
+    TooManyStreamsFromAddress => TOO_MANY_REQUESTS, "too_many_streams_from_address", "Too many open streams from this address";
+    TooManyConnections => TOO_MANY_REQUESTS, "too_many_connections", "Too many connections from this address";
+    StoreUnavailable => SERVICE_UNAVAILABLE, "store_unavailable", "Storage is unavailable";
+    Internal => INTERNAL_SERVER_ERROR, "internal", "Internal error";
 }
 
 impl Code {
-    /// The table from code to status and title.
-    pub fn describe(self) -> (StatusCode, &'static str, &'static str) {
-        use StatusCode as S;
-        match self {
-            Code::MalformedBody => (S::BAD_REQUEST, "malformed_body", "Malformed request body"),
-            Code::InvalidParameter => (
-                S::BAD_REQUEST,
-                "invalid_parameter",
-                "Invalid query parameter",
-            ),
-            Code::InvalidIdempotencyKey => (
-                S::BAD_REQUEST,
-                "invalid_idempotency_key",
-                "Invalid Idempotency-Key header",
-            ),
-            Code::IdempotencyKeyReused => (
-                S::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "Idempotency-Key used for another request",
-            ),
-            Code::IdempotencyKeyInFlight => (
-                S::CONFLICT,
-                "idempotency_key_in_flight",
-                "A request with this Idempotency-Key is in flight",
-            ),
-            Code::Unauthorized => (
-                S::UNAUTHORIZED,
-                "unauthorized",
-                "Missing or wrong bearer token",
-            ),
-            Code::AdminDisabled => (
-                S::FORBIDDEN,
-                "admin_disabled",
-                "Admin endpoints are disabled",
-            ),
-            Code::CrossSite => (S::FORBIDDEN, "cross_site", "Cross-site post refused"),
-            Code::NotFound => (S::NOT_FOUND, "not_found", "Not found"),
-            Code::MethodNotAllowed => (
-                S::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "Method not allowed",
-            ),
-            Code::ServiceNotFound => (S::NOT_FOUND, "service_not_found", "No such service"),
-            Code::CompanyNotFound => (S::NOT_FOUND, "company_not_found", "No such company"),
-            Code::AnomalyNotFound => (S::NOT_FOUND, "anomaly_not_found", "No such anomaly"),
-            Code::PayloadTooLarge => (
-                S::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "Request body too large",
-            ),
-            Code::BodyTimeout => (S::REQUEST_TIMEOUT, "body_timeout", "Request body too slow"),
-            Code::UnsupportedMediaType => (
-                S::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Unsupported content type",
-            ),
-            Code::UnknownService => (
-                S::UNPROCESSABLE_ENTITY,
-                "unknown_service",
-                "Unknown service",
-            ),
-            Code::ProblemNotAllowed => (
-                S::UNPROCESSABLE_ENTITY,
-                "problem_not_allowed",
-                "Problem type not accepted for this service",
-            ),
-            Code::InvalidCountry => (
-                S::UNPROCESSABLE_ENTITY,
-                "invalid_country",
-                "Invalid country",
-            ),
-            Code::ClientIdTooLong => (
-                S::UNPROCESSABLE_ENTITY,
-                "client_id_too_long",
-                "client_id too long",
-            ),
-            Code::RateLimited => (
-                S::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Too many reports from this address",
-            ),
-            Code::Overloaded => (S::SERVICE_UNAVAILABLE, "overloaded", "Intake is overloaded"),
-            Code::TooManyStreams => (
-                S::SERVICE_UNAVAILABLE,
-                "too_many_streams",
-                "Too many open streams",
-            ),
-            Code::TooManyStreamsFromAddress => (
-                S::TOO_MANY_REQUESTS,
-                "too_many_streams_from_address",
-                "Too many open streams from this address",
-            ),
-            Code::TooManyConnections => (
-                S::TOO_MANY_REQUESTS,
-                "too_many_connections",
-                "Too many connections from this address",
-            ),
-            Code::StoreUnavailable => (
-                S::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "Storage is unavailable",
-            ),
-            Code::Internal => (S::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
-        }
+    pub fn status(self) -> StatusCode {
+        self.row().0
     }
 
+    /// The stable `code` string, also the label of rejected reports.
     pub fn as_str(self) -> &'static str {
-        self.describe().1
+        self.row().1
+    }
+
+    pub fn title(self) -> &'static str {
+        self.row().2
+    }
+}
+
+/// An error that answers with one of the table's codes.
+pub trait ErrorCode {
+    fn code(&self) -> Code;
+}
+
+impl ErrorCode for ReportError {
+    fn code(&self) -> Code {
+        match self {
+            ReportError::UnknownService(_) => Code::UnknownService,
+            ReportError::ProblemNotAllowed { .. } => Code::ProblemNotAllowed,
+            ReportError::InvalidCountry(_) => Code::InvalidCountry,
+            ReportError::ClientIdTooLong { .. } => Code::ClientIdTooLong,
+        }
+    }
+}
+
+impl ErrorCode for WriteError {
+    fn code(&self) -> Code {
+        match self {
+            WriteError::QueueFull => Code::Overloaded,
+            WriteError::TimedOut | WriteError::Unavailable => Code::StoreUnavailable,
+        }
+    }
+}
+
+impl ErrorCode for IntakeError {
+    fn code(&self) -> Code {
+        match self {
+            IntakeError::Invalid(e) => e.code(),
+            IntakeError::Write(e) => e.code(),
+            IntakeError::IdempotencyKeyReused => Code::IdempotencyKeyReused,
+            IntakeError::IdempotencyKeyInFlight => Code::IdempotencyKeyInFlight,
+        }
+    }
+}
+
+impl ErrorCode for ReadError {
+    fn code(&self) -> Code {
+        match self {
+            ReadError::Invalid { .. } => Code::InvalidParameter,
+            ReadError::ServiceNotFound(_) => Code::ServiceNotFound,
+            ReadError::CompanyNotFound(_) => Code::CompanyNotFound,
+            ReadError::AnomalyNotFound(_) => Code::AnomalyNotFound,
+            ReadError::Unavailable { .. } => Code::StoreUnavailable,
+            ReadError::Corrupt => Code::Internal,
+        }
+    }
+}
+
+/// A store failure a handler meets itself (readiness, import).
+impl ErrorCode for StoreError {
+    fn code(&self) -> Code {
+        Code::StoreUnavailable
     }
 }
 
@@ -190,6 +183,11 @@ impl ApiError {
         }
     }
 
+    /// An error's own code, its message the detail.
+    fn of(e: &(impl ErrorCode + std::fmt::Display)) -> Self {
+        ApiError::new(e.code(), e.to_string())
+    }
+
     pub fn with(mut self, key: &str, value: Value) -> Self {
         self.extra.insert(key.to_string(), value);
         self
@@ -200,74 +198,59 @@ impl ApiError {
         self
     }
 
-    pub fn unavailable(code: Code, retry_after_secs: u64) -> Self {
-        let detail = match code {
-            Code::Overloaded => "Too many reports are waiting to be stored; retry shortly.",
-            _ => {
-                "The store did not confirm the report in time; it may still land. Retry shortly with the same Idempotency-Key and client_id: it will count once."
-            }
-        };
-        ApiError::new(code, detail).retry_after(retry_after_secs)
-    }
-
+    /// Intake's refusal; a write that failed is worth retrying after
+    /// `retry_after_secs`.
     pub fn from_intake(e: IntakeError, retry_after_secs: u64) -> Self {
         match e {
             IntakeError::Invalid(report) => report.into(),
-            IntakeError::Write(WriteError::QueueFull) => {
-                ApiError::unavailable(Code::Overloaded, retry_after_secs)
+            IntakeError::Write(write) => {
+                let detail = match write {
+                    WriteError::QueueFull => {
+                        "Too many reports are waiting to be stored; retry shortly."
+                    }
+                    WriteError::TimedOut | WriteError::Unavailable => {
+                        "The store did not confirm the report in time; it may still land. Retry shortly with the same Idempotency-Key and client_id: it will count once."
+                    }
+                };
+                ApiError::new(write.code(), detail).retry_after(retry_after_secs)
             }
-            IntakeError::Write(_) => {
-                ApiError::unavailable(Code::StoreUnavailable, retry_after_secs)
-            }
-            IntakeError::IdempotencyKeyReused => {
-                ApiError::new(Code::IdempotencyKeyReused, e.to_string())
-            }
-            IntakeError::IdempotencyKeyInFlight => {
-                ApiError::new(Code::IdempotencyKeyInFlight, e.to_string()).retry_after(1)
-            }
+            IntakeError::IdempotencyKeyInFlight => ApiError::of(&e).retry_after(1),
+            IntakeError::IdempotencyKeyReused => ApiError::of(&e),
         }
     }
 }
 
 impl From<ReportError> for ApiError {
     fn from(e: ReportError) -> Self {
-        let detail = e.to_string();
-        match e {
-            ReportError::UnknownService(_) => ApiError::new(Code::UnknownService, detail),
+        match &e {
             ReportError::ProblemNotAllowed { allowed, .. } => {
                 let allowed: Vec<&str> = allowed.iter().map(|p| p.as_str()).collect();
-                ApiError::new(
-                    Code::ProblemNotAllowed,
-                    format!("{detail}; allowed: {}", allowed.join(", ")),
-                )
-                .with("allowed", json!(allowed))
+                ApiError::new(e.code(), format!("{e}; allowed: {}", allowed.join(", ")))
+                    .with("allowed", json!(allowed))
             }
-            ReportError::InvalidCountry(_) => ApiError::new(Code::InvalidCountry, detail),
-            ReportError::ClientIdTooLong { .. } => ApiError::new(Code::ClientIdTooLong, detail),
+            _ => ApiError::of(&e),
         }
     }
 }
 
 impl From<ReadError> for ApiError {
     fn from(e: ReadError) -> Self {
-        let detail = e.to_string();
+        let code = e.code();
         match e {
             ReadError::Invalid { parameter, message } => {
-                let error = ApiError::new(Code::InvalidParameter, message);
+                let error = ApiError::new(code, message);
                 match parameter {
                     Some(name) => error.with("parameter", json!(name)),
                     None => error,
                 }
             }
-            ReadError::ServiceNotFound(_) => ApiError::new(Code::ServiceNotFound, detail),
-            ReadError::CompanyNotFound(_) => ApiError::new(Code::CompanyNotFound, detail),
-            ReadError::AnomalyNotFound(_) => ApiError::new(Code::AnomalyNotFound, detail),
-            ReadError::Unavailable { retry_after_secs } => ApiError::new(
-                Code::StoreUnavailable,
-                "The store cannot answer right now; retry shortly.",
-            )
-            .retry_after(retry_after_secs),
-            ReadError::Corrupt => ApiError::new(Code::Internal, "internal error"),
+            ReadError::Unavailable { retry_after_secs } => {
+                ApiError::new(code, "The store cannot answer right now; retry shortly.")
+                    .retry_after(retry_after_secs)
+            }
+            // Logged where it was found; the body says no more.
+            ReadError::Corrupt => ApiError::new(code, "internal error"),
+            _ => ApiError::of(&e),
         }
     }
 }
@@ -281,12 +264,11 @@ impl std::fmt::Display for ApiError {
 impl ApiError {
     /// The problem+json document.
     fn body(&self) -> Value {
-        let (status, code, title) = self.code.describe();
         let mut body = Map::new();
         body.insert("type".into(), json!("about:blank"));
-        body.insert("title".into(), json!(title));
-        body.insert("status".into(), json!(status.as_u16()));
-        body.insert("code".into(), json!(code));
+        body.insert("title".into(), json!(self.code.title()));
+        body.insert("status".into(), json!(self.code.status().as_u16()));
+        body.insert("code".into(), json!(self.code.as_str()));
         body.insert("detail".into(), json!(self.detail));
         body.extend(self.extra.clone());
         Value::Object(body)
@@ -295,7 +277,7 @@ impl ApiError {
     /// The whole HTTP/1.1 answer, written straight to a socket that is
     /// then closed (a connection refused before any request).
     pub fn raw_answer(&self, retry_after_secs: u64) -> Vec<u8> {
-        let status = self.code.describe().0;
+        let status = self.code.status();
         let body = self.body().to_string();
         format!(
             "HTTP/1.1 {} {}\r\ncontent-type: {PROBLEM_JSON}\r\nretry-after: {retry_after_secs}\r\nx-content-type-options: nosniff\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
@@ -309,12 +291,11 @@ impl ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.code.describe().0
+        self.code.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (status, body) = (self.code.describe().0, self.body());
-        let mut response = HttpResponse::build(status);
+        let mut response = HttpResponse::build(self.code.status());
         response.insert_header((header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON)));
         if let Some(secs) = self.retry_after_secs {
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
@@ -325,6 +306,28 @@ impl ResponseError for ApiError {
         if self.code == Code::Unauthorized {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
-        response.body(body.to_string())
+        response.body(self.body().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_code_has_a_string_of_its_own() {
+        let mut strings: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        strings.sort_unstable();
+        strings.dedup();
+        assert_eq!(strings.len(), Code::ALL.len());
+    }
+
+    #[test]
+    fn a_boundary_error_answers_with_its_code_and_its_message() {
+        let e: ApiError = ReadError::ServiceNotFound("nope".into()).into();
+        assert_eq!(e.code.status(), StatusCode::NOT_FOUND);
+        assert_eq!(e.to_string(), r#"service_not_found: no service "nope""#);
+        let e = ApiError::from_intake(IntakeError::Write(WriteError::QueueFull), 2);
+        assert_eq!((e.code, e.retry_after_secs), (Code::Overloaded, Some(2)));
     }
 }

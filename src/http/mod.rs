@@ -22,7 +22,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use ipnet::IpNet;
 
-pub use self::error::{ApiError, Code};
+pub use self::error::{ApiError, Code, ErrorCode};
 use crate::config::Settings;
 use crate::domain::Registry;
 use crate::intake::{Intake, RateLimiter};

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use super::{ApiError, AppState, Code};
+use super::{ApiError, AppState, ErrorCode};
 use crate::store::Store;
 
 pub async fn healthz() -> HttpResponse {
@@ -19,7 +19,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         Err(e) => {
             state.metrics.store_error("ping", &e);
             Err(ApiError::new(
-                Code::StoreUnavailable,
+                e.code(),
                 format!("the {} store is not reachable", state.store.kind()),
             )
             .with("store", json!(state.store.kind())))

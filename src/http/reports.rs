@@ -65,24 +65,13 @@ pub async fn post_report(
         _ => handle(&req, &mut payload, &state, addr).await,
     };
     if let Err(e) = &result {
-        // Rejections the intake itself did not see (limit, body, type, header).
-        if !matches!(
-            e.code,
-            Code::UnknownService
-                | Code::ProblemNotAllowed
-                | Code::InvalidCountry
-                | Code::ClientIdTooLong
-                | Code::Overloaded
-                | Code::StoreUnavailable
-                | Code::IdempotencyKeyReused
-                | Code::IdempotencyKeyInFlight
-        ) {
-            state
-                .metrics
-                .reports_rejected
-                .with_label_values(&[e.code.as_str()])
-                .inc();
-        }
+        // Every refusal, the intake's and those before it (limit, body,
+        // type, header), under its code.
+        state
+            .metrics
+            .reports_rejected
+            .with_label_values(&[e.code.as_str()])
+            .inc();
     }
     let Some(Ok(allowance) | Err(allowance)) = allowance else {
         return result;

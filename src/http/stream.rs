@@ -26,7 +26,7 @@ use crate::domain::Anomaly;
 use crate::intake::limiter::source_key;
 use crate::read::Filter;
 use crate::store::{AnyStore, FeedEvent, FeedStore, parse_event_id};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, store_failed};
 
 /// Events read from the store per round trip.
 const READ_BATCH: usize = 500;
@@ -110,13 +110,17 @@ async fn follow(
                 tracing::info!("feed events readable again");
             }
             Ok(()) => {}
-            Err(e) => {
-                metrics.store_error("events_after", &e);
-                if !failing {
-                    failing = true;
-                    tracing::warn!(error = %e, "feed events unavailable; streams wait");
-                }
+            // Logged when it starts, counted at every poll.
+            Err(e) if !failing => {
+                failing = true;
+                store_failed!(
+                    metrics,
+                    "events_after",
+                    &e,
+                    "feed events unavailable; streams wait"
+                );
             }
+            Err(e) => metrics.store_error("events_after", &e),
         }
     }
 }

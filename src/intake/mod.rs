@@ -107,18 +107,12 @@ impl Intake {
         origin: Origin<'_>,
     ) -> Result<Accepted, IntakeError> {
         let result = self.submit_inner(raw, origin).await;
-        match &result {
-            Ok(accepted) => {
-                self.metrics.reports_accepted.inc();
-                if accepted.counted {
-                    self.metrics.reports_counted.inc();
-                }
+        // A refusal is counted by whoever answers it, under its code.
+        if let Ok(accepted) = &result {
+            self.metrics.reports_accepted.inc();
+            if accepted.counted {
+                self.metrics.reports_counted.inc();
             }
-            Err(e) => self
-                .metrics
-                .reports_rejected
-                .with_label_values(&[reason(e)])
-                .inc(),
         }
         result
     }
@@ -205,18 +199,4 @@ fn fingerprint(parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
     }
     hasher.finalize().to_hex()[..32].to_string()
-}
-
-/// The stable code of a failure, also its metric label.
-pub fn reason(e: &IntakeError) -> &'static str {
-    match e {
-        IntakeError::Invalid(ReportError::UnknownService(_)) => "unknown_service",
-        IntakeError::Invalid(ReportError::ProblemNotAllowed { .. }) => "problem_not_allowed",
-        IntakeError::Invalid(ReportError::InvalidCountry(_)) => "invalid_country",
-        IntakeError::Invalid(ReportError::ClientIdTooLong { .. }) => "client_id_too_long",
-        IntakeError::Write(WriteError::QueueFull) => "overloaded",
-        IntakeError::Write(WriteError::TimedOut | WriteError::Unavailable) => "store_unavailable",
-        IntakeError::IdempotencyKeyReused => "idempotency_key_reused",
-        IntakeError::IdempotencyKeyInFlight => "idempotency_key_in_flight",
-    }
 }

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::store::{AnyStore, Receipt, ReportWrite, Store, StoreError};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, store_failed};
 
 #[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum WriteError {
@@ -151,8 +151,13 @@ async fn run(
             let answer = receipt.map_err(|err| {
                 failures += 1;
                 if failures == 1 {
-                    metrics.store_error("record", &err);
-                    tracing::warn!(error = %err, reports = batch.len(), "group commit failed");
+                    store_failed!(
+                        metrics,
+                        "record",
+                        &err,
+                        reports = batch.len(),
+                        "group commit failed"
+                    );
                 }
                 match err {
                     StoreError::Timeout => WriteError::TimedOut,

@@ -21,7 +21,7 @@ use self::cache::TtlCache;
 use crate::config::{ApiSettings, WebSettings};
 use crate::domain::{Anomaly, Company, Registry, Service, Status};
 use crate::store::{AnyStore, FeedStore, Retention, Store, StoreError};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, store_failed};
 
 pub use self::breakdown::Breakdown;
 pub use self::feed::{Filter, parse_cursor};
@@ -161,8 +161,7 @@ impl Reader {
 
     /// Logs and counts a store failure of `op`; what the reader is told.
     pub fn unavailable(&self, op: &str, e: StoreError) -> ReadError {
-        self.metrics.store_error(op, &e);
-        tracing::warn!(error = %e, op, "store read failed");
+        store_failed!(self.metrics, op, &e, "store read failed");
         ReadError::Unavailable {
             retry_after_secs: self.retry_after_secs,
         }
@@ -220,8 +219,12 @@ impl Reader {
         match loaded {
             Ok(counts) => counts.iter().copied().map(Some).collect(),
             Err(e) => {
-                self.metrics.store_error("minute_totals", &e);
-                tracing::warn!(error = %e, "recent counts unavailable");
+                store_failed!(
+                    self.metrics,
+                    "minute_totals",
+                    &e,
+                    "recent counts unavailable"
+                );
                 vec![None; services.len()]
             }
         }
@@ -250,8 +253,12 @@ impl Reader {
         match loaded {
             Ok(open) => Some(open),
             Err(e) => {
-                self.metrics.store_error("open_anomalies", &e);
-                tracing::warn!(error = %e, "open incidents unavailable");
+                store_failed!(
+                    self.metrics,
+                    "open_anomalies",
+                    &e,
+                    "open incidents unavailable"
+                );
                 None
             }
         }

@@ -12,7 +12,8 @@ use super::pages::Page;
 use super::{HTML, PageError, cached, render};
 
 /// The document; `tests/api/web.rs` checks that it validates and lists
-/// every route the server answers.
+/// every route the server answers, the test below that its `Problem.code`
+/// lists every error code.
 pub const OPENAPI: &str = include_str!("assets/openapi.json");
 
 pub struct Parameter {
@@ -148,6 +149,7 @@ pub async fn docs(req: HttpRequest) -> Result<HttpResponse, PageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::Code;
 
     #[test]
     fn the_document_parses_into_sections_of_operations() {
@@ -174,5 +176,21 @@ mod tests {
                 .iter()
                 .any(|p| p.name == "Idempotency-Key")
         );
+    }
+
+    #[test]
+    fn every_error_code_is_documented_and_no_other() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        let mut documented: Vec<&str> =
+            doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
+                .as_array()
+                .expect("Problem.code is an enum")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+        let mut codes: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        documented.sort_unstable();
+        codes.sort_unstable();
+        assert_eq!(documented, codes);
     }
 }

@@ -226,11 +226,11 @@ struct ErrorPage<'a> {
 
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
-        self.0.code.describe().0
+        self.0.code.status()
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (status, _, title) = self.0.code.describe();
+        let (status, title) = (self.0.code.status(), self.0.code.title());
         let page = ErrorPage {
             page: pages::Page::new(title, 0),
             status: status.as_u16(),

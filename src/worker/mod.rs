@@ -35,7 +35,7 @@ use crate::domain::anomaly::{Anomaly, AnomalyStatus};
 use crate::store::{
     AnomalyRecord, AnyStore, ExpectedMinute, FeedStore, Lease, ServiceCommit, StoreResult,
 };
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, store_failed};
 
 /// What the worker keeps of a service in the store between ticks.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -137,9 +137,8 @@ impl Worker {
                 break;
             }
             let now = chrono::Utc::now().timestamp();
-            if let Err(e) = self.step(now).await {
-                tracing::warn!(error = %e, worker = %self.id, "detection tick failed; retrying next tick");
-            }
+            // The next tick retries.
+            let _ = self.step(now).await;
         }
         let held: Vec<&str> = self.cache.keys().map(String::as_str).collect();
         if let Err(e) = self.store.release_leases(&held, &self.id).await {
@@ -148,7 +147,8 @@ impl Worker {
     }
 
     /// One tick at `now` (Unix seconds): judges every completed minute not
-    /// yet judged, for every service this worker holds.
+    /// yet judged, for every service this worker holds. A failed tick is
+    /// logged and counted here.
     pub async fn step(&mut self, now: i64) -> StoreResult<TickReport> {
         let started = std::time::Instant::now();
         if let Some(down) = self.store_down_since {
@@ -183,7 +183,13 @@ impl Worker {
                 self.cache.clear();
                 self.store_down_since.get_or_insert(now);
                 self.metrics.worker_tick_failures.inc();
-                self.metrics.store_error("worker_tick", e);
+                store_failed!(
+                    self.metrics,
+                    "worker_tick",
+                    e,
+                    worker = %self.id,
+                    "detection tick failed; retrying next tick"
+                );
             }
         }
         result
