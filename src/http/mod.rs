@@ -12,6 +12,7 @@ pub mod stream;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -239,6 +240,9 @@ pub fn client_addr(req: &HttpRequest, proxies: &[IpNet]) -> IpAddr {
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip().to_canonical());
     let trusted = |ip: &IpAddr| proxies.iter().any(|p| p.contains(ip));
     if !trusted(&peer) {
+        if req.headers().contains_key("x-forwarded-for") && is_local(&peer) {
+            warn_of_an_untrusted_proxy();
+        }
         return peer;
     }
     // Walk back from the nearest hop: each trusted proxy appended the
@@ -263,6 +267,44 @@ pub fn client_addr(req: &HttpRequest, proxies: &[IpNet]) -> IpAddr {
         }
     }
     client
+}
+
+/// A private, loopback or link-local address: where a reverse proxy in
+/// front of outagewatch sits, and no client on the internet does.
+fn is_local(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local() || v6.is_unicast_link_local(),
+    }
+}
+
+/// Unix seconds of the last warning of an untrusted proxy (0: none yet).
+static UNTRUSTED_PROXY_WARNED: AtomicI64 = AtomicI64::new(0);
+
+/// A proxy left out of `http.trusted_proxies` makes every report its own
+/// network's, and one network counts at most `intake.max_counted_per_network`
+/// reports per service and hour: nothing could open an incident, silently.
+/// So say so, at most once an hour (without the address: logs carry none).
+fn warn_of_an_untrusted_proxy() {
+    let now = chrono::Utc::now().timestamp();
+    if once_an_hour(&UNTRUSTED_PROXY_WARNED, now) {
+        tracing::warn!(
+            "a request from a private or loopback address carried X-Forwarded-For, and that \
+             address is not in http.trusted_proxies: if it is a reverse proxy, add it, or every \
+             report counts as the proxy's one network (at most intake.max_counted_per_network \
+             per service and hour)"
+        );
+    }
+}
+
+/// True when `last` (Unix seconds) is an hour or more before `now`, and
+/// then `now` becomes the last time.
+fn once_an_hour(last: &AtomicI64, now: i64) -> bool {
+    let before = last.load(Ordering::Relaxed);
+    now - before >= 3600
+        && last
+            .compare_exchange(before, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// An X-Forwarded-For entry's address: bare, or with a port as some
@@ -291,6 +333,27 @@ mod tests {
             req = req.append_header(("x-forwarded-for", *line));
         }
         client_addr(&req.to_http_request(), &proxies).to_string()
+    }
+
+    /// The warning of a proxy left untrusted is for private peers (where
+    /// proxies sit), once an hour, not for every request.
+    #[test]
+    fn an_untrusted_proxy_is_told_once_an_hour() {
+        for (peer, local) in [
+            ("10.1.2.3", true),
+            ("192.168.0.9", true),
+            ("127.0.0.1", true),
+            ("fd00::1", true),
+            ("198.51.100.7", false),
+            ("2001:db8::1", false),
+        ] {
+            assert_eq!(is_local(&peer.parse().unwrap()), local, "{peer}");
+        }
+        let last = AtomicI64::new(0);
+        let t = 1_800_000_000;
+        assert!(once_an_hour(&last, t));
+        assert!(!once_an_hour(&last, t + 3599));
+        assert!(once_an_hour(&last, t + 3600));
     }
 
     #[test]
