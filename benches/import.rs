@@ -143,13 +143,7 @@ fn main() -> anyhow::Result<()> {
     }
     let command =
         format!("BENCH_IMPORT_RUNS={runs} BENCH_IMPORT_LINES={lines} cargo bench --bench import");
-    println!("outagewatch import benchmark");
-    println!("  reproduce: {command}");
-    println!("  {}", support::machine_summary().replace('\n', "\n  "));
-    println!(
-        "  date: {}",
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    );
+    support::print_header("import", &command);
 
     let redis = RedisServer::start_on_tcp()?;
     let mut settings = outagewatch::config::Settings::defaults();

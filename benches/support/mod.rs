@@ -1,7 +1,8 @@
 //! Shared by the benches: a throwaway `redis-server` on a free loopback TCP
 //! port (the tests' own, `tests/support/redis_server.rs`), servers on their own actix system thread (as `main.rs` runs them),
 //! a tiny HTTP GET, Prometheus text parsing, Redis `INFO commandstats` and
-//! per-thread CPU accounting from `/proc`.
+//! per-thread CPU accounting from `/proc`, and a report's first lines (the
+//! command, the machine, the date).
 //!
 //! Each bench uses a subset of this module.
 #![allow(dead_code)]
@@ -383,6 +384,18 @@ pub fn machine_summary() -> String {
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
     format!("nproc={nproc}, CPU: {model}\n{redis}")
+}
+
+/// The first lines of a load benchmark's report: its name, the command that
+/// reproduces the run, the machine and the date.
+pub fn print_header(bench: &str, command: &str) {
+    println!("outagewatch {bench} benchmark");
+    println!("  reproduce: {command}");
+    println!("  {}", machine_summary().replace('\n', "\n  "));
+    println!(
+        "  date: {}",
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
 }
 
 pub fn percentile(sorted: &[u32], p: f64) -> u32 {

@@ -1,18 +1,18 @@
 //! The pages in a real headless Chromium, driven over WebDriver by
 //! chromedriver (Debian's `chromium` and `chromium-driver`, which the README's
-//! test command installs). The driver is started per test on its own port,
-//! with its own profile directory, and killed on drop.
+//! test command installs) through `fantoccini`. The driver is started per
+//! test on its own port, with its own profile directory, and killed on drop.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
 use crate::fixtures::spike;
 use crate::helpers::{TestApp, eventually};
-
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 struct Driver {
     child: Child,
@@ -33,9 +33,9 @@ impl Drop for Driver {
 }
 
 struct Browser {
-    http: reqwest::Client,
-    session: String,
-    driver: Driver,
+    client: Client,
+    // Dropped after the client: the session ends with the driver.
+    _driver: Driver,
 }
 
 fn free_port() -> u16 {
@@ -68,6 +68,8 @@ impl Browser {
             url: format!("http://127.0.0.1:{port}"),
             _profile: profile,
         };
+        // A WebDriver client needs a session, so readiness is asked the
+        // plain way: GET /status until the driver says it is ready.
         let http = reqwest::Client::new();
         let status_url = format!("{}/status", driver.url);
         eventually(
@@ -80,123 +82,71 @@ impl Browser {
             },
         )
         .await;
-        let caps = json!({"capabilities": {"alwaysMatch": {
+        let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                          "--window-size=1100,1500", format!("--user-data-dir={}", driver._profile.path().display())]
             }
-        }}});
-        let created: Value = http
-            .post(format!("{}/session", driver.url))
-            .json(&caps)
-            .send()
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!("capabilities are an object")
+        };
+        // chromedriver is on 127.0.0.1: plain HTTP, no TLS.
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&driver.url)
             .await
-            .expect("new session")
-            .json()
-            .await
-            .expect("session answer");
-        let session = created["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no session: {created}"))
-            .to_string();
+            .unwrap_or_else(|e| panic!("new session: {e}"));
         Browser {
-            http,
-            session,
-            driver,
+            client,
+            _driver: driver,
         }
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let url = format!("{}/session/{}{path}", self.driver.url, self.session);
-        let mut request = self.http.request(method, url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let answer: Value = request
-            .send()
-            .await
-            .expect("webdriver")
-            .json()
-            .await
-            .expect("webdriver json");
-        answer["value"].clone()
     }
 
     async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
-            .await;
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("goto {url}: {e}"));
     }
 
     /// Runs a script in the page; its result.
     async fn script(&self, js: &str) -> Value {
-        self.call(
-            reqwest::Method::POST,
-            "/execute/sync",
-            Some(json!({"script": js, "args": []})),
-        )
-        .await
+        self.client
+            .execute(js, Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("script {js}: {e}"))
     }
 
+    /// The `textContent` of the first match, empty when none matches (read
+    /// in one script, so a re-render between finding and reading cannot
+    /// leave a stale element).
     async fn text(&self, css: &str) -> String {
-        let js = format!(
-            "const e = document.querySelector({}); return e ? e.textContent : null;",
-            json!(css)
-        );
-        self.script(&js)
+        let js = "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;";
+        self.client
+            .execute(js, vec![json!(css)])
             .await
+            .unwrap_or_else(|e| panic!("text of {css}: {e}"))
             .as_str()
             .unwrap_or_default()
             .to_string()
     }
 
     async fn click(&self, css: &str) {
-        let found = self
-            .call(
-                reqwest::Method::POST,
-                "/element",
-                Some(json!({"using": "css selector", "value": css})),
-            )
-            .await;
-        let id = found[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {css}: {found}"))
-            .to_string();
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{id}/click"),
-            Some(json!({})),
-        )
-        .await;
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
+    /// The page as PNG bytes.
     async fn screenshot(&self) -> Vec<u8> {
-        use base64_decode::decode;
-        let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
-        decode(png.as_str().expect("base64 png"))
-    }
-}
-
-/// Standard base64, enough for a screenshot.
-mod base64_decode {
-    pub fn decode(text: &str) -> Vec<u8> {
-        let value = |c: u8| match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            _ => 63,
-        };
-        let bytes: Vec<u8> = text.bytes().filter(|c| *c != b'=').collect();
-        let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-        for chunk in bytes.chunks(4) {
-            let v: Vec<u32> = chunk.iter().map(|c| u32::from(value(*c))).collect();
-            let n = v.iter().fold(0u32, |acc, x| (acc << 6) | x) << (6 * (4 - v.len()));
-            let take = v.len() - 1;
-            out.extend_from_slice(&n.to_be_bytes()[1..1 + take]);
-        }
-        out
+        self.client.screenshot().await.expect("screenshot")
     }
 }
 
