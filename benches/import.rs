@@ -151,7 +151,7 @@ fn main() -> anyhow::Result<()> {
     settings.http.workers = 1;
     settings.store.redis_url = redis.url();
     settings.admin.token = ADMIN_TOKEN.into();
-    settings.intake.reporter_secret = "x".into();
+    settings.intake.reporter_secret = "bench-reporter-secret".into();
     let flush_lines = settings.import.flush_lines;
     let ow = ServerThread::outagewatch(settings)?;
 

@@ -160,7 +160,7 @@ fn main() -> anyhow::Result<()> {
     let server = |cache_ms: u64| -> anyhow::Result<ServerThread> {
         let mut s = Settings::defaults();
         s.store.redis_url = redis.url();
-        s.intake.reporter_secret = "bench".into();
+        s.intake.reporter_secret = "bench-reporter-secret".into();
         s.http.bind = "127.0.0.1:0".into();
         s.http.workers = 2;
         s.intake.rate_limit_per_minute = 0;

@@ -103,7 +103,7 @@ fn main() -> anyhow::Result<()> {
     settings.http.workers = 1;
     settings.store.redis_url = redis.url();
     settings.admin.token = "bench-admin-token".into();
-    settings.intake.reporter_secret = "x".into();
+    settings.intake.reporter_secret = "bench-reporter-secret".into();
     // All load comes from 127.0.0.1; the per-address limit would cap it.
     settings.intake.rate_limit_per_minute = 0;
     // The load speaks for many networks through X-Forwarded-For.

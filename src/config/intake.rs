@@ -16,7 +16,8 @@ pub struct IntakeSettings {
     pub max_idempotency_key_len: usize,
     /// How long a stored answer is replayed to retries with the same key.
     pub idempotency_ttl_secs: u64,
-    /// Key material of the reporter hash; empty means random per process.
+    /// Key material of the reporter and network hashes; empty means random
+    /// per process, else at least 16 characters besides spaces.
     pub reporter_secret: String,
     /// Reports waiting for the group-commit writer before intake answers 503.
     pub queue_capacity: usize,
@@ -41,6 +42,9 @@ pub struct IntakeSettings {
     pub max_counted_per_network: u64,
 }
 
+/// Shortest `intake.reporter_secret` accepted.
+const MIN_SECRET_CHARS: usize = 16;
+
 impl IntakeSettings {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         all_positive(&[
@@ -64,6 +68,18 @@ impl IntakeSettings {
                     format!("must be a prefix length from {min} to {max} bits"),
                 ));
             }
+        }
+        // It keys the hash of addresses and networks: one short enough to
+        // guess lets whoever reads the store try every IPv4 /24 against it.
+        let secret = self.reporter_secret.chars().filter(|c| !c.is_whitespace());
+        if !self.reporter_secret.is_empty() && secret.count() < MIN_SECRET_CHARS {
+            return Err(invalid(
+                "intake.reporter_secret",
+                format!(
+                    "must be empty (a random key of the process) or at least \
+                     {MIN_SECRET_CHARS} characters besides spaces"
+                ),
+            ));
         }
         if self.max_batch > 4096 {
             // One Lua call takes the batch of a service as arguments; Lua's

@@ -238,6 +238,10 @@ mod tests {
                 "intake.max_counted_per_network",
             ),
             (
+                &[("OUTAGEWATCH_INTAKE__REPORTER_SECRET", "  short secret  ")],
+                "intake.reporter_secret",
+            ),
+            (
                 &[("OUTAGEWATCH_STORE__REDIS_URL", "mysql://x")],
                 "store.redis_url",
             ),

@@ -91,7 +91,10 @@ mod tests {
             None,
             env(&[
                 ("OUTAGEWATCH_ADMIN__TOKEN", "s3cret-token"),
-                ("OUTAGEWATCH_INTAKE__REPORTER_SECRET", "pepper-secret"),
+                (
+                    "OUTAGEWATCH_INTAKE__REPORTER_SECRET",
+                    "pepper-secret-of-16+",
+                ),
                 (
                     "OUTAGEWATCH_STORE__REDIS_URL",
                     "redis://app:hunter2@10.0.0.5:6379/2",
@@ -102,7 +105,7 @@ mod tests {
         )
         .unwrap();
         let printed = s.to_redacted_toml();
-        for secret in ["s3cret-token", "pepper-secret", "hunter2"] {
+        for secret in ["s3cret-token", "pepper-secret-of-16+", "hunter2"] {
             assert!(!printed.contains(secret), "{printed}");
         }
         for note in [

@@ -63,7 +63,7 @@ pub fn test_settings(redis_url: Option<&str>) -> Settings {
     settings.http.workers = 2;
     settings.store.redis_url = redis_url.unwrap_or("").into();
     settings.admin.token = ADMIN_TOKEN.into();
-    settings.intake.reporter_secret = "test-secret".into();
+    settings.intake.reporter_secret = "test-reporter-secret".into();
     // Every test client is 127.0.0.1: the per-address limit would cap the
     // load tests. `intake::one_address_past_its_burst_gets_429...` turns it on.
     settings.intake.rate_limit_per_minute = 0;
