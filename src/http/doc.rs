@@ -26,10 +26,16 @@ pub struct Problem {
 }
 
 /// `Problem.code`: every code of the table, and no other.
-fn code_schema() -> impl Into<RefOr<Schema>> {
+fn code_schema() -> RefOr<Schema> {
+    one_of(Code::ALL.iter().map(|c| c.as_str()))
+}
+
+/// A string that is one of `values`.
+pub fn one_of<'a>(values: impl IntoIterator<Item = &'a str>) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(SchemaType::Type(Type::String))
-        .enum_values(Some(Code::ALL.iter().map(|c| c.as_str())))
+        .enum_values(Some(values))
+        .into()
 }
 
 /// Writes problem+json answers for the document: `Name, status,

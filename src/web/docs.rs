@@ -308,6 +308,28 @@ mod tests {
     }
 
     #[test]
+    fn every_reference_in_the_document_resolves() {
+        fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+            match v {
+                Value::Object(m) => {
+                    out.extend(m.get("$ref").and_then(Value::as_str));
+                    m.values().for_each(|x| refs(x, out));
+                }
+                Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+                _ => {}
+            }
+        }
+        let doc: Value = serde_json::from_str(&OPENAPI).expect("the document is JSON");
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(found.len() > 10);
+        for r in found {
+            let pointer = r.strip_prefix('#').expect("a local reference");
+            assert!(doc.pointer(pointer).is_some(), "{r} resolves");
+        }
+    }
+
+    #[test]
     fn every_error_code_is_documented_and_no_other() {
         let doc: Value = serde_json::from_str(&OPENAPI).expect("the document is JSON");
         let mut documented: Vec<&str> =

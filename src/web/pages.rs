@@ -13,7 +13,7 @@ use super::chart;
 use super::{HTML, PageError, Pages, cached, render, shared_html};
 use crate::domain::time::now_minute;
 use crate::domain::{Anomaly, Problem, Service, Share, Status};
-use crate::http::doc::{CompanyId, NotModified};
+use crate::http::doc::{CompanyId, NotModified, one_of};
 use crate::http::{ApiError, AppState, Code};
 use crate::read::{self, Filter, Recent, Span, parse_cursor, status_of};
 use crate::store::FeedRange;
@@ -370,14 +370,6 @@ struct AnyStatus;
 
 /// The feed page's `severity`: the API's, or empty.
 struct AnySeverity;
-
-/// A string of `values`.
-fn one_of(values: [&str; 3]) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::Type::String)
-        .enum_values(Some(values))
-        .into()
-}
 
 impl utoipa::PartialSchema for AnyStatus {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
