@@ -5,10 +5,11 @@
 //! quote them ("~200 reports", "14x"), because journalists copy headlines.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::Status;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AnomalyStatus {
     Open,
@@ -16,7 +17,7 @@ pub enum AnomalyStatus {
 }
 
 /// A share of the incident's reports.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Share {
     pub name: String,
     pub count: u64,
@@ -24,7 +25,7 @@ pub struct Share {
 }
 
 /// The company-wide event an incident belongs to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Group {
     pub id: String,
     pub company: String,
@@ -34,58 +35,75 @@ pub struct Group {
 }
 
 /// One minute of an incident's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TimelinePoint {
+    #[schema(format = DateTime)]
     pub t: String,
     pub reports: u64,
     pub expected: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Anomaly {
+    #[schema(example = "whatsapp-20240305T1502Z")]
     pub id: String,
     pub service: String,
     pub company: String,
     pub status: AnomalyStatus,
     /// `possible` or `problem`.
+    #[schema(schema_with = severity_schema)]
     pub severity: Status,
+    #[schema(format = DateTime)]
     pub started_at: String,
+    #[schema(format = DateTime)]
     pub peak_at: String,
-    /// Reports in the busiest minute, at `peak_at`.
+    /// Reports in the busiest minute, at peak_at
     #[serde(default)]
     pub peak_reports: u64,
+    #[schema(format = DateTime, required = true)]
     pub ended_at: Option<String>,
-    /// Reports counted since the start.
+    /// Reports counted during the incident
     pub reports: u64,
-    /// Reports expected over the same minutes.
+    /// Reports expected over the same minutes
     pub baseline: f64,
     pub ratio: f64,
     /// The strongest calibrated p-value seen.
     pub p_value: f64,
-    /// Distinct reporters in the hit window (the window the detector's
-    /// floor counts) with the most distinct networks; 0 in documents stored
-    /// before.
+    /// The most distinct reporters counted in one window that was a hit (the window the detector's floor counts).
+    // 0 in documents stored before.
     #[serde(default)]
+    #[schema(required = true)]
     pub distinct_reporters: u64,
-    /// The distinct networks (IPv4 /24, IPv6 /48 by default) of that
-    /// window: what one client cannot multiply.
+    /// The most distinct networks (IPv4 /24, IPv6 /48 by default: intake.network_prefix_v4/_v6) those reporters came from, in such a window. The detector needs detect.min_networks of them; one client cannot multiply networks as it can client_ids.
     #[serde(default)]
+    #[schema(required = true)]
     pub distinct_networks: u64,
     pub top_problems: Vec<Share>,
     pub top_countries: Vec<Share>,
     pub headline: String,
-    /// Separate bursts this entry stands for: 1 for an outage; more when
-    /// later bursts of its kind reopened it, each after a break longer than
-    /// a relapse (a pattern taking hold is one entry, "recurring bursts
-    /// since ...", not a headline per burst).
+    /// Separate bursts this entry stands for: 1 for an outage; more when later bursts of its kind reopened it, each within a day of the last resolution and after a break longer than a relapse (reopen_mins). The headline then reads "recurring bursts since ..., N so far: ~R reports, Kx the usual ~E", its figures over the bursts' minutes
+    // A pattern taking hold is one entry, not a headline per burst.
     #[serde(default = "default_bursts")]
+    #[schema(minimum = 1, required = true)]
     pub bursts: u32,
+    #[schema(required = true)]
     pub group: Option<Group>,
     /// Unix seconds, for ordering and filters.
     pub started_unix: i64,
     pub updated_unix: i64,
+    /// Only on GET /api/v1/anomalies/{id}
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<TimelinePoint>,
+}
+
+/// An incident's [`Status`]: never `ok`.
+pub fn severity_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .enum_values(Some(
+            [Status::Possible, Status::Problem].map(Status::as_str),
+        ))
+        .build()
 }
 
 fn default_bursts() -> u32 {

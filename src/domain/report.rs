@@ -1,17 +1,25 @@
 //! A user's problem report as it arrives, and its validation against the registry.
 
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::{Country, Problem, Registry, Service};
 
 /// The body of `POST /api/v1/reports`, as JSON or as an HTML form.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(as = ReportRequest)]
 pub struct RawReport {
+    #[schema(example = "whatsapp", min_length = 1)]
     pub service: String,
+    #[schema(inline, value_type = Problem)]
     pub problem: String,
+    /// ISO 3166-1 alpha-2, any case; empty: none
     #[serde(default)]
+    #[schema(value_type = String, example = "BR", pattern = r"^\s*([A-Za-z]{2})?\s*$")]
     pub country: Option<String>,
+    /// The reporter's id (the page's cookie), at most intake.max_client_id_len (128) bytes; empty: none
     #[serde(default)]
+    #[schema(value_type = String, max_length = 128)]
     pub client_id: Option<String>,
 }
 

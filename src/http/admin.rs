@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use super::doc::{BadRequest, PayloadTooLarge, Problem, Unavailable, UnsupportedMediaType};
 use super::{ApiError, AppState, Code, ErrorCode, content_length, next_chunk};
 use crate::import::{LineRules, LineSplitter};
 use crate::store::{FeedStore, ImportRow, Store};
@@ -122,6 +123,45 @@ async fn announce_import(state: &AppState) {
     }
 }
 
+/// What an import read.
+// Fields in the order of their names, as the answer (a `json!`) has them.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ImportSummary {
+    accepted: u64,
+    rejected: Vec<Rejected>,
+    rejected_count: u64,
+    reports: u64,
+}
+
+/// A line the import refused.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Rejected {
+    line: u64,
+    reason: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/import",
+    tag = "admin",
+    operation_id = "importHistory",
+    summary = "Import history",
+    description = "NDJSON lines `{\"service\",\"at\",\"count\",\"problem\"?,\"country\"?}`; the answer lists rejected lines.",
+    request_body(content = String, content_type = "application/x-ndjson"),
+    responses(
+        (status = 200, description = "Import result", body = ImportSummary),
+        BadRequest,
+        (status = 401, description = "Missing or wrong bearer token (`unauthorized`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Admin endpoints are disabled: no token configured (`admin_disabled`)", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive within http.body_timeout_secs (`body_timeout`); for an import, a pause between chunks longer than that, with the summary of what was read", body = Problem, content_type = "application/problem+json"),
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        Unavailable
+    ),
+    security(("bearer" = []))
+)]
 pub async fn import(
     req: HttpRequest,
     mut payload: web::Payload,

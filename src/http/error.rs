@@ -47,7 +47,7 @@ macro_rules! codes {
 }
 
 // The `code` strings are the API's contract and the OpenAPI document's
-// `Problem.code` enum (`web/docs.rs` checks the two agree): add a line,
+// `Problem.code` enum (generated from `Code::ALL` in `http/doc.rs`): add a line,
 // never rename one.
 codes! {
     MalformedBody => BAD_REQUEST, "malformed_body", "Malformed request body";

@@ -4,9 +4,11 @@
 pub mod admin;
 pub mod anomalies;
 pub mod connections;
+pub mod doc;
 pub mod error;
 pub mod ops;
 pub mod reports;
+pub mod route;
 pub mod services;
 pub mod stream;
 
@@ -24,6 +26,7 @@ use futures_util::StreamExt;
 use ipnet::IpNet;
 
 pub use self::error::{ApiError, Code, ErrorCode};
+pub use self::route::Route;
 use crate::config::Settings;
 use crate::domain::Registry;
 use crate::intake::{Intake, RateLimiter};
@@ -48,32 +51,34 @@ pub struct AppState {
     pub hub: stream::Hub,
 }
 
+/// The API's routes, each documented by its handler's `#[utoipa::path]`
+/// (see [`route`]).
+pub fn table() -> Vec<Route> {
+    vec![
+        Route::of::<reports::__path_post_report>().to(reports::post_report),
+        Route::of::<services::__path_list>().to(services::list),
+        Route::of::<services::__path_one>().to(services::one),
+        Route::of::<services::__path_series>().to(services::series),
+        Route::of::<services::__path_breakdown>().to(services::breakdown),
+        Route::of::<services::__path_history_csv>().to(services::history_csv),
+        Route::of::<services::__path_companies>().to(services::companies),
+        Route::of::<services::__path_company>().to(services::company),
+        Route::of::<anomalies::__path_list>().to(anomalies::list),
+        // Before `/anomalies/{id}`, which would take `stream` for an id.
+        Route::of::<stream::__path_stream>().to(stream::stream),
+        Route::of::<anomalies::__path_one>().to(anomalies::one),
+        Route::of::<admin::__path_import>().to(admin::import),
+        Route::of::<ops::__path_healthz>().to(ops::healthz),
+        Route::of::<ops::__path_readyz>().to(ops::readyz),
+        Route::of::<ops::__path_metrics>().to(ops::metrics),
+    ]
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz))
-        .route("/metrics", web::get().to(ops::metrics))
-        .service(
-            web::scope("/api/v1")
-                .route("/reports", web::post().to(reports::post_report))
-                .route("/services", web::get().to(services::list))
-                .route("/services/{id}", web::get().to(services::one))
-                .route("/services/{id}/series", web::get().to(services::series))
-                .route(
-                    "/services/{id}/breakdown",
-                    web::get().to(services::breakdown),
-                )
-                .route(
-                    "/services/{id}/history.csv",
-                    web::get().to(services::history_csv),
-                )
-                .route("/anomalies", web::get().to(anomalies::list))
-                .route("/anomalies/stream", web::get().to(stream::stream))
-                .route("/anomalies/{id}", web::get().to(anomalies::one))
-                .route("/companies", web::get().to(services::companies))
-                .route("/companies/{id}", web::get().to(services::company))
-                .route("/admin/import", web::post().to(admin::import)),
-        )
-        .default_service(web::to(not_found));
+    for route in table() {
+        route.register(cfg);
+    }
+    cfg.default_service(web::to(not_found));
 }
 
 /// No route answered: 405 where the path is served with another method
@@ -220,6 +225,16 @@ pub fn wants_html(headers: &header::HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"))
+}
+
+/// 200 with `body` as JSON, its object keys sorted (through a `Value`), as
+/// the API's answers built with `json!` always had them.
+pub fn sorted_json(body: impl serde::Serialize) -> Result<HttpResponse, ApiError> {
+    let body = serde_json::to_value(body).map_err(|e| {
+        tracing::error!(error = %e, "serializing an answer");
+        ApiError::new(Code::Internal, "internal error")
+    })?;
+    Ok(HttpResponse::Ok().json(body))
 }
 
 pub fn json_response(

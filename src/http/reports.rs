@@ -7,18 +7,24 @@ use std::time::Instant;
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
+use super::doc::{BadRequest, PayloadTooLarge, Problem, Unavailable, UnsupportedMediaType};
 use super::{
     ApiError, AppState, Code, client_addr, json_response, media_type, read_body, wants_html,
 };
 use crate::domain::RawReport;
 use crate::intake::{Accepted, Allowance, Origin};
 
-#[derive(Serialize)]
-struct AcceptedBody {
+/// The answer to a stored report.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Accepted)]
+pub struct AcceptedBody {
+    #[schema(format = Uuid)]
     id: String,
     service: String,
     counted: bool,
+    #[schema(format = DateTime)]
     bucket: String,
 }
 
@@ -38,6 +44,51 @@ enum BodyKind {
     Form,
 }
 
+/// The report's own header.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyKey {
+    /// A retried POST with the same key counts once and gets the first answer (within intake.idempotency_ttl_secs). The key is the reporter's own (another client's same key is another key) and bound to the report: the same key with another problem or country is 422 idempotency_key_reused; while the first is still being written, 409 idempotency_key_in_flight
+    #[param(
+        rename = "Idempotency-Key",
+        nullable = false,
+        pattern = r"^[\x21-\x7e]{1,128}$"
+    )]
+    key: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/reports",
+    tag = "reports",
+    operation_id = "postReport",
+    summary = "Report a problem with a service",
+    description = "Counts one report. 202 means the report is stored. A reporter's first report per service per dedup window counts, while its network (IPv4 /24, IPv6 /48) has counted fewer than intake.max_counted_per_network (5) for the service in the clock window of that length, counted from the Unix epoch (with the default hour, 14:00-15:00 UTC, ...); other reports are accepted with `counted: false`. An HTML form post from a browser (Accept: text/html) is answered 303 back to the status page. A post from another site's page (a browser's `Sec-Fetch-Site` or `Origin` says so) is refused with 403 and counts nothing; apps that post directly send neither header and are unaffected.",
+    params(IdempotencyKey),
+    request_body(content(
+        (RawReport = "application/json"),
+        (RawReport = "application/x-www-form-urlencoded")
+    )),
+    responses(
+        (status = 202, description = "Stored", body = AcceptedBody),
+        (status = 303, description = "Stored (form post from a page): back to the status page", headers(("Location" = String))),
+        BadRequest,
+        (status = 403, description = "A browser's post from another site's page (`cross_site`): `Sec-Fetch-Site` other than same-origin or none, or an `Origin` other than that of web.public_url (else the request's Host)", body = Problem, content_type = "application/problem+json"),
+        (status = 408, description = "The body did not arrive within http.body_timeout_secs (`body_timeout`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A request with the same Idempotency-Key is still being written (`idempotency_key_in_flight`); retry after Retry-After", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        (status = 422, description = "Report refused: unknown service, problem not offered by it, bad country, client_id too long, an Idempotency-Key first used for another report (`unknown_service`, `problem_not_allowed`, `invalid_country`, `client_id_too_long`, `idempotency_key_reused`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many reports from this address (`rate_limited`); see Retry-After and RateLimit-* headers", body = Problem, content_type = "application/problem+json", headers(
+            ("Retry-After" = u64, description = "Seconds to wait before retrying"),
+            ("RateLimit-Limit" = u64, description = "Burst size of the per-address limit"),
+            ("RateLimit-Remaining" = u64, description = "Reports left in the burst"),
+            ("RateLimit-Reset" = u64, description = "Seconds until the burst refills by one")
+        )),
+        Unavailable
+    )
+)]
 pub async fn post_report(
     req: HttpRequest,
     mut payload: web::Payload,

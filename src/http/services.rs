@@ -6,17 +6,21 @@ use std::collections::HashMap;
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
-use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, AppState, Code};
+use super::doc::{
+    BadRequest, CompanyId, CompanyNotFound, Limit, ServiceId, ServiceNotFound, Unavailable,
+};
+use super::{ApiError, AppState, Code, sorted_json};
 use crate::domain::time::now_minute;
-use crate::domain::{Company, Service, Share, Status};
+use crate::domain::{Anomaly, Company, Service, Share, Status};
 use crate::read::{self, OpenIncidents, Recent, Span, status_of};
 
 type Query = web::Query<HashMap<String, String>>;
 
 /// A service as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Service)]
 pub struct ServiceView<'a> {
     pub id: &'a str,
     pub name: &'a str,
@@ -26,9 +30,12 @@ pub struct ServiceView<'a> {
     pub problems: Vec<&'static str>,
     /// `ok`, `possible` or `problem` (the severity of the open incident);
     /// null when the store cannot answer.
+    #[schema(required = true)]
     pub status: Option<Status>,
     /// Counted reports in the last 15 minutes; null when the store is unreachable.
+    #[schema(required = true)]
     pub reports_15m: Option<u64>,
+    #[schema(required = true)]
     pub reports_24h: Option<u64>,
 }
 
@@ -48,7 +55,36 @@ impl<'a> ServiceView<'a> {
     }
 }
 
+/// The query of `GET /api/v1/services` (read as a map: the handler takes
+/// these names).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct ListQuery {
+    /// `next_cursor` of the previous page (the last service id it listed); empty: the first page
+    cursor: Option<String>,
+    category: Option<String>,
+}
+
+/// A page of services
+#[derive(Serialize, ToSchema)]
+pub struct ServicePage<'a> {
+    pub items: Vec<ServiceView<'a>>,
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
 /// `GET /api/v1/services?category&limit&cursor`, sorted by id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/services",
+    tag = "services",
+    operation_id = "listServices",
+    summary = "List services",
+    description = "Services sorted by id, with status and recent counts.",
+    params(Limit, ListQuery),
+    responses((status = 200, description = "A page of services", body = ServicePage), BadRequest)
+)]
 pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
     let limit = state
         .reader
@@ -79,10 +115,29 @@ pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpRespon
         .zip(counts)
         .map(|(s, c)| ServiceView::new(s, c, &open))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"items": items, "next_cursor": next_cursor})))
+    sorted_json(ServicePage { items, next_cursor })
+}
+
+/// A service with its open incident.
+#[derive(Serialize, ToSchema)]
+pub struct ServiceDetail<'a> {
+    #[serde(flatten)]
+    pub service: ServiceView<'a>,
+    #[schema(required = false)]
+    pub open_incident: Option<&'a Anomaly>,
 }
 
 /// `GET /api/v1/services/{id}`; ids and aliases in any case.
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{id}",
+    tag = "services",
+    operation_id = "getService",
+    summary = "One service",
+    description = "The service (id or alias, any case) with its status and open incident.",
+    params(ServiceId),
+    responses((status = 200, description = "The service", body = ServiceDetail), ServiceNotFound)
+)]
 pub async fn one(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -93,14 +148,11 @@ pub async fn one(
         state.reader.recent_counts(&one, Span::Day, now_minute()),
         state.reader.open_incidents()
     );
-    let view = ServiceView::new(service, counts[0], &open);
-    let mut body = serde_json::to_value(view).map_err(|e| {
-        tracing::error!(error = %e, "serializing a service");
-        ApiError::new(Code::Internal, "internal error")
-    })?;
-    let incident = open.as_ref().and_then(|o| o.get(&service.id));
-    body["open_incident"] = serde_json::to_value(incident).unwrap_or_default();
-    Ok(HttpResponse::Ok().json(body))
+    let detail = ServiceDetail {
+        service: ServiceView::new(service, counts[0], &open),
+        open_incident: open.as_ref().and_then(|o| o.get(&service.id)),
+    };
+    sorted_json(detail)
 }
 
 /// The `window` and `step` of a series request, in minutes.
@@ -113,8 +165,31 @@ pub fn series_params(query: &HashMap<String, String>) -> Result<(i64, i64), ApiE
     Ok((window, step))
 }
 
+/// The query of `GET /api/v1/services/{id}/series`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct SeriesQuery {
+    /// Duration: 90m, 24h, 7d; at most the rollup retention less a day (store.rollup_ttl_secs, 35 days by default)
+    #[param(pattern = r"^[1-9][0-9]{0,6}[mhd]$", default = "24h")]
+    window: Option<String>,
+    /// Duration down to 1m, at most window; default about 100-300 points; window / step at most api.max_series_points (2880); a multiple of 15m for windows reaching past the minute buckets (store.minute_ttl_secs less an hour, 47 h by default)
+    #[param(pattern = r"^[1-9][0-9]{0,6}[mhd]$")]
+    step: Option<String>,
+}
+
 /// `GET /api/v1/services/{id}/series?window=24h&step=15m`: one point per step,
 /// the last one being the current, partial step.
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{id}/series",
+    tag = "services",
+    operation_id = "getSeries",
+    summary = "Report counts per step",
+    description = "Counts per step with the detector's expected count (`baseline`) and alert threshold (`upper`). The last point is the current, partial step.",
+    params(ServiceId, SeriesQuery),
+    responses((status = 200, description = "The series", body = read::Series), BadRequest, ServiceNotFound, Unavailable)
+)]
 pub async fn series(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -129,8 +204,60 @@ pub async fn series(
     Ok(HttpResponse::Ok().json(&*series))
 }
 
+/// The query of `GET /api/v1/services/{id}/breakdown`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct BreakdownQuery {
+    #[param(pattern = r"^[1-9][0-9]{0,6}[mhd]$", default = "1h")]
+    window: Option<String>,
+}
+
+/// The problems and countries of a service's counted reports.
+// Fields in the order of their names, as the answer has always had them.
+#[derive(Serialize, ToSchema)]
+pub struct Breakdown {
+    countries: Vec<CountryShare>,
+    /// Distinct networks (IPv4 /24, IPv6 /48 by default) the reports came from over the window, estimated like distinct_reporters. One network counts at most intake.max_counted_per_network reports per service per clock window of the dedup window, counted from the Unix epoch (with the default hour, 14:00-15:00 UTC, ...).
+    distinct_networks: u64,
+    /// Distinct reporters (a client_id, or else address and User-Agent) over the window, estimated (HyperLogLog, about 1% error) with Redis.
+    distinct_reporters: u64,
+    #[schema(format = DateTime)]
+    from: String,
+    problems: Vec<ProblemShare>,
+    reports: u64,
+    service: String,
+    window_secs: i64,
+}
+
+/// A problem's share of the reports.
+#[derive(Serialize, ToSchema)]
+pub struct ProblemShare {
+    count: u64,
+    problem: String,
+    share: f64,
+}
+
+/// A country's share of the reports.
+#[derive(Serialize, ToSchema)]
+pub struct CountryShare {
+    count: u64,
+    country: String,
+    share: f64,
+}
+
 /// `GET /api/v1/services/{id}/breakdown?window=1h`: problems and countries
 /// of the counted reports, with shares of the total. Resolution is 5 minutes.
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{id}/breakdown",
+    tag = "services",
+    operation_id = "getBreakdown",
+    summary = "Problems and countries",
+    description = "Problems and countries of the counted reports over a window, with shares.",
+    params(ServiceId, BreakdownQuery),
+    responses((status = 200, description = "The breakdown", body = Breakdown), BadRequest, ServiceNotFound, Unavailable)
+)]
 pub async fn breakdown(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -142,28 +269,65 @@ pub async fn breakdown(
         .reader
         .breakdown(service, window, now_minute())
         .await?;
-    let rows = |shares: &[Share], key: &str| {
-        shares
+    let count = |s: &Share| (s.count, s.name.clone(), s.share);
+    Ok(HttpResponse::Ok().json(Breakdown {
+        countries: b
+            .countries
             .iter()
-            .map(|s| json!({ key: s.name, "count": s.count, "share": s.share }))
-            .collect::<Vec<_>>()
-    };
-    Ok(HttpResponse::Ok().json(json!({
-        "service": b.service,
-        "window_secs": b.window_secs,
-        "from": b.from,
-        "reports": b.reports,
-        "distinct_reporters": b.distinct_reporters,
-        "distinct_networks": b.distinct_networks,
-        "problems": rows(&b.problems, "problem"),
-        "countries": rows(&b.countries, "country"),
-    })))
+            .map(count)
+            .map(|(count, country, share)| CountryShare {
+                count,
+                country,
+                share,
+            })
+            .collect(),
+        distinct_networks: b.distinct_networks,
+        distinct_reporters: b.distinct_reporters,
+        from: b.from.clone(),
+        problems: b
+            .problems
+            .iter()
+            .map(count)
+            .map(|(count, problem, share)| ProblemShare {
+                count,
+                problem,
+                share,
+            })
+            .collect(),
+        reports: b.reports,
+        service: b.service.clone(),
+        window_secs: b.window_secs,
+    }))
+}
+
+/// The query of `GET /api/v1/services/{id}/history.csv`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct HistoryQuery {
+    #[param(format = DateTime)]
+    from: Option<String>,
+    #[param(format = DateTime)]
+    to: Option<String>,
+    /// Duration down to 1m, like 15m, 24h or 7d; at most the span from `from` to `to`; the span / step at most web.max_export_rows (100000) rows; a multiple of 15m for spans reaching past the minute buckets
+    #[param(pattern = r"^[1-9][0-9]{0,6}[mhd]$", default = "1h")]
+    step: Option<String>,
 }
 
 /// `GET /api/v1/services/{id}/history.csv?from&to&step`: counts per step
 /// for analysis, as `timestamp,reports,baseline,upper` (the last two empty
 /// where the detector's numbers are not kept). `from` and `to` are RFC 3339
 /// (default: the last 7 days), `step` a duration (default 1h).
+#[utoipa::path(
+    get,
+    path = "/api/v1/services/{id}/history.csv",
+    tag = "services",
+    operation_id = "exportHistory",
+    summary = "Export counts as CSV",
+    description = "Columns `timestamp,reports,baseline,upper` (the last two empty where not kept). Defaults: the last 7 days per hour.",
+    params(ServiceId, HistoryQuery),
+    responses((status = 200, description = "CSV", body = String, content_type = "text/csv"), BadRequest, ServiceNotFound, Unavailable)
+)]
 pub async fn history_csv(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -248,9 +412,42 @@ pub async fn history_csv(
         .body(csv))
 }
 
+/// Companies and their service ids.
+#[derive(Serialize, ToSchema)]
+pub struct CompanyList<'a> {
+    items: Vec<CompanyEntry<'a>>,
+    /// Always null: one page.
+    #[schema(schema_with = null, required = true)]
+    next_cursor: Option<String>,
+}
+
+/// The schema of `null`.
+fn null() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::Null)
+        .build()
+}
+
+/// A company and its service ids.
+#[derive(Serialize, ToSchema)]
+pub struct CompanyEntry<'a> {
+    id: &'a str,
+    name: &'a str,
+    services: Vec<&'a str>,
+}
+
 /// `GET /api/v1/companies`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/companies",
+    tag = "services",
+    operation_id = "listCompanies",
+    summary = "List companies",
+    description = "Companies and their service ids.",
+    responses((status = 200, description = "Companies", body = CompanyList))
+)]
 pub async fn companies(state: web::Data<AppState>) -> HttpResponse {
-    let items: Vec<serde_json::Value> = state
+    let items: Vec<CompanyEntry> = state
         .registry
         .companies()
         .iter()
@@ -260,13 +457,43 @@ pub async fn companies(state: web::Data<AppState>) -> HttpResponse {
                 .services_of(&c.id)
                 .map(|s| s.id.as_str())
                 .collect();
-            json!({"id": c.id, "name": c.name, "services": services})
+            CompanyEntry {
+                id: &c.id,
+                name: &c.name,
+                services,
+            }
         })
         .collect();
-    HttpResponse::Ok().json(json!({"items": items, "next_cursor": null}))
+    HttpResponse::Ok().json(CompanyList {
+        items,
+        next_cursor: None,
+    })
+}
+
+/// A company with its services and its worst status.
+// Fields in the order of their names (the services' keys are sorted too).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Company)]
+pub struct CompanyView<'a> {
+    id: &'a str,
+    name: &'a str,
+    services: Vec<ServiceView<'a>>,
+    /// The worst status of its services; null when the store cannot say.
+    #[schema(required = true)]
+    status: Option<Status>,
 }
 
 /// `GET /api/v1/companies/{id}`: the company's services side by side.
+#[utoipa::path(
+    get,
+    path = "/api/v1/companies/{id}",
+    tag = "services",
+    operation_id = "getCompany",
+    summary = "One company",
+    description = "The company's services side by side and its worst status.",
+    params(CompanyId),
+    responses((status = 200, description = "The company", body = CompanyView), CompanyNotFound)
+)]
 pub async fn company(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -284,16 +511,16 @@ pub async fn company(
         .zip(counts)
         .map(|(s, c)| ServiceView::new(s, c, &open))
         .collect();
-    // The worst status of its services; null when the store cannot say.
     let status = open
         .as_ref()
         .map(|_| read::worst(views.iter().filter_map(|v| v.status)));
-    Ok(HttpResponse::Ok().json(json!({
-        "id": company.id,
-        "name": company.name,
-        "status": status,
-        "services": views,
-    })))
+    // Through a `Value`: the services' keys sorted, as they always were.
+    sorted_json(CompanyView {
+        id: &company.id,
+        name: &company.name,
+        services: views,
+        status,
+    })
 }
 
 /// A duration like `90m`, `24h` or `7d`, in whole minutes.

@@ -20,6 +20,8 @@ use bytes::Bytes;
 use futures_util::stream;
 use tokio::sync::broadcast;
 
+use super::anomalies::FilterQuery;
+use super::doc::{BadRequest, FilterNotFound, Problem, Unavailable};
 use super::{ApiError, AppState, Code, client_addr};
 use crate::config::WebSettings;
 use crate::domain::Anomaly;
@@ -159,8 +161,37 @@ struct Cursor {
     started: bool,
 }
 
+/// Where a resumed stream starts.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct LastEventId {
+    #[param(rename = "Last-Event-ID", nullable = false)]
+    id: Option<String>,
+}
+
 /// `GET /api/v1/anomalies/stream?service&company` with an optional
 /// `Last-Event-ID` header (or `last_event_id` parameter).
+#[utoipa::path(
+    get,
+    path = "/api/v1/anomalies/stream",
+    tag = "anomalies",
+    operation_id = "streamAnomalies",
+    summary = "Live anomaly events (Server-Sent Events)",
+    description = "Events `opened`, `updated` and `resolved`, each with `id` (resume with the Last-Event-ID header or `last_event_id` parameter) and the anomaly (without timeline) as `data`. Comment lines keep idle streams open.",
+    params(
+        FilterQuery,
+        LastEventId,
+        ("last_event_id" = Option<String>, Query)
+    ),
+    responses(
+        (status = 200, description = "An event stream", body = String, content_type = "text/event-stream"),
+        BadRequest,
+        FilterNotFound,
+        (status = 429, description = "This address (an IPv6 /64) already has web.max_streams_per_address streams open (`too_many_streams_from_address`); close one first", body = Problem, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))),
+        Unavailable
+    )
+)]
 pub async fn stream(
     req: HttpRequest,
     state: web::Data<AppState>,

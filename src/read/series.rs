@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{ReadError, Reader};
 use crate::domain::Service;
@@ -12,8 +13,9 @@ use crate::domain::time::rfc3339_minute;
 use crate::store::{FeedStore, Store};
 
 /// One step of a series.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Point {
+    #[schema(format = DateTime)]
     pub t: String,
     /// Start of the step, in Unix minutes.
     #[serde(skip)]
@@ -22,14 +24,16 @@ pub struct Point {
     /// Expected count (the detector's baseline); null where the detector
     /// has not judged these minutes (before it ran, or older than the
     /// minute buckets' retention).
+    #[schema(required = true)]
     pub baseline: Option<f64>,
     /// Alert threshold: the count at which the detector's short window would
     /// alert, spread over its minutes and summed per step.
+    #[schema(required = true)]
     pub upper: Option<f64>,
 }
 
 /// A service's series: `points` of `step_secs` over `window_secs`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Series {
     pub service: String,
     pub window_secs: i64,

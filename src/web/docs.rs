@@ -2,19 +2,130 @@
 //! and a documentation page at `/api/docs` rendered from it on the server
 //! (no script or style downloaded from elsewhere, at build time or after).
 
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use serde_json::Value;
+use utoipa::OpenApi;
+use utoipa::openapi::path::PathItem;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Header, RefOr};
 
 use super::pages::Page;
 use super::{HTML, PageError, cached, render};
+use crate::http::{self, Route};
 
-/// The document; `tests/api/web.rs` checks that it validates and lists
-/// every route the server answers, the test below that its `Problem.code`
-/// lists every error code.
-pub const OPENAPI: &str = include_str!("assets/openapi.json");
+/// What the document says beside its operations; the operations come from
+/// the route tables, and the schemas they name are collected from these.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "outagewatch API",
+        version = "1",
+        description = "Crowdsourced outage reports, report-volume series and the anomaly feed. Counts are reports, not people affected. Errors are RFC 9457 problem details with a stable `code`. Timestamps are RFC 3339 UTC. A connection may also be answered 429 `too_many_connections` (at once, before any request, then closed) when its peer address (an IPv6 /64) already holds http.max_connections_per_address (128) connections; connections from trusted proxies are not counted.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    servers((url = "/")),
+    tags(
+        (name = "reports"),
+        (name = "services"),
+        (name = "anomalies"),
+        (name = "feeds"),
+        (name = "pages"),
+        (name = "admin"),
+        (name = "operations"),
+        (name = "docs"),
+    ),
+    components(schemas(
+        http::doc::Problem,
+        crate::domain::RawReport,
+        http::reports::AcceptedBody,
+        http::services::ServicePage,
+        http::services::ServiceDetail,
+        crate::read::Series,
+        http::services::Breakdown,
+        http::services::CompanyList,
+        http::services::CompanyView,
+        http::anomalies::AnomalyPage,
+        crate::domain::Anomaly,
+        http::admin::ImportSummary,
+        http::ops::Ready,
+    )),
+    modifiers(&Bearer),
+)]
+struct Document;
+
+/// The admin endpoints' bearer token.
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = doc.components.as_mut() {
+            components.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// Every route the server registers: the API's, then the pages'.
+pub fn routes() -> Vec<Route> {
+    let mut routes = http::table();
+    routes.extend(super::table());
+    routes
+}
+
+/// The OpenAPI document: [`Document`] with an operation for each route of
+/// [`routes`]. A route registered twice for one path and method (the
+/// browser's form post beside the API's) is one operation, the first.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = Document::openapi();
+    let mut seen = HashSet::new();
+    for route in routes() {
+        if !seen.insert(route.name()) {
+            continue;
+        }
+        let mut operation = route.operation;
+        validators_on_cacheable(&mut operation);
+        let item = PathItem::new(route.method, operation);
+        match doc.paths.paths.get_mut(&route.path) {
+            Some(existing) => existing.merge_operations(item),
+            None => {
+                doc.paths.paths.insert(route.path, item);
+            }
+        }
+    }
+    doc
+}
+
+/// An answer that can be 304 carries ETag and Cache-Control on its 200
+/// (as [`super::respond`] writes every such answer).
+fn validators_on_cacheable(operation: &mut utoipa::openapi::path::Operation) {
+    let responses = &mut operation.responses.responses;
+    if !responses.contains_key("304") {
+        return;
+    }
+    if let Some(RefOr::T(ok)) = responses.get_mut("200") {
+        let header = |description: &str| {
+            let mut h = Header::new(
+                utoipa::openapi::ObjectBuilder::new().schema_type(utoipa::openapi::Type::String),
+            );
+            h.description = Some(description.to_string());
+            h
+        };
+        ok.headers
+            .insert("ETag".into(), header("Strong validator of the body"));
+        ok.headers
+            .insert("Cache-Control".into(), header("public, max-age=N"));
+    }
+}
+
+/// The document as served, written once.
+pub static OPENAPI: LazyLock<String> =
+    LazyLock::new(|| document().to_pretty_json().unwrap_or_default());
 
 pub struct Parameter {
     pub name: String,
@@ -53,7 +164,7 @@ struct DocsPage<'a> {
 
 /// The document's title, description and operations by tag, read once.
 static DOC: LazyLock<(String, String, Vec<Section>)> = LazyLock::new(|| {
-    let doc: Value = serde_json::from_str(OPENAPI).unwrap_or_default();
+    let doc: Value = serde_json::from_str(&OPENAPI).unwrap_or_default();
     (
         text(&doc["info"]["title"]),
         text(&doc["info"]["description"]),
@@ -130,11 +241,29 @@ fn sections(doc: &Value) -> Vec<Section> {
 }
 
 /// `GET /api/openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "docs",
+    operation_id = "openapi",
+    summary = "This document",
+    description = "This document",
+    responses((status = 200, description = "This document", body = String, content_type = "application/json"))
+)]
 pub async fn openapi(req: HttpRequest) -> HttpResponse {
-    cached(&req, "application/json", 300, OPENAPI.to_string())
+    cached(&req, "application/json", 300, OPENAPI.clone())
 }
 
 /// `GET /api/docs`.
+#[utoipa::path(
+    get,
+    path = "/api/docs",
+    tag = "docs",
+    operation_id = "docsPage",
+    summary = "API documentation page",
+    description = "Rendered from this document on the server.",
+    responses((status = 200, description = "API documentation page", body = String, content_type = "text/html"))
+)]
 pub async fn docs(req: HttpRequest) -> Result<HttpResponse, PageError> {
     let (title, description, sections) = &*DOC;
     let body = render(&DocsPage {
@@ -153,7 +282,7 @@ mod tests {
 
     #[test]
     fn the_document_parses_into_sections_of_operations() {
-        let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        let doc: Value = serde_json::from_str(&OPENAPI).expect("the document is JSON");
         let sections = sections(&doc);
         let operations: usize = sections.iter().map(|s| s.operations.len()).sum();
         let declared: usize = doc["paths"]
@@ -179,8 +308,30 @@ mod tests {
     }
 
     #[test]
+    fn every_reference_in_the_document_resolves() {
+        fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+            match v {
+                Value::Object(m) => {
+                    out.extend(m.get("$ref").and_then(Value::as_str));
+                    m.values().for_each(|x| refs(x, out));
+                }
+                Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+                _ => {}
+            }
+        }
+        let doc: Value = serde_json::from_str(&OPENAPI).expect("the document is JSON");
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(found.len() > 10);
+        for r in found {
+            let pointer = r.strip_prefix('#').expect("a local reference");
+            assert!(doc.pointer(pointer).is_some(), "{r} resolves");
+        }
+    }
+
+    #[test]
     fn every_error_code_is_documented_and_no_other() {
-        let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        let doc: Value = serde_json::from_str(&OPENAPI).expect("the document is JSON");
         let mut documented: Vec<&str> =
             doc["components"]["schemas"]["Problem"]["properties"]["code"]["enum"]
                 .as_array()

@@ -8,6 +8,9 @@ use chrono::{DateTime, FixedOffset};
 
 use super::{Pages, respond};
 use crate::domain::Anomaly;
+use crate::http::doc::{
+    CompanyId, CompanyNotFound, NotModified, ServiceId, ServiceNotFound, Unavailable,
+};
 use crate::http::{ApiError, AppState};
 use crate::read::Filter;
 use crate::store::FeedRange;
@@ -15,6 +18,19 @@ use crate::store::FeedRange;
 const ATOM: &str = "application/atom+xml; charset=utf-8";
 
 /// `GET /feeds/anomalies.atom`.
+#[utoipa::path(
+    get,
+    path = "/feeds/anomalies.atom",
+    tag = "feeds",
+    operation_id = "feedAll",
+    summary = "Atom feed of all incidents",
+    description = "Newest incidents first; each entry's title is the headline.",
+    responses(
+        (status = 200, description = "Atom feed of all incidents", body = String, content_type = "application/atom+xml"),
+        NotModified,
+        Unavailable
+    )
+)]
 pub async fn all(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -33,6 +49,21 @@ pub async fn all(
 }
 
 /// `GET /feeds/services/{id}.atom`.
+#[utoipa::path(
+    get,
+    path = "/feeds/services/{id}.atom",
+    tag = "feeds",
+    operation_id = "feedService",
+    summary = "Atom feed of one service",
+    description = "Atom feed of one service",
+    params(ServiceId),
+    responses(
+        (status = 200, description = "Atom feed of one service", body = String, content_type = "application/atom+xml"),
+        NotModified,
+        ServiceNotFound,
+        Unavailable
+    )
+)]
 pub async fn service(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -50,6 +81,21 @@ pub async fn service(
 }
 
 /// `GET /feeds/companies/{id}.atom`.
+#[utoipa::path(
+    get,
+    path = "/feeds/companies/{id}.atom",
+    tag = "feeds",
+    operation_id = "feedCompany",
+    summary = "Atom feed of one company",
+    description = "Atom feed of one company",
+    params(CompanyId),
+    responses(
+        (status = 200, description = "Atom feed of one company", body = String, content_type = "application/atom+xml"),
+        NotModified,
+        CompanyNotFound,
+        Unavailable
+    )
+)]
 pub async fn company(
     req: HttpRequest,
     state: web::Data<AppState>,

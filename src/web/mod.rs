@@ -25,7 +25,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
 use crate::config::WebSettings;
-use crate::http::{ApiError, AppState};
+use crate::http::{ApiError, AppState, Route};
 use crate::read::ReadError;
 use crate::read::cache::TtlCache;
 
@@ -66,23 +66,34 @@ pub async fn security_headers(
     Ok(response)
 }
 
+/// The pages' routes, each documented by its handler's `#[utoipa::path]`
+/// (see [`crate::http::route`]). The browser's form post comes before the
+/// API's route of the same path (`http::table`), which answers every other
+/// post there; the API's operation documents both.
+pub fn table() -> Vec<Route> {
+    vec![
+        Route::of::<pages::__path_home>().to(pages::home),
+        Route::of::<status::__path_status>().to(status::status),
+        Route::of::<pages::__path_company>().to(pages::company),
+        Route::of::<pages::__path_anomalies>().to(pages::anomalies),
+        Route::of::<status::__path_embed>().to(status::embed),
+        Route::of::<pages::__path_css>().to(pages::css),
+        Route::of::<pages::__path_js>().to(pages::js),
+        Route::of::<feeds::__path_all>().to(feeds::all),
+        Route::of::<feeds::__path_service>().to(feeds::service),
+        Route::of::<feeds::__path_company>().to(feeds::company),
+        Route::of::<crate::http::reports::__path_post_report>()
+            .guard(form::browser_form())
+            .to(form::post),
+        Route::of::<docs::__path_openapi>().to(docs::openapi),
+        Route::of::<docs::__path_docs>().to(docs::docs),
+    ]
+}
+
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(pages::home))
-        .route("/status/{id}", web::get().to(status::status))
-        .route("/company/{id}", web::get().to(pages::company))
-        .route("/anomalies", web::get().to(pages::anomalies))
-        .route("/embed/{id}.svg", web::get().to(status::embed))
-        .route("/static/site.css", web::get().to(pages::css))
-        .route("/static/site.js", web::get().to(pages::js))
-        .route("/feeds/anomalies.atom", web::get().to(feeds::all))
-        .route("/feeds/services/{id}.atom", web::get().to(feeds::service))
-        .route("/feeds/companies/{id}.atom", web::get().to(feeds::company))
-        .route(
-            "/api/v1/reports",
-            web::post().guard(form::browser_form()).to(form::post),
-        )
-        .route("/api/openapi.json", web::get().to(docs::openapi))
-        .route("/api/docs", web::get().to(docs::docs));
+    for route in table() {
+        route.register(cfg);
+    }
 }
 
 /// A rendered answer and its strong ETag.

@@ -13,6 +13,7 @@ use super::chart;
 use super::{HTML, PageError, Pages, cached, render, shared_html};
 use crate::domain::time::now_minute;
 use crate::domain::{Anomaly, Problem, Service, Share, Status};
+use crate::http::doc::{CompanyId, NotModified, one_of};
 use crate::http::{ApiError, AppState, Code};
 use crate::read::{self, Filter, Recent, Span, parse_cursor, status_of};
 use crate::store::FeedRange;
@@ -102,6 +103,16 @@ struct HomePage<'a> {
 }
 
 /// `GET /?q=`.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "pages",
+    operation_id = "homePage",
+    summary = "Home page",
+    description = "Services with problems now, company events, most reported, search (`q`).",
+    params(("q" = Option<String>, Query)),
+    responses((status = 200, description = "Home page", body = String, content_type = "text/html"), NotModified)
+)]
 pub async fn home(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -229,6 +240,20 @@ struct CompanyPage<'a> {
 }
 
 /// `GET /company/{id}`: the company's services side by side.
+#[utoipa::path(
+    get,
+    path = "/company/{id}",
+    tag = "pages",
+    operation_id = "companyPage",
+    summary = "Company page",
+    description = "The company's services side by side.",
+    params(CompanyId),
+    responses(
+        (status = 200, description = "Company page", body = String, content_type = "text/html"),
+        NotModified,
+        (status = 404, description = "No such company (`company_not_found`) (as a page)", body = String, content_type = "text/html")
+    )
+)]
 pub async fn company(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -322,7 +347,63 @@ struct AnomaliesPage<'a> {
     company: String,
 }
 
+/// The query of the feed page: the API's filters, where an empty value
+/// (the form's "all") is no filter.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct FeedPageQuery {
+    service: Option<String>,
+    company: Option<String>,
+    #[param(pattern = r"^$|^[0-9]{1,18}_[\s\S]+$")]
+    cursor: Option<String>,
+    /// An empty value (the form's "all") is no filter
+    #[param(inline)]
+    status: Option<AnyStatus>,
+    /// An empty value (the form's "all") is no filter
+    #[param(inline)]
+    severity: Option<AnySeverity>,
+}
+
+/// The feed page's `status`: the API's, or empty.
+struct AnyStatus;
+
+/// The feed page's `severity`: the API's, or empty.
+struct AnySeverity;
+
+impl utoipa::PartialSchema for AnyStatus {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        one_of(["", "open", "resolved"])
+    }
+}
+
+impl utoipa::ToSchema for AnyStatus {}
+
+impl utoipa::PartialSchema for AnySeverity {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        one_of(["", "possible", "problem"])
+    }
+}
+
+impl utoipa::ToSchema for AnySeverity {}
+
 /// `GET /anomalies?service&company&cursor`: the feed for people.
+#[utoipa::path(
+    get,
+    path = "/anomalies",
+    tag = "pages",
+    operation_id = "anomaliesPage",
+    summary = "Incident feed page",
+    description = "Filterable by service and company.",
+    params(FeedPageQuery),
+    responses(
+        (status = 200, description = "Incident feed page", body = String, content_type = "text/html"),
+        NotModified,
+        (status = 400, description = "Invalid parameter or body (`invalid_parameter`, `malformed_body`, `invalid_idempotency_key`) (as a page)", body = String, content_type = "text/html"),
+        (status = 404, description = "No such service or company (as a page)", body = String, content_type = "text/html"),
+        (status = 503, description = "The store cannot answer, or the server is overloaded (`store_unavailable`, `overloaded`, `too_many_streams`); retry after Retry-After (as a page)", body = String, content_type = "text/html")
+    )
+)]
 pub async fn anomalies(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -398,10 +479,28 @@ async fn anomalies_page(
 const CSS: &str = include_str!("assets/site.css");
 const JS: &str = include_str!("assets/site.js");
 
+#[utoipa::path(
+    get,
+    path = "/static/site.css",
+    tag = "pages",
+    operation_id = "styleSheet",
+    summary = "Page style sheet",
+    description = "Page style sheet",
+    responses((status = 200, description = "Page style sheet", body = String, content_type = "text/css"), NotModified)
+)]
 pub async fn css(req: HttpRequest) -> HttpResponse {
     cached(&req, "text/css; charset=utf-8", 3600, CSS.to_string())
 }
 
+#[utoipa::path(
+    get,
+    path = "/static/site.js",
+    tag = "pages",
+    operation_id = "pageScript",
+    summary = "Page script (optional: local times, refresh, in-place reports)",
+    description = "Page script (optional: local times, refresh, in-place reports)",
+    responses((status = 200, description = "Page script (optional: local times, refresh, in-place reports)", body = String, content_type = "text/javascript"), NotModified)
+)]
 pub async fn js(req: HttpRequest) -> HttpResponse {
     cached(&req, "text/javascript; charset=utf-8", 3600, JS.to_string())
 }

@@ -12,6 +12,7 @@ use super::pages::{Page, ShareRow, filters, problem_label, share_rows, status_wo
 use super::{HTML, PageError, Pages, cached, render, respond, shared_html};
 use crate::domain::time::now_minute;
 use crate::domain::{Anomaly, Problem, Service, Status};
+use crate::http::doc::{NotModified, ServiceId, ServiceNotFound, Unavailable};
 use crate::http::{ApiError, AppState, Code};
 use crate::read::{Recent, Span, status_of};
 
@@ -38,6 +39,21 @@ struct StatusPage<'a> {
 }
 
 /// `GET /status/{id}`.
+#[utoipa::path(
+    get,
+    path = "/status/{id}",
+    tag = "pages",
+    operation_id = "statusPage",
+    summary = "Status page of a service",
+    description = "Status, 24 h chart, problems, countries, report buttons. Aliases redirect (301) to the service id.",
+    params(ServiceId, ("reported" = Option<String>, Query, description = "Set by the report form's redirect: shows the thanks")),
+    responses(
+        (status = 200, description = "Status page of a service", body = String, content_type = "text/html"),
+        NotModified,
+        (status = 404, description = "No such service (`service_not_found`) (as a page)", body = String, content_type = "text/html"),
+        (status = 301, description = "An alias or other spelling: the canonical address", headers(("Location" = String)))
+    )
+)]
 pub async fn status(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -151,6 +167,21 @@ async fn status_page(
 }
 
 /// `GET /embed/{id}.svg`: the 24 h chart on its own, for newsrooms.
+#[utoipa::path(
+    get,
+    path = "/embed/{id}.svg",
+    tag = "pages",
+    operation_id = "embedChart",
+    summary = "Embeddable 24 h chart",
+    description = "An SVG chart for newsrooms, with attribution; cacheable.",
+    params(ServiceId),
+    responses(
+        (status = 200, description = "Embeddable 24 h chart", body = String, content_type = "image/svg+xml"),
+        NotModified,
+        ServiceNotFound,
+        Unavailable
+    )
+)]
 pub async fn embed(
     req: HttpRequest,
     state: web::Data<AppState>,
