@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod anomalies;
 pub mod connections;
+pub mod counts;
 pub mod doc;
 pub mod error;
 pub mod ops;
@@ -58,9 +59,9 @@ pub fn table() -> Vec<Route> {
         Route::of::<reports::__path_post_report>().to(reports::post_report),
         Route::of::<services::__path_list>().to(services::list),
         Route::of::<services::__path_one>().to(services::one),
-        Route::of::<services::__path_series>().to(services::series),
-        Route::of::<services::__path_breakdown>().to(services::breakdown),
-        Route::of::<services::__path_history_csv>().to(services::history_csv),
+        Route::of::<counts::__path_series>().to(counts::series),
+        Route::of::<counts::__path_breakdown>().to(counts::breakdown),
+        Route::of::<counts::__path_history_csv>().to(counts::history_csv),
         Route::of::<services::__path_companies>().to(services::companies),
         Route::of::<services::__path_company>().to(services::company),
         Route::of::<anomalies::__path_list>().to(anomalies::list),

@@ -45,7 +45,7 @@ use crate::http::{self, Route};
         http::services::ServicePage,
         http::services::ServiceDetail,
         crate::read::Series,
-        http::services::Breakdown,
+        http::counts::Breakdown,
         http::services::CompanyList,
         http::services::CompanyView,
         http::anomalies::AnomalyPage,
