@@ -11,9 +11,11 @@
 
 pub mod chart;
 pub mod docs;
+pub mod feed_page;
 pub mod feeds;
 pub mod form;
 pub mod pages;
+pub mod static_files;
 pub mod status;
 
 use std::future::Future;
@@ -75,10 +77,10 @@ pub fn table() -> Vec<Route> {
         Route::of::<pages::__path_home>().to(pages::home),
         Route::of::<status::__path_status>().to(status::status),
         Route::of::<pages::__path_company>().to(pages::company),
-        Route::of::<pages::__path_anomalies>().to(pages::anomalies),
+        Route::of::<feed_page::__path_anomalies>().to(feed_page::anomalies),
         Route::of::<status::__path_embed>().to(status::embed),
-        Route::of::<pages::__path_css>().to(pages::css),
-        Route::of::<pages::__path_js>().to(pages::js),
+        Route::of::<static_files::__path_css>().to(static_files::css),
+        Route::of::<static_files::__path_js>().to(static_files::js),
         Route::of::<feeds::__path_all>().to(feeds::all),
         Route::of::<feeds::__path_service>().to(feeds::service),
         Route::of::<feeds::__path_company>().to(feeds::company),

@@ -1,0 +1,158 @@
+//! The feed for people, `/anomalies`: the API's feed query with a filter
+//! form, where an empty choice means "all", rendered on the server.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+
+use super::pages::{Page, filters};
+use super::{PageError, Pages, render, shared_html};
+use crate::domain::{Anomaly, Service};
+use crate::http::doc::{NotModified, one_of};
+use crate::http::{ApiError, AppState, Code};
+use crate::read::{Filter, parse_cursor};
+use crate::store::FeedRange;
+
+type Query = web::Query<HashMap<String, String>>;
+
+#[derive(Template)]
+#[template(path = "anomalies.html")]
+struct AnomaliesPage<'a> {
+    page: Page,
+    items: Vec<Anomaly>,
+    next: Option<String>,
+    services: &'a [Service],
+    companies: &'a [crate::domain::Company],
+    service: String,
+    company: String,
+}
+
+/// The query of the feed page: the API's filters, where an empty value
+/// (the form's "all") is no filter.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct FeedPageQuery {
+    service: Option<String>,
+    company: Option<String>,
+    #[param(pattern = r"^$|^[0-9]{1,18}_[\s\S]+$")]
+    cursor: Option<String>,
+    /// An empty value (the form's "all") is no filter
+    #[param(inline)]
+    status: Option<AnyStatus>,
+    /// An empty value (the form's "all") is no filter
+    #[param(inline)]
+    severity: Option<AnySeverity>,
+}
+
+/// The feed page's `status`: the API's, or empty.
+struct AnyStatus;
+
+/// The feed page's `severity`: the API's, or empty.
+struct AnySeverity;
+
+impl utoipa::PartialSchema for AnyStatus {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        one_of(["", "open", "resolved"])
+    }
+}
+
+impl utoipa::ToSchema for AnyStatus {}
+
+impl utoipa::PartialSchema for AnySeverity {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        one_of(["", "possible", "problem"])
+    }
+}
+
+impl utoipa::ToSchema for AnySeverity {}
+
+/// `GET /anomalies?service&company&cursor`: the feed for people.
+#[utoipa::path(
+    get,
+    path = "/anomalies",
+    tag = "pages",
+    operation_id = "anomaliesPage",
+    summary = "Incident feed page",
+    description = "Filterable by service and company.",
+    params(FeedPageQuery),
+    responses(
+        (status = 200, description = "Incident feed page", body = String, content_type = "text/html"),
+        NotModified,
+        (status = 400, description = "Invalid parameter or body (`invalid_parameter`, `malformed_body`, `invalid_idempotency_key`) (as a page)", body = String, content_type = "text/html"),
+        (status = 404, description = "No such service or company (as a page)", body = String, content_type = "text/html"),
+        (status = 503, description = "The store cannot answer, or the server is overloaded (`store_unavailable`, `overloaded`, `too_many_streams`); retry after Retry-After (as a page)", body = String, content_type = "text/html")
+    )
+)]
+pub async fn anomalies(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    pages: web::Data<Pages>,
+    query: Query,
+) -> Result<HttpResponse, PageError> {
+    // An empty choice in the filter form means "all".
+    let mut query: HashMap<String, String> = query.into_inner();
+    query.retain(|_, v| !v.is_empty());
+    let filter = state.reader.parse_filter(&query)?;
+    let after = match query.get("cursor") {
+        Some(c) => Some(parse_cursor(c).ok_or_else(|| {
+            ApiError::new(Code::InvalidParameter, "cursor is not one this site gave")
+        })?),
+        None => None,
+    };
+    // Keyed by what was understood, not by what was sent.
+    let key = format!("anomalies:{filter:?}:{after:?}");
+    shared_html(&req, &state, &pages, key, || {
+        anomalies_page(&state, filter, after)
+    })
+    .await
+}
+
+async fn anomalies_page(
+    state: &AppState,
+    filter: Filter,
+    after: Option<(i64, String)>,
+) -> Result<String, PageError> {
+    let range = FeedRange {
+        after,
+        limit: state.settings.api.default_page_size,
+        ..FeedRange::default()
+    };
+    let (items, next_cursor) = state.reader.page(&filter, range).await?;
+    let next = next_cursor.map(|c| {
+        let mut params = vec![("cursor", c)];
+        if let Some(s) = &filter.service {
+            params.push(("service", s.clone()));
+        }
+        if let Some(c) = &filter.company {
+            params.push(("company", c.clone()));
+        }
+        if let Some(status) = filter.status {
+            let status = match status {
+                crate::domain::AnomalyStatus::Open => "open",
+                crate::domain::AnomalyStatus::Resolved => "resolved",
+            };
+            params.push(("status", status.to_string()));
+        }
+        if let Some(severity) = filter.severity {
+            params.push(("severity", severity.to_string()));
+        }
+        serde_urlencoded::to_string(params).unwrap_or_default()
+    });
+    let Filter {
+        service, company, ..
+    } = filter;
+    render(&AnomaliesPage {
+        page: Page::new(
+            "Outages reported now and before",
+            state.settings.web.page_refresh_secs,
+        ),
+        items,
+        next,
+        services: state.registry.services(),
+        companies: state.registry.companies(),
+        service: service.unwrap_or_default(),
+        company: company.unwrap_or_default(),
+    })
+}
