@@ -1,12 +1,22 @@
 //! One series at one tick: the expected count of each judging window, the
 //! window to judge on, its p-value under the series' own dispersion, and the
 //! calibrated surprise that makes one threshold fit every series.
+//!
+//! This file is the tick: [`observe`] (through [`judge`]) judges every window
+//! and picks the one that decides, [`advance`] moves the series on once the
+//! hit is decided. What one window's judgement holds and answers (its floors,
+//! the count that would alert) is [`WindowJudgement`], in `window.rs`; the
+//! tick's unit tests are in `tests.rs`.
+
+mod window;
 
 use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::baseline::{self, Baseline, History};
+pub use self::window::WindowJudgement;
+use self::window::credit;
+use super::baseline::{self, History};
 use super::estimate::{Dispersion, SurpriseTail, decay};
 use super::lifecycle::{Event, Lifecycle, Rise};
 use super::recurrence::Recurrence;
@@ -63,126 +73,6 @@ impl Unlearned {
     }
 }
 
-/// The judgement of one window ending at the tick.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct WindowJudgement {
-    pub len_secs: i64,
-    pub observed: f64,
-    pub baseline: Baseline,
-    /// Negative-binomial dispersion; for the sustained window, the spread
-    /// of its log ratio.
-    pub dispersion: f64,
-    /// Upper-tail p-value under the model (for the sustained window, the
-    /// normal tail of its robust z).
-    pub p_value: f64,
-    /// The p-value after the series' calibration and the window's credit
-    /// for its length (see [`credit`]); for the sustained window,
-    /// `alert_p` raised to (z / sustained_z)², i.e. exactly `alert_p` at its
-    /// threshold: a p-value on the scale of the alert, not a probability.
-    pub p_calibrated: f64,
-    /// `-ln p_calibrated`.
-    pub surprise: f64,
-    /// The surprise by the model alone, before recurring episodes of this
-    /// kind made it less (see [`super::recurrence`]).
-    pub novel_surprise: f64,
-    /// `-ln p_value`, what calibration learns from.
-    raw_surprise: f64,
-    /// What the window's length added to its surprise.
-    credit: f64,
-    /// Whether this is the sustained window, whose ratio floor is its own.
-    sustained: bool,
-}
-
-impl WindowJudgement {
-    /// The sustained window's judgement among the minute windows': its
-    /// surprise is already on their scale, so it is used as calibrated.
-    fn sustained(j: sustained::Judged) -> Self {
-        WindowJudgement {
-            len_secs: j.len_secs,
-            observed: j.observed,
-            baseline: j.baseline,
-            dispersion: j.scale,
-            p_value: j.p_value,
-            p_calibrated: (-j.surprise).exp(),
-            surprise: j.surprise,
-            novel_surprise: j.surprise,
-            raw_surprise: tail::surprise(j.p_value),
-            credit: 0.0,
-            sustained: true,
-        }
-    }
-
-    /// A judgement with the given numbers, for tests of what follows it.
-    #[cfg(test)]
-    pub fn for_test(len_secs: i64, observed: f64, expected: f64, surprise: f64) -> Self {
-        WindowJudgement {
-            len_secs,
-            observed,
-            baseline: Baseline {
-                expected,
-                kind: baseline::BaselineKind::Weekly,
-            },
-            dispersion: 0.05,
-            p_value: (-surprise).exp(),
-            p_calibrated: (-surprise).exp(),
-            surprise,
-            novel_surprise: surprise,
-            raw_surprise: surprise,
-            credit: 0.0,
-            sustained: false,
-        }
-    }
-
-    pub fn ratio(&self) -> f64 {
-        self.observed / self.baseline.expected.max(1e-9)
-    }
-
-    pub fn excess(&self) -> f64 {
-        self.observed - self.baseline.expected
-    }
-
-    /// Ratio and excess floors (the caller checks distinct networks).
-    pub fn floors_met(&self, s: &DetectSettings) -> bool {
-        let min_ratio = if self.sustained {
-            s.sustained_min_ratio
-        } else {
-            s.min_ratio
-        };
-        self.ratio() >= min_ratio && self.excess() >= s.min_excess
-    }
-
-    /// Minutes whose distinct networks the floor counts: the window's own,
-    /// or the last `window_long_mins` for the sustained one.
-    pub fn floor_minutes(&self, s: &DetectSettings) -> usize {
-        (self.len_secs / 60).min(i64::from(s.window_long_mins)) as usize
-    }
-
-    /// The reasoning behind the judgement, for people: window minutes,
-    /// observed, expected, baseline kind, dispersion, p-value, calibrated
-    /// p-value (`backtest --explain` writes these as CSV columns).
-    pub fn explain(&self) -> [String; 7] {
-        [
-            (self.len_secs / 60).to_string(),
-            self.observed.to_string(),
-            format!("{:.2}", self.baseline.expected),
-            format!("{:?}", self.baseline.kind),
-            format!("{:.4}", self.dispersion),
-            format!("{:.3e}", self.p_value),
-            format!("{:.3e}", self.p_calibrated),
-        ]
-    }
-
-    /// The count at which this window would reach the alert threshold.
-    pub fn upper(&self, s: &DetectSettings, calibration: f64) -> f64 {
-        // Calibrated surprise = raw * factor + credit, so the raw p at the
-        // alert is (alert_p * e^credit)^(1 / factor).
-        let p = (s.alert_p * self.credit.exp())
-            .min(1.0)
-            .powf(1.0 / calibration.max(1e-6));
-        tail::threshold_count(p, self.baseline.expected, self.dispersion)
-    }
-}
-
 /// The tick's judgement: every window that has a baseline, and which one
 /// decides.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,16 +97,6 @@ pub fn window_lengths(step_secs: i64, s: &DetectSettings) -> [i64; COUNT_WINDOWS
             .max(1.0) as i64;
         steps * step_secs
     })
-}
-
-/// What a window's surprise gains for being longer than the shortest. Judged
-/// every tick, a window overlaps its own recent judgements, so in a day a
-/// window of length L makes about day / L independent tests where the
-/// shortest makes day / short: a false-alarm budget per day spread evenly
-/// over the windows lets the longer one a p-value L / short times larger,
-/// i.e. ln(L / short) more surprise (`detect.window_credit` of it).
-fn credit(len: i64, shortest: i64, s: &DetectSettings) -> f64 {
-    s.window_credit * (len as f64 / shortest.max(1) as f64).ln().max(0.0)
 }
 
 /// The first half of a tick, for the tick ending at `end` (exclusive):
@@ -423,107 +303,4 @@ pub fn advance(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A pattern's rises that calibration has learned (calibrated below
-    /// the alert, raw above it) keep the pattern remembered; a rise the raw
-    /// tail calls a hit but of no remembered kind starts nothing.
-    #[test]
-    fn a_learned_burst_of_a_remembered_kind_keeps_the_pattern_alive() {
-        use crate::config::Settings;
-        use crate::detect::baseline::DAY;
-        let s = Settings::defaults().detect;
-        let alert = s.alert_surprise();
-        let quiet = i64::from(s.quiet_mins) * 60;
-        let burst = |calibrated: f64| {
-            let mut w = WindowJudgement::for_test(300, 100.0, 2.0, calibrated);
-            w.raw_surprise = 3.0 * alert;
-            let mut windows = [None; WINDOWS];
-            windows[0] = Some(w);
-            Judgement {
-                windows,
-                chosen: Some(0),
-                rise: Rise::BURST,
-            }
-        };
-        let counts = counts(&burst(0.0).windows);
-        let share_at = |learned_at: Option<i64>, remembered: bool| {
-            let mut state = SeriesState::default();
-            if remembered {
-                for at in [DAY / 2, 3 * DAY / 2, 7 * DAY / 4, 2 * DAY] {
-                    advance(&mut state, &burst(2.0 * alert), at, 300, HIT, &s);
-                }
-            }
-            if let Some(at) = learned_at {
-                let learned = Decided { hit: false, ..HIT };
-                advance(&mut state, &burst(alert / 2.0), at, 300, learned, &s);
-            }
-            state
-                .recurrence
-                .share(3 * DAY + DAY / 4, counts, 300, quiet)
-        };
-        assert!(share_at(Some(12 * DAY / 5), true) > 0.0, "kept alive");
-        assert_eq!(share_at(None, true), 0.0, "lapsed without it");
-        assert_eq!(
-            share_at(Some(12 * DAY / 5), false),
-            0.0,
-            "no pattern to keep"
-        );
-    }
-
-    /// A hit in a window that enough networks reported.
-    const HIT: Decided = Decided {
-        hit: true,
-        supported: true,
-        learn: false,
-    };
-
-    /// Bursts that one network made (too few distinct networks for a hit)
-    /// are no episodes: they teach no pattern that could later hide a real
-    /// outage of their size.
-    #[test]
-    fn bursts_of_too_few_networks_teach_no_pattern() {
-        use crate::config::Settings;
-        use crate::detect::baseline::DAY;
-        let s = Settings::defaults().detect;
-        let alert = s.alert_surprise();
-        let quiet = i64::from(s.quiet_mins) * 60;
-        let mut w = WindowJudgement::for_test(300, 100.0, 2.0, 2.0 * alert);
-        w.raw_surprise = 2.0 * alert;
-        let mut windows = [None; WINDOWS];
-        windows[0] = Some(w);
-        let burst = Judgement {
-            windows,
-            chosen: Some(0),
-            rise: Rise::BURST,
-        };
-        assert!(may_be_episode(&burst, &s));
-        let taught = |supported: bool| {
-            let mut state = SeriesState::default();
-            for at in [DAY / 2, 3 * DAY / 2, 7 * DAY / 4, 2 * DAY] {
-                let decided = Decided {
-                    hit: supported,
-                    supported,
-                    learn: false,
-                };
-                advance(&mut state, &burst, at, 300, decided, &s);
-            }
-            let counts = counts(&burst.windows);
-            state
-                .recurrence
-                .share(2 * DAY + DAY / 4, counts, 300, quiet)
-        };
-        assert!(taught(true) > 0.0, "supported bursts are a pattern");
-        assert_eq!(taught(false), 0.0, "one network's bursts are none");
-    }
-
-    #[test]
-    fn a_state_stored_before_the_sustained_window_still_loads() {
-        let mut json: serde_json::Value = serde_json::to_value(SeriesState::default()).unwrap();
-        json.as_object_mut().unwrap().remove("sustained");
-        let state: SeriesState = serde_json::from_value(json).unwrap();
-        assert_eq!(state, SeriesState::default());
-        assert!(state.sustained.is_none());
-    }
-}
+mod tests;

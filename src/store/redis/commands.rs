@@ -1,83 +1,25 @@
-//! The Redis store.
-//!
-//! A batch of reports becomes one pipeline holding one `EVALSHA` of
-//! `record.lua` per (service, minute): the script dedups, counts and coalesces
-//! the increments atomically, so a report is either fully counted or not at
-//! all, and a retry after a lost answer is recognised by its idempotency key.
-//! Reads are one pipeline each (one round trip for a 24 h chart). Every call is
-//! bounded by a timeout; the connection manager reconnects on its own.
+//! The Redis store's [`Store`] commands: a batch of reports as one pipeline
+//! of script calls (retried once where Redis lost the script), an import as
+//! coalesced `HINCRBY`s each with its key's `EXPIREAT`, and each read as one
+//! pipeline of `HGETALL`s or `PFCOUNT`s, all under the store's deadlines.
 
 use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, Pipeline, RedisError, ServerErrorKind};
-use uuid::Uuid;
+use redis::{ErrorKind, Pipeline, ServerErrorKind};
 
-use super::keys::{self, MINUTES_PER_DAY, MINUTES_PER_HOUR, MINUTES_PER_QUARTER, MINUTES_PER_SLOT};
-use super::{
-    Breakdown, Distinct, ImportRow, Receipt, ReportWrite, Retention, Store, StoreError, StoreResult,
+use super::super::keys::{
+    self, MINUTES_PER_DAY, MINUTES_PER_HOUR, MINUTES_PER_QUARTER, MINUTES_PER_SLOT,
 };
-use crate::config::StoreSettings;
-
-const RECORD_LUA: &str = include_str!("record.lua");
+use super::super::{
+    Breakdown, Distinct, ImportRow, Receipt, ReportWrite, Store, StoreError, StoreResult,
+};
+use super::record::{group_by_bucket, parse_receipt};
+use super::{RedisStore, spanned};
 
 /// Commands per pipeline when importing, to bound memory on both sides.
 const IMPORT_PIPELINE_COMMANDS: usize = 20_000;
 
-pub struct RedisStore {
-    pub(super) conn: ConnectionManager,
-    record_script: redis::Script,
-    pub(super) retention: Retention,
-    pub(super) write_timeout: Duration,
-    pub(super) read_timeout: Duration,
-}
-
 impl RedisStore {
-    /// Does not connect: the first command does, and the manager reconnects
-    /// after failures, so the service starts (not ready) while Redis is down.
-    pub fn new(settings: &StoreSettings, retention: Retention) -> StoreResult<Self> {
-        let client = redis::Client::open(settings.redis_url.as_str())
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
-            // Our own timeouts bound every call (write, read, import); the
-            // driver's default of 500 ms would silently cut them all shorter.
-            .set_response_timeout(None)
-            .set_max_delay(Duration::from_secs(1))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(RedisStore {
-            conn,
-            record_script: redis::Script::new(RECORD_LUA),
-            retention,
-            write_timeout: Duration::from_millis(settings.write_timeout_ms),
-            read_timeout: Duration::from_millis(settings.read_timeout_ms),
-        })
-    }
-
-    pub(super) async fn bounded<T>(
-        &self,
-        limit: Duration,
-        op: impl Future<Output = Result<T, RedisError>>,
-    ) -> StoreResult<T> {
-        match tokio::time::timeout(limit, op).await {
-            Ok(result) => result.map_err(StoreError::from),
-            Err(_) => Err(StoreError::Timeout),
-        }
-    }
-
-    pub(super) async fn query<T: redis::FromRedisValue>(
-        &self,
-        pipe: &Pipeline,
-        limit: Duration,
-    ) -> StoreResult<T> {
-        let mut conn = self.conn.clone();
-        self.bounded(limit, pipe.query_async::<T>(&mut conn)).await
-    }
-
     /// HGETALL of each key in one round trip.
     async fn hashes(&self, keys: &[String]) -> StoreResult<Vec<HashMap<String, u64>>> {
         let mut pipe = redis::pipe();
@@ -86,114 +28,6 @@ impl RedisStore {
         }
         self.query(&pipe, self.read_timeout).await
     }
-
-    /// One script call per group in `which`; per-call errors are returned
-    /// in place so that one failing group does not hide the others' answers.
-    fn record_pipeline(
-        &self,
-        batch: &[ReportWrite],
-        groups: &[Vec<usize>],
-        which: &[usize],
-    ) -> Pipeline {
-        let mut pipe = redis::pipe();
-        pipe.ignore_errors();
-        for group in which.iter().map(|&g| &groups[g]) {
-            let first = &batch[group[0]];
-            let (service, minute) = (first.service.as_str(), first.minute());
-            let hour = minute.div_euclid(MINUTES_PER_HOUR);
-            let day = minute.div_euclid(MINUTES_PER_DAY);
-            let idempotent: Vec<usize> = group
-                .iter()
-                .copied()
-                .filter(|&i| batch[i].idempotency_key.is_some())
-                .collect();
-            let r = &self.retention;
-            let (window, window_kept) = r.network_window(minute);
-            let mut cmd = redis::cmd("EVALSHA");
-            cmd.arg(self.record_script.get_hash())
-                .arg(6 + group.len() + idempotent.len())
-                .arg(keys::totals(service, hour))
-                .arg(keys::breakdown(service, hour))
-                .arg(keys::rollup(service, day))
-                .arg(keys::reporters(service, minute))
-                .arg(keys::networks(service, minute))
-                .arg(keys::network_counts(service, window));
-            for &i in group {
-                cmd.arg(keys::dedup(service, &batch[i].reporter.0));
-            }
-            for &i in &idempotent {
-                let key = batch[i].idempotency_key.as_deref().unwrap_or_default();
-                cmd.arg(keys::idempotency(service, key));
-            }
-            cmd.arg(keys::minute_field(minute))
-                .arg(keys::slot_of(minute))
-                .arg(keys::quarter_field(minute))
-                .arg(r.minute_expiry(minute))
-                .arg(r.rollup_expiry(minute))
-                .arg(r.reporters_expiry(minute))
-                .arg(r.dedup_window_secs)
-                .arg(r.idempotency_ttl_secs)
-                .arg(group.len())
-                .arg(r.counted_per_network)
-                .arg(window_kept);
-            for &i in group {
-                let report = &batch[i];
-                let idem_index = idempotent.iter().position(|&j| j == i).map_or(0, |p| p + 1);
-                cmd.arg(&report.reporter.0)
-                    .arg(&report.network.0)
-                    .arg(report.problem.as_str())
-                    .arg(report.country.as_ref().map_or("", |c| c.as_str()))
-                    .arg(format!("{}|{}|{}", report.id, minute, report.request))
-                    .arg(idem_index);
-            }
-            pipe.add_command(cmd);
-        }
-        pipe
-    }
-}
-
-/// Indices of the batch grouped by (service, minute), in first-seen order.
-fn group_by_bucket(batch: &[ReportWrite]) -> Vec<Vec<usize>> {
-    let mut index: HashMap<(&str, i64), usize> = HashMap::new();
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (i, report) in batch.iter().enumerate() {
-        let slot = *index
-            .entry((report.service.as_str(), report.minute()))
-            .or_insert_with(|| {
-                groups.push(Vec::new());
-                groups.len() - 1
-            });
-        groups[slot].push(i);
-    }
-    groups
-}
-
-fn parse_receipt(text: &str) -> StoreResult<Receipt> {
-    let bad = || StoreError::Protocol(format!("bad receipt {text:?}"));
-    let mut parts = text.splitn(4, '|');
-    let counted = match parts.next() {
-        Some("1") => true,
-        Some("0") => false,
-        _ => return Err(bad()),
-    };
-    let id = parts
-        .next()
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or_else(bad)?;
-    let minute = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-    let request = parts.next().unwrap_or_default().to_string();
-    Ok(Receipt {
-        id,
-        counted,
-        minute,
-        request,
-    })
-}
-
-/// Units (hours or days) covering `[from, from + count)` of a finer unit.
-pub(super) fn spanned(from: i64, count: usize, per_unit: i64) -> std::ops::RangeInclusive<i64> {
-    let last = from + count.max(1) as i64 - 1;
-    from.div_euclid(per_unit)..=last.div_euclid(per_unit)
 }
 
 impl Store for RedisStore {
