@@ -28,9 +28,11 @@
 //! | demo | [`demo`] | simulated traffic for a first run |
 //! | wiring | [`app`] | the process: server, writer, worker, shutdown |
 //!
-//! `web` still reaches into `http` for the shared `AppState` and the
-//! problem+json error type; they are meant to be siblings that each take
-//! only the parts they use.
+//! `web` sits above `http` and uses it: the shared `AppState`, the
+//! problem+json error type and codes, the route type and the API's route
+//! table and answer types (from which `web::docs` builds the OpenAPI
+//! document). Handlers taking only the parts they use, instead of one
+//! `AppState`, is still to do (issue 13).
 
 pub mod app;
 pub mod backtest;

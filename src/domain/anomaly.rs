@@ -187,9 +187,10 @@ pub fn recurring_headline(
 
 /// "14x the usual ~14 (login 54%)"; against fewer than one expected
 /// report, "usually fewer than 1": a ratio to a fraction of a report
-/// ("600x the usual 0") is no figure to quote.
+/// ("600x the usual 0", or "500x the usual 1" of 0.6) is no figure to
+/// quote.
 fn against_usual(reports: u64, expected: f64, top_problem: Option<&Share>) -> String {
-    let mut line = if expected < 0.5 {
+    let mut line = if expected < 1.0 {
         "usually fewer than 1".to_string()
     } else {
         let ratio = reports as f64 / expected;

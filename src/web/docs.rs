@@ -71,7 +71,9 @@ impl utoipa::Modify for Bearer {
     }
 }
 
-/// Every route the server registers: the API's, then the pages'.
+/// Every route the server registers, the API's listed before the pages'
+/// (the app registers the pages' first, so that the browser's guarded form
+/// post is tried before the API's post of the same path).
 pub fn routes() -> Vec<Route> {
     let mut routes = http::table();
     routes.extend(super::table());
