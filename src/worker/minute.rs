@@ -77,15 +77,14 @@ impl Worker {
             else {
                 continue;
             };
-            let max_timeline = self.settings.max_timeline_minutes;
-            let minute = Judged {
+            let judged_minute = Judged {
                 minute,
                 judgement: &judgement,
                 decision,
                 horizon,
-                max_timeline,
+                max_timeline: self.settings.max_timeline_minutes,
             };
-            concluded.push((s, conclude(c, service, minute, &d)));
+            concluded.push((s, conclude(c, service, judged_minute, &d)));
         }
         Ok(concluded)
     }
