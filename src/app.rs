@@ -15,9 +15,10 @@ use anyhow::Context;
 use crate::config::Settings;
 use crate::demo::Demo;
 use crate::domain::Registry;
+use crate::http::admin::Admin;
 use crate::http::stream::Hub;
-use crate::http::{self, ApiError, AppState, Code};
-use crate::intake::{Intake, RateLimiter, Writer, WriterTask};
+use crate::http::{self, ApiError, Code, Edge};
+use crate::intake::{Intake, Writer, WriterTask};
 use crate::read::Reader;
 use crate::store::{AnyStore, Retention};
 use crate::telemetry::Metrics;
@@ -28,7 +29,9 @@ pub struct Application {
     port: u16,
     server: Server,
     writer: WriterTask,
-    state: web::Data<AppState>,
+    store: Arc<AnyStore>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
     /// The detection worker running beside the API, when enabled.
     worker: Option<WorkerThread>,
     /// Simulated traffic (`serve --demo`).
@@ -77,39 +80,53 @@ impl Application {
             Duration::from_millis(settings.store.write_timeout_ms),
         );
         let retention = Retention::new(&settings.store, &settings.intake);
-        let state = web::Data::new(AppState {
+        // Each part is app data of its own; a handler takes the ones it uses.
+        let intake = web::Data::new(Intake::new(
+            registry.clone(),
+            writer,
+            metrics.clone(),
+            &settings.intake,
+        ));
+        let reader = web::Data::new(Reader::new(
+            registry.clone(),
+            store.clone(),
             retention,
-            intake: Intake::new(registry.clone(), writer, metrics.clone(), &settings.intake),
-            limiter: RateLimiter::new(
-                settings.intake.rate_limit_per_minute,
-                settings.intake.rate_limit_burst,
-            ),
-            reader: Reader::new(
-                registry.clone(),
-                store.clone(),
-                retention,
-                metrics.clone(),
-                &settings.api,
-                &settings.web,
-                settings.intake.retry_after_secs,
-            ),
-            hub: Hub::start(store.clone(), metrics.clone(), &settings.web),
-            settings: settings.clone(),
-            registry,
-            store,
-            metrics,
+            metrics.clone(),
+            &settings.api,
+            &settings.web,
+            settings.intake.retry_after_secs,
+        ));
+        let hub = web::Data::new(Hub::start(store.clone(), metrics.clone(), &settings.web));
+        let admin = web::Data::new(Admin {
+            token: settings.admin.token.clone(),
+            import: settings.import.clone(),
+            registry: registry.clone(),
+            store: store.clone(),
+            retention,
+            metrics: metrics.clone(),
         });
+        let edge = web::Data::new(Edge::new(&settings));
+        let pages = web::Data::new(crate::web::Pages::new(&settings.web));
+        let (store_data, metrics_data) = (
+            web::Data::from(store.clone()),
+            web::Data::from(metrics.clone()),
+        );
         let listener = TcpListener::bind(settings.bind_addr())
             .with_context(|| format!("binding {}", settings.http.bind))?;
         let port = listener.local_addr()?.port();
-        let server_state = state.clone();
-        let pages = web::Data::new(crate::web::Pages::new(&settings.web));
         let connections =
             http::connections::Connections::new(&settings.http, settings.intake.retry_after_secs);
+        let demo_intake = intake.clone().into_inner();
         let mut server = HttpServer::new(move || {
             App::new()
-                .app_data(server_state.clone())
+                .app_data(intake.clone())
+                .app_data(reader.clone())
+                .app_data(hub.clone())
+                .app_data(admin.clone())
+                .app_data(edge.clone())
                 .app_data(pages.clone())
+                .app_data(store_data.clone())
+                .app_data(metrics_data.clone())
                 .app_data(web::QueryConfig::default().error_handler(|e, _| {
                     ApiError::new(Code::InvalidParameter, format!("invalid query string: {e}"))
                         .into()
@@ -133,16 +150,22 @@ impl Application {
         }
         tracing::info!(
             port,
-            registry_services = state.registry.services().len(),
+            registry_services = registry.services().len(),
             "listening"
         );
         let worker = if settings.worker.enabled {
-            Some(WorkerThread::start(&settings, &state)?)
+            Some(WorkerThread::start(&settings, &store, &registry, &metrics)?)
         } else {
             None
         };
         let demo = if settings.demo.enabled {
-            Some(Demo::start(state.clone(), chrono::Utc::now().timestamp()).await?)
+            let parts = crate::demo::Parts {
+                store: store.clone(),
+                intake: demo_intake,
+                metrics: metrics.clone(),
+            };
+            let now = chrono::Utc::now().timestamp();
+            Some(Demo::start(&settings.demo, &registry, parts, now).await?)
         } else {
             None
         };
@@ -150,7 +173,9 @@ impl Application {
             port,
             server: server.run(),
             writer: writer_task,
-            state,
+            store,
+            registry,
+            metrics,
             worker,
             _demo: demo,
         })
@@ -158,15 +183,15 @@ impl Application {
 
     /// The store the application uses (tests drive a worker on it).
     pub fn store(&self) -> Arc<AnyStore> {
-        self.state.store.clone()
+        self.store.clone()
     }
 
     pub fn registry(&self) -> Arc<Registry> {
-        self.state.registry.clone()
+        self.registry.clone()
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
-        self.state.metrics.clone()
+        self.metrics.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -189,10 +214,15 @@ struct WorkerThread {
 }
 
 impl WorkerThread {
-    fn start(settings: &Settings, state: &AppState) -> anyhow::Result<Self> {
-        let store = match state.store.kind() {
+    fn start(
+        settings: &Settings,
+        store: &Arc<AnyStore>,
+        registry: &Arc<Registry>,
+        metrics: &Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
+        let store = match store.kind() {
             // The embedded store lives in this process: share it.
-            "embedded" => state.store.clone(),
+            "embedded" => store.clone(),
             _ => Arc::new(
                 AnyStore::from_settings(&settings.store, &settings.intake)
                     .context("configuring the worker's store")?,
@@ -200,8 +230,8 @@ impl WorkerThread {
         };
         let worker = Worker::new(
             store,
-            state.registry.clone(),
-            state.metrics.clone(),
+            registry.clone(),
+            metrics.clone(),
             settings.detect.clone(),
             settings.worker.clone(),
         );
@@ -319,18 +349,11 @@ fn metrics_server(bind: &str, metrics: Arc<Metrics>) -> anyhow::Result<(u16, Ser
     let listener =
         TcpListener::bind(bind).with_context(|| format!("binding worker.metrics_bind {bind}"))?;
     let port = listener.local_addr()?.port();
-    let metrics = web::Data::new(metrics);
+    let metrics = web::Data::from(metrics);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(metrics.clone())
-            .route(
-                "/metrics",
-                web::get().to(|m: web::Data<Arc<Metrics>>| async move {
-                    actix_web::HttpResponse::Ok()
-                        .content_type("text/plain; version=0.0.4")
-                        .body(m.render())
-                }),
-            )
+            .route("/metrics", web::get().to(http::ops::metrics))
             .route("/healthz", web::get().to(http::ops::healthz))
     })
     .workers(1)
@@ -368,7 +391,7 @@ impl Application {
         let Application {
             server,
             writer,
-            state,
+            store,
             worker,
             ..
         } = self;
@@ -377,10 +400,7 @@ impl Application {
             worker.stop().await;
         }
         writer.finish().await;
-        tracing::info!(
-            store = state.store.kind(),
-            "stopped; queued reports flushed"
-        );
+        tracing::info!(store = store.kind(), "stopped; queued reports flushed");
         served.context("HTTP server")
     }
 }

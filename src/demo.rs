@@ -13,17 +13,17 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::web;
 use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::config::DemoSettings;
-use crate::domain::{Country, Problem, RawReport};
-use crate::http::{AppState, ErrorCode};
-use crate::intake::Origin;
+use crate::domain::{Country, Problem, RawReport, Registry};
+use crate::http::ErrorCode;
+use crate::intake::{Intake, Origin};
 use crate::simulate::model::{META_REPLAY, Outage, Scenario, Spec};
-use crate::store::{FeedStore, ImportRow, Store};
+use crate::store::{AnyStore, FeedStore, ImportRow, Store};
+use crate::telemetry::Metrics;
 
 /// Days of live traffic planned ahead; the demo stops sending after them.
 const LIVE_DAYS: i64 = 30;
@@ -43,6 +43,15 @@ impl Drop for Demo {
     }
 }
 
+/// What the demo drives: the store its history is imported into, and the
+/// intake its live reports go through (their refusals counted as the API
+/// counts its own).
+pub struct Parts {
+    pub store: Arc<AnyStore>,
+    pub intake: Arc<Intake>,
+    pub metrics: Arc<Metrics>,
+}
+
 /// One service's planned minutes from the scenario's start.
 struct Planned {
     id: String,
@@ -53,24 +62,28 @@ struct Planned {
 
 impl Demo {
     /// Imports the history, then starts the live traffic on this runtime.
-    pub async fn start(state: web::Data<AppState>, now: i64) -> anyhow::Result<Demo> {
-        let settings = state.settings.demo.clone();
-        let (start, planned) = plan(&state, &settings, now);
-        let imported = import_history(&state, start, &planned, now).await?;
+    pub async fn start(
+        settings: &DemoSettings,
+        registry: &Registry,
+        parts: Parts,
+        now: i64,
+    ) -> anyhow::Result<Demo> {
+        let (start, planned) = plan(registry, settings, now);
+        let imported = import_history(&parts.store, start, &planned, now).await?;
         tracing::info!(
             services = planned.len(),
             minutes = imported,
             first_outage_in_secs = settings.first_outage_after_secs,
             "demo: history imported; live traffic starts"
         );
-        let task = tokio::spawn(send_live(state, start, planned, settings.seed));
+        let task = tokio::spawn(send_live(Arc::new(parts), start, planned, settings.seed));
         Ok(Demo { task })
     }
 }
 
 /// The scenario: `history_days` of quiet history up to `now`, then live
 /// days with the demo's outages.
-fn plan(state: &AppState, s: &DemoSettings, now: i64) -> (i64, Vec<Planned>) {
+fn plan(registry: &Registry, s: &DemoSettings, now: i64) -> (i64, Vec<Planned>) {
     let now = now.div_euclid(60) * 60;
     let start = now - s.history_days as i64 * 86_400;
     let spec = Spec {
@@ -82,11 +95,11 @@ fn plan(state: &AppState, s: &DemoSettings, now: i64) -> (i64, Vec<Planned>) {
         seed: s.seed,
         start,
     };
-    let mut sc = Scenario::synthetic(&state.registry, &spec);
+    let mut sc = Scenario::synthetic(registry, &spec);
     sc.outages = outages(&sc, s, now);
     let planned = (0..sc.services.len())
         .filter_map(|i| {
-            let service = state.registry.service(&sc.services[i].id)?;
+            let service = registry.service(&sc.services[i].id)?;
             let traffic = sc.traffic(i);
             Some(Planned {
                 id: service.id.clone(),
@@ -144,7 +157,7 @@ fn outages(sc: &Scenario, s: &DemoSettings, now: i64) -> Vec<Outage> {
 
 /// Imports the planned minutes before `now`; returns how many.
 async fn import_history(
-    state: &AppState,
+    store: &AnyStore,
     start: i64,
     planned: &[Planned],
     now: i64,
@@ -166,22 +179,18 @@ async fn import_history(
                 country: Country::parse(COUNTRIES[rng.random_range(0..COUNTRIES.len())]),
             });
             if rows.len() == IMPORT_CHUNK {
-                total += flush(state, &mut rows, now).await?;
+                total += flush(store, &mut rows, now).await?;
             }
         }
     }
-    total += flush(state, &mut rows, now).await?;
-    state
-        .store
-        .bump_history_epoch()
-        .await
-        .context("demo import")?;
+    total += flush(store, &mut rows, now).await?;
+    store.bump_history_epoch().await.context("demo import")?;
     Ok(total)
 }
 
 /// Imports `rows` and empties it; how many there were.
-async fn flush(state: &AppState, rows: &mut Vec<ImportRow>, now: i64) -> anyhow::Result<usize> {
-    state.store.import(rows, now).await.context("demo import")?;
+async fn flush(store: &AnyStore, rows: &mut Vec<ImportRow>, now: i64) -> anyhow::Result<usize> {
+    store.import(rows, now).await.context("demo import")?;
     let n = rows.len();
     rows.clear();
     Ok(n)
@@ -190,7 +199,7 @@ async fn flush(state: &AppState, rows: &mut Vec<ImportRow>, now: i64) -> anyhow:
 /// Each second, the share of the current minute's planned reports that
 /// falls in it, each from a distinct simulated person on a network of their
 /// own, through the intake.
-async fn send_live(state: web::Data<AppState>, start: i64, planned: Vec<Planned>, seed: u64) {
+async fn send_live(parts: Arc<Parts>, start: i64, planned: Vec<Planned>, seed: u64) {
     let planned = Arc::new(planned);
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
@@ -229,7 +238,7 @@ async fn send_live(state: web::Data<AppState>, start: i64, planned: Vec<Planned>
             }
         }
         let sends = reports.into_iter().map(|(raw, addr)| {
-            let state = state.clone();
+            let parts = parts.clone();
             async move {
                 let origin = Origin {
                     addr,
@@ -237,9 +246,8 @@ async fn send_live(state: web::Data<AppState>, start: i64, planned: Vec<Planned>
                     at: now,
                     idempotency_key: None,
                 };
-                if let Err(e) = state.intake.submit(raw, origin).await {
-                    // Counted as the API counts its refusals.
-                    state
+                if let Err(e) = parts.intake.submit(raw, origin).await {
+                    parts
                         .metrics
                         .reports_rejected
                         .with_label_values(&[e.code().as_str()])

@@ -28,11 +28,20 @@
 //! | demo | [`demo`] | simulated traffic for a first run |
 //! | wiring | [`app`] | the process: server, writer, worker, shutdown |
 //!
-//! `web` sits above `http` and uses it: the shared `AppState`, the
-//! problem+json error type and codes, the route type and the API's route
-//! table and answer types (from which `web::docs` builds the OpenAPI
-//! document). Handlers taking only the parts they use, instead of one
-//! `AppState`, is still to do (issue 13).
+//! `web` sits above `http` and uses it: the problem+json error type and
+//! codes, the route type, the API's route table and answer types (from
+//! which `web::docs` builds the OpenAPI document), and the intake handler
+//! that the browser's form post shares.
+//!
+//! # Parts
+//!
+//! There is no one application state. [`app`] builds each part once and
+//! gives it to the server as app data of its own, and a handler takes the
+//! parts it uses: the [`read::Reader`] (reads, with their caches), the
+//! [`intake::Intake`] (with its rate limiter), the event stream's
+//! [`http::stream::Hub`], the [`http::admin::Admin`] endpoints' part, the
+//! API's own settings ([`http::Edge`]), the page cache with the page
+//! settings ([`web::Pages`]), the store and the metrics.
 
 pub mod app;
 pub mod backtest;

@@ -1,14 +1,31 @@
 //! Admin endpoints, behind a bearer token; disabled when `admin.token` is empty.
 
+use std::sync::Arc;
+
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Serialize;
 use serde_json::json;
 
 use super::doc::{BadRequest, PayloadTooLarge, Problem, Unavailable, UnsupportedMediaType};
-use super::{ApiError, AppState, Code, ErrorCode, content_length, next_chunk};
+use super::{ApiError, Code, Edge, ErrorCode, content_length, next_chunk};
+use crate::config::ImportSettings;
+use crate::domain::Registry;
 use crate::import::{LineRules, LineSplitter};
-use crate::store::{FeedStore, ImportRow, Store};
-use crate::telemetry::store_failed;
+use crate::store::{AnyStore, FeedStore, ImportRow, Retention, Store};
+use crate::telemetry::{Metrics, store_failed};
+
+/// What the admin endpoints use: the token, and what an import reads
+/// against and writes to.
+pub struct Admin {
+    /// `admin.token`; empty disables the endpoints.
+    pub token: String,
+    pub import: ImportSettings,
+    pub registry: Arc<Registry>,
+    pub store: Arc<AnyStore>,
+    pub retention: Retention,
+    pub metrics: Arc<Metrics>,
+}
 
 /// Constant-time: compares digests, so timing reveals nothing of the token.
 fn authorize(req: &HttpRequest, token: &str) -> Result<(), ApiError> {
@@ -36,13 +53,11 @@ fn authorize(req: &HttpRequest, token: &str) -> Result<(), ApiError> {
 
 /// Accumulates rows and rejections while the body streams in.
 struct Import<'a> {
-    state: &'a AppState,
+    admin: &'a Admin,
+    retry_after_secs: u64,
     rules: LineRules<'a>,
     rows: Vec<ImportRow>,
-    accepted: u64,
-    reports: u64,
-    rejected_count: u64,
-    rejected: Vec<serde_json::Value>,
+    summary: ImportSummary,
 }
 
 impl Import<'_> {
@@ -50,18 +65,18 @@ impl Import<'_> {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        let outcome = if line.len() > self.state.settings.import.max_line_bytes {
+        let max = self.admin.import.max_line_bytes;
+        let outcome = if line.len() > max {
             Err(format!(
-                "line longer than {} bytes (import.max_line_bytes)",
-                self.state.settings.import.max_line_bytes
+                "line longer than {max} bytes (import.max_line_bytes)"
             ))
         } else {
             self.rules.parse(line)
         };
         match outcome {
             Ok(row) => {
-                self.accepted += 1;
-                self.reports += row.count;
+                self.summary.accepted += 1;
+                self.summary.reports += row.count;
                 self.rows.push(row);
             }
             Err(reason) => self.reject(number, reason),
@@ -69,9 +84,10 @@ impl Import<'_> {
     }
 
     fn reject(&mut self, line: u64, reason: String) {
-        self.rejected_count += 1;
-        if self.rejected.len() < self.state.settings.import.max_rejections_listed {
-            self.rejected.push(json!({"line": line, "reason": reason}));
+        let summary = &mut self.summary;
+        summary.rejected_count += 1;
+        if summary.rejected.len() < self.admin.import.max_rejections_listed {
+            summary.rejected.push(Rejected { line, reason });
         }
     }
 
@@ -79,23 +95,23 @@ impl Import<'_> {
         if self.rows.is_empty() {
             return Ok(());
         }
-        self.state
+        self.admin
             .store
             .import(&self.rows, self.rules.now)
             .await
             .map_err(|e| {
-                store_failed!(self.state.metrics, "import", &e, "import write failed");
+                store_failed!(self.admin.metrics, "import", &e, "import write failed");
                 ApiError::new(
                     e.code(),
                     "the store failed during import; lines before the failure may have been added",
                 )
-                .retry_after(self.state.settings.intake.retry_after_secs)
+                .retry_after(self.retry_after_secs)
                 .with(
                     "accepted_before_failure",
-                    json!(self.accepted - self.rows.len() as u64),
+                    json!(self.summary.accepted - self.rows.len() as u64),
                 )
             })?;
-        self.state
+        self.admin
             .metrics
             .reports_imported
             .inc_by(self.rows.iter().map(|r| r.count).sum());
@@ -103,13 +119,9 @@ impl Import<'_> {
         Ok(())
     }
 
+    /// What was read so far, as a refusal mid-body carries it.
     fn summary(&self) -> serde_json::Value {
-        json!({
-            "accepted": self.accepted,
-            "reports": self.reports,
-            "rejected_count": self.rejected_count,
-            "rejected": self.rejected,
-        })
+        json!(self.summary)
     }
 }
 
@@ -117,26 +129,27 @@ impl Import<'_> {
 /// every `import.flush_lines` lines, so memory stays flat for any size.
 /// Workers cache history; this tells them to reload it. Called on every
 /// way out of an import once anything may have been written.
-async fn announce_import(state: &AppState) {
-    if let Err(e) = state.store.bump_history_epoch().await {
+async fn announce_import(admin: &Admin) {
+    if let Err(e) = admin.store.bump_history_epoch().await {
         tracing::warn!(error = %e, "imported, but workers will see it only at their next history refresh");
     }
 }
 
 /// What an import read.
-// Fields in the order of their names, as the answer (a `json!`) has them.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
+#[derive(Default, Serialize, utoipa::ToSchema)]
 pub struct ImportSummary {
+    /// Lines stored.
     accepted: u64,
-    rejected: Vec<Rejected>,
-    rejected_count: u64,
+    /// The reports those lines counted.
     reports: u64,
+    /// Lines refused.
+    rejected_count: u64,
+    /// The first import.max_rejections_listed of them.
+    rejected: Vec<Rejected>,
 }
 
 /// A line the import refused.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Rejected {
     line: u64,
     reason: String,
@@ -165,10 +178,11 @@ pub struct Rejected {
 pub async fn import(
     req: HttpRequest,
     mut payload: web::Payload,
-    state: web::Data<AppState>,
+    admin: web::Data<Admin>,
+    edge: web::Data<Edge>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&req, &state.settings.admin.token)?;
-    let settings = &state.settings.import;
+    authorize(&req, &admin.token)?;
+    let settings = &admin.import;
     let too_large = || {
         ApiError::new(
             Code::PayloadTooLarge,
@@ -182,33 +196,31 @@ pub async fn import(
         return Err(too_large());
     }
     let mut import = Import {
-        state: &state,
+        admin: &admin,
+        retry_after_secs: edge.retry_after_secs,
         rules: LineRules {
-            registry: &state.registry,
-            retention: state.retention,
+            registry: &admin.registry,
+            retention: admin.retention,
             now: chrono::Utc::now().timestamp(),
             max_future_skew_secs: settings.max_future_skew_secs,
             max_count: settings.max_count,
         },
         rows: Vec::with_capacity(settings.flush_lines),
-        accepted: 0,
-        reports: 0,
-        rejected_count: 0,
-        rejected: Vec::new(),
+        summary: ImportSummary::default(),
     };
     let mut lines = LineSplitter::new(settings.max_line_bytes);
     let mut received = 0u64;
     // A body of a gigabyte may take minutes; a pause longer than the
     // deadline between its chunks is a stalled (or stalling) client. What
     // was read before is kept, as on any other refusal mid-body.
-    let pause = std::time::Duration::from_secs(state.settings.http.body_timeout_secs);
+    let pause = std::time::Duration::from_secs(edge.body_timeout_secs);
     loop {
         let chunk = match next_chunk(&mut payload, pause, pause.as_secs()).await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => break,
             Err(e) => {
                 let flushed = import.flush().await;
-                announce_import(&state).await;
+                announce_import(&admin).await;
                 flushed?;
                 return Err(e.with("summary", import.summary()));
             }
@@ -216,7 +228,7 @@ pub async fn import(
         received += chunk.len() as u64;
         if received > settings.max_body_bytes {
             let flushed = import.flush().await;
-            announce_import(&state).await;
+            announce_import(&admin).await;
             flushed?;
             return Err(too_large().with("summary", import.summary()));
         }
@@ -224,19 +236,20 @@ pub async fn import(
         if import.rows.len() >= settings.flush_lines
             && let Err(e) = import.flush().await
         {
-            announce_import(&state).await;
+            announce_import(&admin).await;
             return Err(e);
         }
     }
     lines.finish(|number, line| import.line(number, line));
     let flushed = import.flush().await;
-    announce_import(&state).await;
+    announce_import(&admin).await;
     flushed?;
+    let summary = import.summary;
     tracing::info!(
-        accepted = import.accepted,
-        rejected = import.rejected_count,
-        reports = import.reports,
+        accepted = summary.accepted,
+        rejected = summary.rejected_count,
+        reports = summary.reports,
         "history imported"
     );
-    Ok(HttpResponse::Ok().json(import.summary()))
+    Ok(HttpResponse::Ok().json(summary))
 }

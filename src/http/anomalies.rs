@@ -9,8 +9,9 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::doc::{AnomalyNotFound, BadRequest, FilterNotFound, Limit, Unavailable};
-use super::{ApiError, AppState, sorted_json};
+use super::{ApiError, sorted_json};
 use crate::domain::Anomaly;
+use crate::read::Reader;
 
 type Query = web::Query<HashMap<String, String>>;
 
@@ -61,8 +62,8 @@ pub struct AnomalyPage {
     params(FilterQuery, PageQuery, Limit),
     responses((status = 200, description = "A page of anomalies", body = AnomalyPage), BadRequest, FilterNotFound, Unavailable)
 )]
-pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
-    let (items, next_cursor) = state.reader.page_of(&query).await?;
+pub async fn list(reader: web::Data<Reader>, query: Query) -> Result<HttpResponse, ApiError> {
+    let (items, next_cursor) = reader.page_of(&query).await?;
     sorted_json(AnomalyPage { items, next_cursor })
 }
 
@@ -78,8 +79,8 @@ pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpRespon
     responses((status = 200, description = "The anomaly", body = Anomaly), AnomalyNotFound, Unavailable)
 )]
 pub async fn one(
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.reader.anomaly(&path).await?))
+    Ok(HttpResponse::Ok().json(reader.anomaly(&path).await?))
 }

@@ -10,10 +10,10 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::doc::{BadRequest, ServiceId, ServiceNotFound, Unavailable};
-use super::{ApiError, AppState, Code};
+use super::{ApiError, Code};
 use crate::domain::Share;
 use crate::domain::time::now_minute;
-use crate::read;
+use crate::read::{self, Reader};
 
 type Query = web::Query<HashMap<String, String>>;
 
@@ -53,16 +53,13 @@ pub struct SeriesQuery {
     responses((status = 200, description = "The series", body = read::Series), BadRequest, ServiceNotFound, Unavailable)
 )]
 pub async fn series(
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
     path: web::Path<String>,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
-    let service = state.reader.find_service(&path)?;
+    let service = reader.find_service(&path)?;
     let (window, step) = series_params(&query)?;
-    let series = state
-        .reader
-        .series(service, window, step, now_minute())
-        .await?;
+    let series = reader.series(service, window, step, now_minute()).await?;
     Ok(HttpResponse::Ok().json(&*series))
 }
 
@@ -121,16 +118,13 @@ pub struct CountryShare {
     responses((status = 200, description = "The breakdown", body = Breakdown), BadRequest, ServiceNotFound, Unavailable)
 )]
 pub async fn breakdown(
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
     path: web::Path<String>,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
-    let service = state.reader.find_service(&path)?;
+    let service = reader.find_service(&path)?;
     let window = duration_param(&query, "window", 60)?;
-    let b = state
-        .reader
-        .breakdown(service, window, now_minute())
-        .await?;
+    let b = reader.breakdown(service, window, now_minute()).await?;
     let count = |s: &Share| (s.count, s.name.clone(), s.share);
     Ok(HttpResponse::Ok().json(Breakdown {
         countries: b
@@ -191,11 +185,11 @@ pub struct HistoryQuery {
     responses((status = 200, description = "CSV", body = String, content_type = "text/csv"), BadRequest, ServiceNotFound, Unavailable)
 )]
 pub async fn history_csv(
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
     path: web::Path<String>,
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
-    let service = state.reader.find_service(&path)?;
+    let service = reader.find_service(&path)?;
     let now = now_minute();
     let minute_of = |name: &str, default: i64| -> Result<i64, ApiError> {
         match query.get(name) {
@@ -230,18 +224,18 @@ pub async fn history_csv(
             ),
         ));
     }
-    let oldest = now - state.retention.rollup_ttl_secs / 60;
+    let oldest = now - reader.retention().rollup_ttl_secs / 60;
     if from < oldest {
         return Err(ApiError::new(
             Code::InvalidParameter,
             format!(
                 "from is older than the retention of {} days",
-                state.retention.rollup_ttl_secs / 86400
+                reader.retention().rollup_ttl_secs / 86400
             ),
         ));
     }
     let points = ((to - from + step - 1) / step) as usize;
-    let max = state.settings.web.max_export_rows;
+    let max = reader.max_export_rows();
     if points > max {
         return Err(ApiError::new(
             Code::InvalidParameter,
@@ -250,10 +244,7 @@ pub async fn history_csv(
             ),
         ));
     }
-    let rows = state
-        .reader
-        .counts(service, from, points, step, now)
-        .await?;
+    let rows = reader.counts(service, from, points, step, now).await?;
     let mut csv = String::from("timestamp,reports,baseline,upper\n");
     let number = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for p in rows {

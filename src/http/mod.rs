@@ -14,7 +14,6 @@ pub mod route;
 pub mod services;
 pub mod stream;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -28,27 +27,46 @@ pub use self::client::client_addr;
 pub use self::error::{ApiError, Code, ErrorCode};
 pub use self::route::Route;
 use crate::config::Settings;
-use crate::domain::Registry;
-use crate::intake::{Intake, RateLimiter};
-use crate::read::Reader;
-use crate::store::{AnyStore, Retention};
 use crate::telemetry::Metrics;
 
-/// Shared by every worker.
-pub struct AppState {
-    pub settings: Settings,
-    pub registry: Arc<Registry>,
-    pub store: Arc<AnyStore>,
-    pub retention: Retention,
-    pub intake: Intake,
-    /// Per-address limit of report posts; `None` when disabled.
-    pub limiter: Option<RateLimiter>,
-    pub metrics: Arc<Metrics>,
-    /// What readers see, with its short-lived caches, shared by the API and
-    /// the pages.
-    pub reader: Reader,
-    /// Feed events for the live streams.
-    pub hub: stream::Hub,
+/// The API's own settings, shared by its handlers: who a request is from,
+/// how much of its body is read and how fast, and what a refused client is
+/// told to wait. Each part the handlers use (the [`Reader`], the
+/// [`Intake`], the event [`stream::Hub`], the [`admin::Admin`]) is app data
+/// of its own.
+///
+/// [`Reader`]: crate::read::Reader
+/// [`Intake`]: crate::intake::Intake
+#[derive(Debug, Clone)]
+pub struct Edge {
+    /// `http.trusted_proxies`: whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `web.public_url`: this site's origin, against which a post's
+    /// `Origin` is checked (empty: the Host the request names).
+    pub public_url: String,
+    /// `http.max_body_bytes`.
+    pub max_body_bytes: usize,
+    /// `http.body_timeout_secs`.
+    pub body_timeout_secs: u64,
+    /// `intake.retry_after_secs`: the Retry-After of a 503 or a refusal.
+    pub retry_after_secs: u64,
+}
+
+impl Edge {
+    pub fn new(settings: &Settings) -> Self {
+        Edge {
+            trusted_proxies: settings.http.trusted_proxies.clone(),
+            public_url: settings.web.public_url.clone(),
+            max_body_bytes: settings.http.max_body_bytes,
+            body_timeout_secs: settings.http.body_timeout_secs,
+            retry_after_secs: settings.intake.retry_after_secs,
+        }
+    }
+
+    /// Who sent `req`: see [`client_addr`].
+    pub fn client(&self, req: &HttpRequest) -> std::net::IpAddr {
+        client_addr(req, &self.trusted_proxies)
+    }
 }
 
 /// The API's routes, each documented by its handler's `#[utoipa::path]`
@@ -127,9 +145,7 @@ pub async fn observe(
     let started = Instant::now();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let method = method_label(req.method());
-    let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.metrics.clone());
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let response = next.call(req).await?;
     let status = response.status();
     let elapsed = started.elapsed();

@@ -6,8 +6,9 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::doc::Unavailable;
-use super::{ApiError, AppState, ErrorCode};
-use crate::store::Store;
+use super::{ApiError, ErrorCode};
+use crate::store::{AnyStore, Store};
+use crate::telemetry::Metrics;
 
 #[utoipa::path(
     get,
@@ -40,19 +41,22 @@ pub struct Ready {
     description = "Ready when the store answers.",
     responses((status = 200, description = "Ready", body = Ready), Unavailable)
 )]
-pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    match state.store.ping().await {
+pub async fn readyz(
+    store: web::Data<AnyStore>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, ApiError> {
+    match store.ping().await {
         Ok(()) => Ok(HttpResponse::Ok().json(Ready {
             status: "ready",
-            store: state.store.kind(),
+            store: store.kind(),
         })),
         Err(e) => {
-            state.metrics.store_error("ping", &e);
+            metrics.store_error("ping", &e);
             Err(ApiError::new(
                 e.code(),
-                format!("the {} store is not reachable", state.store.kind()),
+                format!("the {} store is not reachable", store.kind()),
             )
-            .with("store", json!(state.store.kind())))
+            .with("store", json!(store.kind())))
         }
     }
 }
@@ -66,8 +70,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     description = "",
     responses((status = 200, description = "Metrics", body = String, content_type = "text/plain"))
 )]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(metrics.render())
 }

@@ -10,11 +10,10 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::doc::{BadRequest, PayloadTooLarge, Problem, Unavailable, UnsupportedMediaType};
-use super::{
-    ApiError, AppState, Code, client_addr, json_response, media_type, read_body, wants_html,
-};
+use super::{ApiError, Code, Edge, json_response, media_type, read_body, wants_html};
 use crate::domain::RawReport;
-use crate::intake::{Accepted, Allowance, Origin};
+use crate::intake::{Accepted, Allowance, Intake, Origin};
+use crate::telemetry::Metrics;
 
 /// The answer to a stored report.
 #[derive(Serialize, ToSchema)]
@@ -92,11 +91,14 @@ pub struct IdempotencyKey {
 pub async fn post_report(
     req: HttpRequest,
     mut payload: web::Payload,
-    state: web::Data<AppState>,
+    intake: web::Data<Intake>,
+    edge: web::Data<Edge>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let addr = client_addr(&req, &state.settings.http.trusted_proxies);
-    let cross_site = cross_site(&req, &state.settings.web.public_url);
-    let allowance = match &state.limiter {
+    let addr = edge.client(&req);
+    let cross_site = cross_site(&req, &edge.public_url);
+    let limiter = intake.limiter();
+    let allowance = match limiter {
         Some(limiter) if !cross_site => Some(limiter.check(addr, Instant::now())),
         _ => None,
     };
@@ -109,17 +111,18 @@ pub async fn post_report(
             Code::RateLimited,
             format!(
                 "this address sent more than {} reports per minute (burst {}); retry in {} s",
-                state.settings.intake.rate_limit_per_minute, refused.limit, refused.reset_secs
+                limiter.map_or(0, |l| l.per_minute()),
+                refused.limit,
+                refused.reset_secs
             ),
         )
         .retry_after(refused.reset_secs)),
-        _ => handle(&req, &mut payload, &state, addr).await,
+        _ => handle(&req, &mut payload, &intake, &edge, addr).await,
     };
     if let Err(e) = &result {
         // Every refusal, the intake's and those before it (limit, body,
         // type, header), under its code.
-        state
-            .metrics
+        metrics
             .reports_rejected
             .with_label_values(&[e.code.as_str()])
             .inc();
@@ -159,7 +162,8 @@ fn rate_limit_headers(a: Allowance) -> Vec<(&'static str, String)> {
 async fn handle(
     req: &HttpRequest,
     payload: &mut web::Payload,
-    state: &AppState,
+    intake: &Intake,
+    edge: &Edge,
     addr: IpAddr,
 ) -> Result<HttpResponse, ApiError> {
     let kind = match media_type(req.headers()).as_deref() {
@@ -175,9 +179,9 @@ async fn handle(
             ));
         }
     };
-    let idempotency_key = idempotency_key(req, state.settings.intake.max_idempotency_key_len)?;
-    let deadline = std::time::Duration::from_secs(state.settings.http.body_timeout_secs);
-    let body = read_body(req, payload, state.settings.http.max_body_bytes, deadline).await?;
+    let idempotency_key = idempotency_key(req, intake.max_idempotency_key_len())?;
+    let deadline = std::time::Duration::from_secs(edge.body_timeout_secs);
+    let body = read_body(req, payload, edge.max_body_bytes, deadline).await?;
     let raw: RawReport = match kind {
         BodyKind::Json => serde_json::from_slice(&body)
             .map_err(|e| ApiError::new(Code::MalformedBody, format!("invalid JSON report: {e}")))?,
@@ -196,11 +200,10 @@ async fn handle(
         at: chrono::Utc::now().timestamp(),
         idempotency_key,
     };
-    let accepted = state
-        .intake
+    let accepted = intake
         .submit(raw, origin)
         .await
-        .map_err(|e| ApiError::from_intake(e, state.settings.intake.retry_after_secs))?;
+        .map_err(|e| ApiError::from_intake(e, edge.retry_after_secs))?;
     if matches!(kind, BodyKind::Form) && wants_html(req.headers()) {
         // The status page's form without JavaScript: back to the page, which
         // thanks the person.

@@ -10,10 +10,10 @@ use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::doc::{BadRequest, CompanyId, CompanyNotFound, Limit, ServiceId, ServiceNotFound};
-use super::{ApiError, AppState, sorted_json};
+use super::{ApiError, sorted_json};
 use crate::domain::time::now_minute;
 use crate::domain::{Anomaly, Company, Service, Status};
-use crate::read::{self, OpenIncidents, Recent, Span, status_of};
+use crate::read::{self, OpenIncidents, Reader, Recent, Span, status_of};
 
 type Query = web::Query<HashMap<String, String>>;
 
@@ -84,14 +84,12 @@ pub struct ServicePage<'a> {
     params(Limit, ListQuery),
     responses((status = 200, description = "A page of services", body = ServicePage), BadRequest)
 )]
-pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
-    let limit = state
-        .reader
-        .page_limit(query.get("limit").map(String::as_str))?;
+pub async fn list(reader: web::Data<Reader>, query: Query) -> Result<HttpResponse, ApiError> {
+    let limit = reader.page_limit(query.get("limit").map(String::as_str))?;
     let after = query.get("cursor").map(String::as_str).unwrap_or("");
     let category = query.get("category").map(|c| c.to_ascii_lowercase());
-    let mut matching = state
-        .registry
+    let mut matching = reader
+        .registry()
         .services()
         .iter()
         .filter(|s| {
@@ -106,8 +104,8 @@ pub async fn list(state: web::Data<AppState>, query: Query) -> Result<HttpRespon
         _ => None,
     };
     let (counts, open) = tokio::join!(
-        state.reader.recent_counts(&page, Span::Day, now_minute()),
-        state.reader.open_incidents()
+        reader.recent_counts(&page, Span::Day, now_minute()),
+        reader.open_incidents()
     );
     let items: Vec<ServiceView> = page
         .iter()
@@ -138,14 +136,14 @@ pub struct ServiceDetail<'a> {
     responses((status = 200, description = "The service", body = ServiceDetail), ServiceNotFound)
 )]
 pub async fn one(
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = state.reader.find_service(&path)?;
+    let service = reader.find_service(&path)?;
     let one = [service];
     let (counts, open) = tokio::join!(
-        state.reader.recent_counts(&one, Span::Day, now_minute()),
-        state.reader.open_incidents()
+        reader.recent_counts(&one, Span::Day, now_minute()),
+        reader.open_incidents()
     );
     let detail = ServiceDetail {
         service: ServiceView::new(service, counts[0], &open),
@@ -188,14 +186,14 @@ pub struct CompanyEntry<'a> {
     description = "Companies and their service ids.",
     responses((status = 200, description = "Companies", body = CompanyList))
 )]
-pub async fn companies(state: web::Data<AppState>) -> HttpResponse {
-    let items: Vec<CompanyEntry> = state
-        .registry
+pub async fn companies(reader: web::Data<Reader>) -> HttpResponse {
+    let items: Vec<CompanyEntry> = reader
+        .registry()
         .companies()
         .iter()
         .map(|c| {
-            let services: Vec<&str> = state
-                .registry
+            let services: Vec<&str> = reader
+                .registry()
                 .services_of(&c.id)
                 .map(|s| s.id.as_str())
                 .collect();
@@ -237,16 +235,14 @@ pub struct CompanyView<'a> {
     responses((status = 200, description = "The company", body = CompanyView), CompanyNotFound)
 )]
 pub async fn company(
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let company: &Company = state.reader.find_company(&path)?;
-    let services: Vec<&Service> = state.registry.services_of(&company.id).collect();
+    let company: &Company = reader.find_company(&path)?;
+    let services: Vec<&Service> = reader.registry().services_of(&company.id).collect();
     let (counts, open) = tokio::join!(
-        state
-            .reader
-            .recent_counts(&services, Span::Day, now_minute()),
-        state.reader.open_incidents()
+        reader.recent_counts(&services, Span::Day, now_minute()),
+        reader.open_incidents()
     );
     let views: Vec<ServiceView> = services
         .iter()

@@ -10,7 +10,6 @@
 //! skipping what it already sent.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,15 +17,15 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use futures_util::stream;
-use tokio::sync::broadcast;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
 use super::anomalies::FilterQuery;
 use super::doc::{BadRequest, FilterNotFound, Problem, Unavailable};
-use super::{ApiError, AppState, Code, client_addr};
+use super::{ApiError, Code, Edge};
 use crate::config::WebSettings;
 use crate::domain::Anomaly;
 use crate::intake::limiter::source_key;
-use crate::read::Filter;
+use crate::read::{Filter, Reader};
 use crate::store::{AnyStore, FeedEvent, FeedStore, parse_event_id};
 use crate::telemetry::{Metrics, store_failed};
 
@@ -38,11 +37,17 @@ pub struct Hub {
     sender: broadcast::Sender<Arc<FeedEvent>>,
     /// The last event the hub has read: where a new stream starts.
     position: Arc<Mutex<Option<String>>>,
-    open: AtomicUsize,
+    /// Where streams that resume or fall behind read what they missed.
+    store: Arc<AnyStore>,
+    metrics: Arc<Metrics>,
+    /// A permit per stream open here, `web.max_streams` of them.
+    slots: Arc<Semaphore>,
     max_streams: usize,
     /// Streams open per source (address, IPv6 /64).
     per_source: Mutex<HashMap<u128, usize>>,
     max_per_source: usize,
+    /// `web.stream_keepalive_secs`.
+    keepalive: Duration,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -59,8 +64,8 @@ impl Hub {
         let poll = Duration::from_millis(web.stream_poll_ms.max(10));
         let position = Arc::new(Mutex::new(None));
         let task = tokio::spawn(follow(
-            store,
-            metrics,
+            store.clone(),
+            metrics.clone(),
             sender.clone(),
             position.clone(),
             poll,
@@ -68,10 +73,13 @@ impl Hub {
         Hub {
             sender,
             position,
-            open: AtomicUsize::new(0),
+            store,
+            metrics,
+            slots: Arc::new(Semaphore::new(web.max_streams)),
             max_streams: web.max_streams,
             per_source: Mutex::new(HashMap::new()),
             max_per_source: web.max_streams_per_address,
+            keepalive: Duration::from_secs(web.stream_keepalive_secs.max(1)),
             task,
         }
     }
@@ -127,19 +135,62 @@ async fn follow(
     }
 }
 
-/// Counts an open stream while it lives.
-/// A stream's place in the server's count and its source's.
-struct Slot(web::Data<AppState>, u128);
+/// A stream's place in the server's count (its permit) and its source's,
+/// given back when the stream ends.
+struct Slot {
+    hub: web::Data<Hub>,
+    source: u128,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Hub {
+    /// A place for one more stream from `source`, or why not: the server
+    /// is full (`web.max_streams`), or this source holds its share
+    /// (`web.max_streams_per_address`), so that readers behind other
+    /// addresses still get theirs.
+    fn admit(hub: &web::Data<Hub>, source: u128, retry_after_secs: u64) -> Result<Slot, ApiError> {
+        let Ok(permit) = hub.slots.clone().try_acquire_owned() else {
+            return Err(ApiError::new(
+                Code::TooManyStreams,
+                format!(
+                    "this server has {} streams open (web.max_streams); retry shortly",
+                    hub.max_streams
+                ),
+            )
+            .retry_after(retry_after_secs));
+        };
+        let mut sources = hub.per_source.lock().unwrap_or_else(|p| p.into_inner());
+        let held = sources.entry(source).or_default();
+        if *held >= hub.max_per_source {
+            return Err(ApiError::new(
+                Code::TooManyStreamsFromAddress,
+                format!(
+                    "this address has {} streams open (web.max_streams_per_address); close one first",
+                    hub.max_per_source
+                ),
+            )
+            .retry_after(retry_after_secs));
+        }
+        *held += 1;
+        Ok(Slot {
+            hub: hub.clone(),
+            source,
+            _permit: permit,
+        })
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let hub = &self.0.hub;
-        hub.open.fetch_sub(1, Ordering::SeqCst);
-        let mut sources = hub.per_source.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = sources.get_mut(&self.1) {
+        let mut sources = self
+            .hub
+            .per_source
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = sources.get_mut(&self.source) {
             *n -= 1;
             if *n == 0 {
-                sources.remove(&self.1);
+                sources.remove(&self.source);
             }
         }
     }
@@ -194,7 +245,9 @@ pub struct LastEventId {
 )]
 pub async fn stream(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
+    hub: web::Data<Hub>,
+    edge: web::Data<Edge>,
     query: web::Query<HashMap<String, String>>,
 ) -> Result<HttpResponse, ApiError> {
     let mut query = query.into_inner();
@@ -204,7 +257,7 @@ pub async fn stream(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| query.remove("last_event_id"));
-    let filter = state.reader.parse_filter(&query)?;
+    let filter = reader.parse_filter(&query)?;
     let last = match resume.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(id) => Some((
@@ -217,41 +270,7 @@ pub async fn stream(
             id.to_string(),
         )),
     };
-    let hub = &state.hub;
-    if hub.open.fetch_add(1, Ordering::SeqCst) >= hub.max_streams {
-        hub.open.fetch_sub(1, Ordering::SeqCst);
-        return Err(ApiError::new(
-            Code::TooManyStreams,
-            format!(
-                "this server has {} streams open (web.max_streams); retry shortly",
-                hub.max_streams
-            ),
-        )
-        .retry_after(state.settings.intake.retry_after_secs));
-    }
-    // One source may not hold every slot: readers behind other addresses
-    // must still get theirs.
-    let source = source_key(client_addr(&req, &state.settings.http.trusted_proxies));
-    {
-        let mut sources = hub.per_source.lock().unwrap_or_else(|p| p.into_inner());
-        if sources
-            .get(&source)
-            .is_some_and(|&held| held >= hub.max_per_source)
-        {
-            drop(sources);
-            hub.open.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError::new(
-                Code::TooManyStreamsFromAddress,
-                format!(
-                    "this address has {} streams open (web.max_streams_per_address); close one first",
-                    hub.max_per_source
-                ),
-            )
-            .retry_after(state.settings.intake.retry_after_secs));
-        }
-        *sources.entry(source).or_default() += 1;
-    }
-    let slot = Slot(state.clone(), source);
+    let slot = Hub::admit(&hub, source_key(edge.client(&req)), edge.retry_after_secs)?;
     // Subscribe before catching up from the store, so nothing falls
     // between the two.
     let receiver = hub.sender.subscribe();
@@ -265,7 +284,7 @@ pub async fn stream(
             .clone()?;
         Some((parse_event_id(&at)?, at))
     });
-    let keepalive_every = Duration::from_secs(state.settings.web.stream_keepalive_secs.max(1));
+    let keepalive_every = hub.keepalive;
     let mut keepalive = tokio::time::interval_at(
         tokio::time::Instant::now() + keepalive_every,
         keepalive_every,
@@ -310,10 +329,10 @@ async fn next_chunk(c: &mut Cursor) -> Option<Bytes> {
         }
         if c.catching_up {
             let from = c.last.as_ref().map_or("0-0", |(_, id)| id).to_string();
-            let state = c.slot.0.clone();
+            let hub = c.slot.hub.clone();
             // A store that cannot answer ends the stream; the client
             // reconnects with its Last-Event-ID.
-            let batch = state.store.events_after(&from, READ_BATCH).await.ok()?;
+            let batch = hub.store.events_after(&from, READ_BATCH).await.ok()?;
             c.catching_up = batch.len() == READ_BATCH;
             c.pending = batch.into_iter();
             continue;
@@ -344,7 +363,7 @@ fn accept(c: &mut Cursor, e: &FeedEvent) -> Option<Bytes> {
     }
     c.last = Some((key, e.id.clone()));
     // A corrupt one is logged, counted and not sent.
-    let anomaly: Anomaly = c.slot.0.metrics.stored("anomaly", &e.doc)?;
+    let anomaly: Anomaly = c.slot.hub.metrics.stored("anomaly", &e.doc)?;
     if !c.filter.keeps(&anomaly) {
         return None;
     }

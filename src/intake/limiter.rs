@@ -17,6 +17,7 @@ const SHARDS: usize = 16;
 const SWEEP_AT: usize = 4096;
 
 pub struct RateLimiter {
+    per_minute: u64,
     per_sec: f64,
     burst: f64,
     hasher: std::collections::hash_map::RandomState,
@@ -48,11 +49,17 @@ impl RateLimiter {
     /// `None` when `per_minute` is 0 (disabled).
     pub fn new(per_minute: u64, burst: u64) -> Option<Self> {
         (per_minute > 0).then(|| RateLimiter {
+            per_minute,
             per_sec: per_minute as f64 / 60.0,
             burst: burst.max(1) as f64,
             hasher: Default::default(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
         })
+    }
+
+    /// The refill rate, reports per minute.
+    pub fn per_minute(&self) -> u64 {
+        self.per_minute
     }
 
     /// Takes one token for `addr` at `now`; `Err` when none is left.

@@ -60,6 +60,9 @@ pub struct Intake {
     hasher: ReporterHasher,
     metrics: Arc<Metrics>,
     max_client_id_len: usize,
+    max_idempotency_key_len: usize,
+    /// Per-address limit of report posts; `None` when disabled.
+    limiter: Option<RateLimiter>,
     /// Idempotency keys (scoped) of the requests being written here.
     in_flight: Mutex<HashSet<String>>,
 }
@@ -96,8 +99,21 @@ impl Intake {
             ),
             metrics,
             max_client_id_len: settings.max_client_id_len,
+            max_idempotency_key_len: settings.max_idempotency_key_len,
+            limiter: RateLimiter::new(settings.rate_limit_per_minute, settings.rate_limit_burst),
             in_flight: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// The per-address limit of report posts (`intake.rate_limit_*`), if
+    /// any; the handler checks it before reading a body.
+    pub fn limiter(&self) -> Option<&RateLimiter> {
+        self.limiter.as_ref()
+    }
+
+    /// `intake.max_idempotency_key_len`.
+    pub fn max_idempotency_key_len(&self) -> usize {
+        self.max_idempotency_key_len
     }
 
     /// Validates, writes and waits for the store's receipt.

@@ -113,6 +113,8 @@ pub struct Reader {
     retention: Retention,
     metrics: Arc<Metrics>,
     limits: ApiSettings,
+    /// `web.max_export_rows`.
+    max_export_rows: usize,
     retry_after_secs: u64,
     caches: Caches,
 }
@@ -149,6 +151,7 @@ impl Reader {
             retention,
             metrics,
             limits: api.clone(),
+            max_export_rows: web.max_export_rows,
             retry_after_secs,
             caches: Caches {
                 open: TtlCache::new(ttl, 1),
@@ -157,6 +160,24 @@ impl Reader {
                 breakdown: TtlCache::new(ttl, n),
             },
         }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    /// `web.max_export_rows`: the most rows one CSV export may have.
+    pub fn max_export_rows(&self) -> usize {
+        self.max_export_rows
+    }
+
+    /// `api.default_page_size`.
+    pub fn default_page_size(&self) -> usize {
+        self.limits.default_page_size
     }
 
     /// Logs and counts a store failure of `op`; what the reader is told.

@@ -8,10 +8,11 @@ use askama::Template;
 
 use super::pages::{Page, filters};
 use super::{PageError, Pages, render, shared_html};
+use crate::config::WebSettings;
 use crate::domain::{Anomaly, Service};
 use crate::http::doc::{NotModified, one_of};
-use crate::http::{ApiError, AppState, Code};
-use crate::read::{Filter, parse_cursor};
+use crate::http::{ApiError, Code};
+use crate::read::{Filter, Reader, parse_cursor};
 use crate::store::FeedRange;
 
 type Query = web::Query<HashMap<String, String>>;
@@ -87,14 +88,14 @@ impl utoipa::ToSchema for AnySeverity {}
 )]
 pub async fn anomalies(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
     pages: web::Data<Pages>,
     query: Query,
 ) -> Result<HttpResponse, PageError> {
     // An empty choice in the filter form means "all".
     let mut query: HashMap<String, String> = query.into_inner();
     query.retain(|_, v| !v.is_empty());
-    let filter = state.reader.parse_filter(&query)?;
+    let filter = reader.parse_filter(&query)?;
     let after = match query.get("cursor") {
         Some(c) => Some(parse_cursor(c).ok_or_else(|| {
             ApiError::new(Code::InvalidParameter, "cursor is not one this site gave")
@@ -103,23 +104,24 @@ pub async fn anomalies(
     };
     // Keyed by what was understood, not by what was sent.
     let key = format!("anomalies:{filter:?}:{after:?}");
-    shared_html(&req, &state, &pages, key, || {
-        anomalies_page(&state, filter, after)
+    shared_html(&req, &pages, key, || {
+        anomalies_page(&reader, &pages.settings, filter, after)
     })
     .await
 }
 
 async fn anomalies_page(
-    state: &AppState,
+    reader: &Reader,
+    web: &WebSettings,
     filter: Filter,
     after: Option<(i64, String)>,
 ) -> Result<String, PageError> {
     let range = FeedRange {
         after,
-        limit: state.settings.api.default_page_size,
+        limit: reader.default_page_size(),
         ..FeedRange::default()
     };
-    let (items, next_cursor) = state.reader.page(&filter, range).await?;
+    let (items, next_cursor) = reader.page(&filter, range).await?;
     let next = next_cursor.map(|c| {
         let mut params = vec![("cursor", c)];
         if let Some(s) = &filter.service {
@@ -144,14 +146,11 @@ async fn anomalies_page(
         service, company, ..
     } = filter;
     render(&AnomaliesPage {
-        page: Page::new(
-            "Outages reported now and before",
-            state.settings.web.page_refresh_secs,
-        ),
+        page: Page::new("Outages reported now and before", web.page_refresh_secs),
         items,
         next,
-        services: state.registry.services(),
-        companies: state.registry.companies(),
+        services: reader.registry().services(),
+        companies: reader.registry().companies(),
         service: service.unwrap_or_default(),
         company: company.unwrap_or_default(),
     })

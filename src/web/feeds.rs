@@ -8,11 +8,11 @@ use chrono::{DateTime, FixedOffset};
 
 use super::{Pages, respond};
 use crate::domain::Anomaly;
+use crate::http::ApiError;
 use crate::http::doc::{
     CompanyId, CompanyNotFound, NotModified, ServiceId, ServiceNotFound, Unavailable,
 };
-use crate::http::{ApiError, AppState};
-use crate::read::Filter;
+use crate::read::{Filter, Reader};
 use crate::store::FeedRange;
 
 const ATOM: &str = "application/atom+xml; charset=utf-8";
@@ -33,12 +33,12 @@ const ATOM: &str = "application/atom+xml; charset=utf-8";
 )]
 pub async fn all(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
     pages: web::Data<Pages>,
 ) -> Result<HttpResponse, ApiError> {
     feed(
         &req,
-        &state,
+        &reader,
         &pages,
         Filter::default(),
         "all services",
@@ -66,18 +66,18 @@ pub async fn all(
 )]
 pub async fn service(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
     pages: web::Data<Pages>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let s = state.reader.find_service(&path)?;
+    let s = reader.find_service(&path)?;
     let filter = Filter {
         service: Some(s.id.clone()),
         ..Filter::default()
     };
     let own = format!("/feeds/services/{}.atom", s.id);
     let page = format!("/status/{}", s.id);
-    feed(&req, &state, &pages, filter, &s.name, &own, &page).await
+    feed(&req, &reader, &pages, filter, &s.name, &own, &page).await
 }
 
 /// `GET /feeds/companies/{id}.atom`.
@@ -98,48 +98,43 @@ pub async fn service(
 )]
 pub async fn company(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
     pages: web::Data<Pages>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let c = state.reader.find_company(&path)?;
+    let c = reader.find_company(&path)?;
     let filter = Filter {
         company: Some(c.id.clone()),
         ..Filter::default()
     };
     let own = format!("/feeds/companies/{}.atom", c.id);
     let page = format!("/company/{}", c.id);
-    feed(&req, &state, &pages, filter, &c.name, &own, &page).await
+    feed(&req, &reader, &pages, filter, &c.name, &own, &page).await
 }
 
 async fn feed(
     req: &HttpRequest,
-    state: &AppState,
+    reader: &Reader,
     pages: &Pages,
     filter: Filter,
     about: &str,
     own_path: &str,
     page_path: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let base = base_url(req, &state.settings.web.public_url);
+    let base = base_url(req, &pages.settings.public_url);
     let key = format!("atom:{base}{own_path}");
     let page = pages
         .get(key, || async {
             let range = FeedRange {
-                limit: state.settings.web.feed_entries.max(1),
+                limit: pages.settings.feed_entries.max(1),
                 ..FeedRange::default()
             };
-            let (items, _) = state.reader.page(&filter, range).await?;
+            let (items, _) = reader.page(&filter, range).await?;
             Ok(atom(&items, about, &base, own_path, page_path).to_string())
         })
         .await
         .map_err(|e| e.0)?;
-    Ok(respond(
-        req,
-        ATOM,
-        state.settings.web.page_max_age_secs,
-        &page,
-    ))
+    Ok(respond(req, ATOM, pages.settings.page_max_age_secs, &page))
 }
 
 /// Where links point: `web.public_url`, else the Host the request named

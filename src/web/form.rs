@@ -8,7 +8,9 @@
 use actix_web::{HttpRequest, HttpResponse, guard, web};
 
 use super::PageError;
-use crate::http::{ApiError, AppState, Code, media_type, reports, wants_html};
+use crate::http::{ApiError, Code, Edge, media_type, reports, wants_html};
+use crate::intake::Intake;
+use crate::telemetry::Metrics;
 
 /// A browser's form post: a form body, and pages accepted.
 pub fn browser_form() -> impl guard::Guard {
@@ -25,9 +27,11 @@ pub fn browser_form() -> impl guard::Guard {
 pub async fn post(
     req: HttpRequest,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    intake: web::Data<Intake>,
+    edge: web::Data<Edge>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, FormRefusal> {
-    reports::post_report(req, payload, state)
+    reports::post_report(req, payload, intake, edge, metrics)
         .await
         .map_err(|e| match e.code {
             Code::CrossSite => FormRefusal::Api(e),

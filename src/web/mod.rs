@@ -27,7 +27,7 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 
 use crate::config::WebSettings;
-use crate::http::{ApiError, AppState, Route};
+use crate::http::{ApiError, Route};
 use crate::read::ReadError;
 use crate::read::cache::TtlCache;
 
@@ -112,15 +112,22 @@ impl Rendered {
 }
 
 /// Rendered pages, charts and feeds, each kept for `web.read_cache_ms`
-/// (at most `web.read_cache_entries`).
-pub struct Pages(TtlCache<Arc<Rendered>, PageError>);
+/// (at most `web.read_cache_entries`), and the settings they are rendered
+/// and answered with.
+pub struct Pages {
+    cache: TtlCache<Arc<Rendered>, PageError>,
+    pub settings: WebSettings,
+}
 
 impl Pages {
     pub fn new(web: &WebSettings) -> Self {
-        Pages(TtlCache::new(
-            Duration::from_millis(web.read_cache_ms),
-            web.read_cache_entries,
-        ))
+        Pages {
+            cache: TtlCache::new(
+                Duration::from_millis(web.read_cache_ms),
+                web.read_cache_entries,
+            ),
+            settings: web.clone(),
+        }
     }
 
     /// The page at `key`, rendered by `render` at most once per
@@ -132,7 +139,7 @@ impl Pages {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<String, PageError>>,
     {
-        self.0
+        self.cache
             .get(&key, Instant::now(), || async {
                 render().await.map(|body| Arc::new(Rendered::new(body)))
             })
@@ -144,7 +151,6 @@ impl Pages {
 /// `web.page_max_age_secs`.
 pub async fn shared_html<F, Fut>(
     req: &HttpRequest,
-    state: &AppState,
     pages: &Pages,
     key: String,
     render: F,
@@ -154,12 +160,7 @@ where
     Fut: Future<Output = Result<String, PageError>>,
 {
     let page = pages.get(key, render).await?;
-    Ok(respond(
-        req,
-        HTML,
-        state.settings.web.page_max_age_secs,
-        &page,
-    ))
+    Ok(respond(req, HTML, pages.settings.page_max_age_secs, &page))
 }
 
 /// An answer that carries an ETag of its body and Cache-Control; a request

@@ -12,11 +12,11 @@ use askama::Template;
 
 use super::chart;
 use super::{HTML, PageError, Pages, cached, render, shared_html};
+use crate::config::WebSettings;
 use crate::domain::time::now_minute;
 use crate::domain::{Problem, Service, Share, Status};
-use crate::http::AppState;
 use crate::http::doc::{CompanyId, NotModified};
-use crate::read::{self, Recent, Span, status_of};
+use crate::read::{self, Reader, Recent, Span, status_of};
 
 type Query = web::Query<HashMap<String, String>>;
 
@@ -115,7 +115,7 @@ struct HomePage<'a> {
 )]
 pub async fn home(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
     pages: web::Data<Pages>,
     query: Query,
 ) -> Result<HttpResponse, PageError> {
@@ -126,25 +126,20 @@ pub async fn home(
     if !q.is_empty() {
         // Searches are each reader's own: rendered, not kept.
         let q: String = q.chars().take(MAX_QUERY_CHARS).collect();
-        let body = home_page(&state, q).await?;
-        return Ok(cached(
-            &req,
-            HTML,
-            state.settings.web.page_max_age_secs,
-            body,
-        ));
+        let body = home_page(&reader, &pages.settings, q).await?;
+        return Ok(cached(&req, HTML, pages.settings.page_max_age_secs, body));
     }
-    shared_html(&req, &state, &pages, "home".into(), || {
-        home_page(&state, q.clone())
+    shared_html(&req, &pages, "home".into(), || {
+        home_page(&reader, &pages.settings, q.clone())
     })
     .await
 }
 
-async fn home_page(state: &AppState, q: String) -> Result<String, PageError> {
-    let all: Vec<&Service> = state.registry.services().iter().collect();
+async fn home_page(reader: &Reader, web: &WebSettings, q: String) -> Result<String, PageError> {
+    let all: Vec<&Service> = reader.registry().services().iter().collect();
     let (recent, open) = tokio::join!(
-        state.reader.recent_counts(&all, Span::Hour, now_minute()),
-        state.reader.open_incidents()
+        reader.recent_counts(&all, Span::Hour, now_minute()),
+        reader.open_incidents()
     );
     let rows: Vec<ServiceRow> = all
         .iter()
@@ -191,11 +186,8 @@ async fn home_page(state: &AppState, q: String) -> Result<String, PageError> {
         .collect();
     most_reported.sort_by_key(|r| std::cmp::Reverse(r.recent.map_or(0, |c| c.h1)));
     most_reported.truncate(10);
-    let found = (!q.is_empty()).then(|| search(state, &q));
-    let mut page = Page::new(
-        "outagewatch: is it down?",
-        state.settings.web.page_refresh_secs,
-    );
+    let found = (!q.is_empty()).then(|| search(reader, &q));
+    let mut page = Page::new("outagewatch: is it down?", web.page_refresh_secs);
     page.q = q;
     render(&HomePage {
         page,
@@ -213,11 +205,11 @@ async fn home_page(state: &AppState, q: String) -> Result<String, PageError> {
 
 /// Services whose id, name or an alias contains `q` (any case); an exact
 /// match first.
-fn search<'a>(state: &'a AppState, q: &str) -> Vec<&'a Service> {
+fn search<'a>(reader: &'a Reader, q: &str) -> Vec<&'a Service> {
     let needle = q.to_lowercase();
-    let exact = state.registry.find(q);
+    let exact = reader.registry().find(q);
     let mut found: Vec<&Service> = exact.into_iter().collect();
-    found.extend(state.registry.services().iter().filter(|s| {
+    found.extend(reader.registry().services().iter().filter(|s| {
         exact.is_none_or(|e| e.id != s.id)
             && (s.id.contains(&needle)
                 || s.name.to_lowercase().contains(&needle)
@@ -256,27 +248,24 @@ struct CompanyPage<'a> {
 )]
 pub async fn company(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
     pages: web::Data<Pages>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, PageError> {
-    let company = state.reader.find_company(&path)?;
-    shared_html(
-        &req,
-        &state,
-        &pages,
-        format!("company:{}", company.id),
-        || company_page(&state, company),
-    )
+    let company = reader.find_company(&path)?;
+    shared_html(&req, &pages, format!("company:{}", company.id), || {
+        company_page(&reader, &pages.settings, company)
+    })
     .await
 }
 
 async fn company_page(
-    state: &AppState,
+    reader: &Reader,
+    web: &WebSettings,
     company: &crate::domain::Company,
 ) -> Result<String, PageError> {
-    let services: Vec<&Service> = state.registry.services_of(&company.id).collect();
-    let (reader, now) = (&state.reader, now_minute());
+    let services: Vec<&Service> = reader.registry().services_of(&company.id).collect();
+    let now = now_minute();
     let (recent, open) = tokio::join!(
         reader.recent_counts(&services, Span::Day, now),
         reader.open_incidents()
@@ -322,10 +311,7 @@ async fn company_page(
     }
     let status = read::worst(cards.iter().map(|(r, _)| r.status));
     render(&CompanyPage {
-        page: Page::new(
-            &format!("{} status", company.name),
-            state.settings.web.page_refresh_secs,
-        ),
+        page: Page::new(&format!("{} status", company.name), web.page_refresh_secs),
         id: company.id.clone(),
         name: company.name.clone(),
         word: status_words(Some(status)).0,

@@ -10,11 +10,12 @@ use askama::Template;
 use super::chart::{self, Chart};
 use super::pages::{Page, ShareRow, filters, problem_label, share_rows, status_words};
 use super::{HTML, PageError, Pages, cached, render, respond, shared_html};
+use crate::config::WebSettings;
 use crate::domain::time::now_minute;
 use crate::domain::{Anomaly, Problem, Service, Status};
 use crate::http::doc::{NotModified, ServiceId, ServiceNotFound, Unavailable};
-use crate::http::{ApiError, AppState, Code};
-use crate::read::{Recent, Span, status_of};
+use crate::http::{ApiError, Code};
+use crate::read::{Reader, Recent, Span, status_of};
 
 type Query = web::Query<HashMap<String, String>>;
 
@@ -56,12 +57,12 @@ struct StatusPage<'a> {
 )]
 pub async fn status(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
     pages: web::Data<Pages>,
     path: web::Path<String>,
     query: Query,
 ) -> Result<HttpResponse, PageError> {
-    let service = state.reader.find_service(&path)?;
+    let service = reader.find_service(&path)?;
     if service.id != *path {
         // Aliases and other spellings live at the canonical address.
         let query = req.query_string();
@@ -76,7 +77,7 @@ pub async fn status(
     }
     // A page with a thank-you is one person's; the rest is everyone's.
     if let Some(thanks) = thanks(service, &query) {
-        let body = status_page(&state, service, Some(thanks)).await?;
+        let body = status_page(&reader, &pages.settings, service, Some(thanks)).await?;
         let mut response = cached(&req, HTML, 0, body);
         response.headers_mut().insert(
             header::CACHE_CONTROL,
@@ -84,13 +85,9 @@ pub async fn status(
         );
         return Ok(response);
     }
-    shared_html(
-        &req,
-        &state,
-        &pages,
-        format!("status:{}", service.id),
-        || status_page(&state, service, None),
-    )
+    shared_html(&req, &pages, format!("status:{}", service.id), || {
+        status_page(&reader, &pages.settings, service, None)
+    })
     .await
 }
 
@@ -109,12 +106,13 @@ fn thanks(service: &Service, query: &HashMap<String, String>) -> Option<String> 
 }
 
 async fn status_page(
-    state: &AppState,
+    reader: &Reader,
+    web: &WebSettings,
     service: &Service,
     thanks: Option<String>,
 ) -> Result<String, PageError> {
     let one = [service];
-    let (reader, now) = (&state.reader, now_minute());
+    let now = now_minute();
     let (recent, open, series, breakdown) = tokio::join!(
         reader.recent_counts(&one, Span::Day, now),
         reader.open_incidents(),
@@ -137,14 +135,14 @@ async fn status_page(
         ),
         Err(_) => (Vec::new(), Vec::new(), None),
     };
-    let company = state
-        .registry
+    let company = reader
+        .registry()
         .company(&service.company)
         .map_or_else(|| service.company.clone(), |c| c.name.clone());
     render(&StatusPage {
         page: Page::new(
             &format!("{} status: {word}", service.name),
-            state.settings.web.page_refresh_secs,
+            web.page_refresh_secs,
         ),
         service,
         company,
@@ -184,21 +182,21 @@ async fn status_page(
 )]
 pub async fn embed(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    reader: web::Data<Reader>,
     pages: web::Data<Pages>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let service = state.reader.find_service(&path)?;
+    let service = reader.find_service(&path)?;
     let page = pages
         .get(format!("embed:{}", service.id), || async {
-            embed_chart(&state, service).await.map_err(PageError)
+            embed_chart(&reader, service).await.map_err(PageError)
         })
         .await
         .map_err(|e| e.0)?;
     let mut response = respond(
         &req,
         "image/svg+xml",
-        state.settings.web.embed_max_age_secs,
+        pages.settings.embed_max_age_secs,
         &page,
     );
     // Newsrooms embed it from their own pages.
@@ -209,11 +207,8 @@ pub async fn embed(
     Ok(response)
 }
 
-async fn embed_chart(state: &AppState, service: &Service) -> Result<String, ApiError> {
-    let series = state
-        .reader
-        .series(service, 24 * 60, 15, now_minute())
-        .await?;
+async fn embed_chart(reader: &Reader, service: &Service) -> Result<String, ApiError> {
+    let series = reader.series(service, 24 * 60, 15, now_minute()).await?;
     let now = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC");
     let chart: Chart = chart::draw(
         &series,
