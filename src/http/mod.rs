@@ -14,10 +14,11 @@ pub mod route;
 pub mod services;
 pub mod stream;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::{ResourceDef, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -92,35 +93,47 @@ pub fn table() -> Vec<Route> {
     ]
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    for route in table() {
+/// Registers `routes` in their order, and answers every other request:
+/// 405 with `Allow` where the path is served with other methods (as the
+/// routes say), else 404.
+pub fn serve(cfg: &mut web::ServiceConfig, routes: Vec<Route>) {
+    let mut served: Vec<(ResourceDef, String)> = Vec::new();
+    for route in routes {
+        served.push((ResourceDef::new(route.path.as_str()), route.method_name()));
         route.register(cfg);
     }
-    cfg.default_service(web::to(not_found));
+    let served = Arc::new(served);
+    cfg.default_service(web::to(move |req: HttpRequest| {
+        let served = served.clone();
+        async move { not_found(&req, &served) }
+    }));
 }
 
-/// No route answered: 405 where the path is served with another method
-/// (each path takes one: POST for the two that store, GET for the rest),
-/// else 404.
-async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+fn not_found(
+    req: &HttpRequest,
+    served: &[(ResourceDef, String)],
+) -> Result<HttpResponse, ApiError> {
     let path = req.path();
-    if req.resource_map().has_resource(path) {
-        let allow = if path == "/api/v1/reports" || path == "/api/v1/admin/import" {
-            "POST"
-        } else {
-            "GET"
-        };
-        let mut e = ApiError::new(
-            Code::MethodNotAllowed,
-            format!("{path} takes {allow}, not {}", req.method()),
-        );
-        e.headers.push(("allow", allow.to_string()));
-        return Err(e);
+    let mut allow: Vec<&str> = served
+        .iter()
+        .filter(|(def, _)| def.is_match(path))
+        .map(|(_, method)| method.as_str())
+        .collect();
+    if allow.is_empty() {
+        return Err(ApiError::new(
+            Code::NotFound,
+            format!("no route for {} {path}", req.method()),
+        ));
     }
-    Err(ApiError::new(
-        Code::NotFound,
-        format!("no route for {} {path}", req.method()),
-    ))
+    allow.sort_unstable();
+    allow.dedup();
+    let allow = allow.join(", ");
+    let mut e = ApiError::new(
+        Code::MethodNotAllowed,
+        format!("{path} takes {allow}, not {}", req.method()),
+    );
+    e.headers.push(("allow", allow));
+    Err(e)
 }
 
 /// The metrics label of a request method: the standard ones by name, any

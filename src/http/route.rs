@@ -56,9 +56,14 @@ impl Route {
         cfg.route(&self.path, self.route);
     }
 
+    /// `GET`, as an `Allow` header names it.
+    pub fn method_name(&self) -> String {
+        actix_method(&self.method).to_string()
+    }
+
     /// `get /api/v1/services`, as the tests name routes.
     pub fn name(&self) -> String {
-        let method = actix_method(&self.method).as_str().to_lowercase();
+        let method = self.method_name().to_lowercase();
         format!("{method} {}", self.path)
     }
 }

@@ -92,10 +92,13 @@ pub fn table() -> Vec<Route> {
     ]
 }
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    for route in table() {
-        route.register(cfg);
-    }
+/// Every route, in the order the server tries them: the pages' first, so
+/// that the browser's guarded form post comes before the API's post of the
+/// same path, then the API's and its answer to any other request.
+pub fn serve(cfg: &mut web::ServiceConfig) {
+    let mut routes = table();
+    routes.extend(crate::http::table());
+    crate::http::serve(cfg, routes);
 }
 
 /// A rendered answer and its strong ETag.

@@ -161,6 +161,8 @@ async fn unknown_ids_and_bad_parameters_get_problem_json() {
         (reqwest::Method::DELETE, "/api/v1/services/whatsapp", "GET"),
         (reqwest::Method::GET, "/api/v1/reports", "POST"),
         (reqwest::Method::POST, "/status/reports", "GET"),
+        (reqwest::Method::GET, "/api/v1/admin/import", "POST"),
+        (reqwest::Method::PUT, "/feeds/services/whatsapp.atom", "GET"),
     ] {
         let response = app
             .client
