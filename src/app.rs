@@ -127,10 +127,10 @@ impl Application {
                 .app_data(pages.clone())
                 .app_data(store_data.clone())
                 .app_data(metrics_data.clone())
-                .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    ApiError::new(Code::InvalidParameter, format!("invalid query string: {e}"))
-                        .into()
-                }))
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|e, _| ApiError::invalid_query(e).into()),
+                )
                 .app_data(web::PathConfig::default().error_handler(|e, _| {
                     ApiError::new(Code::InvalidParameter, format!("invalid path: {e}")).into()
                 }))

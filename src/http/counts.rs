@@ -3,10 +3,8 @@
 //! CSV export for analysis, each span bounded before anything is read.
 //! The numbers come from [`crate::read`], shared with the web pages.
 
-use std::collections::HashMap;
-
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::doc::{BadRequest, ServiceId, ServiceNotFound, Unavailable};
@@ -15,22 +13,9 @@ use crate::domain::Share;
 use crate::domain::time::now_minute;
 use crate::read::{self, Reader};
 
-type Query = web::Query<HashMap<String, String>>;
-
-/// The `window` and `step` of a series request, in minutes.
-pub fn series_params(query: &HashMap<String, String>) -> Result<(i64, i64), ApiError> {
-    let window = duration_param(query, "window", 24 * 60)?;
-    let step = match query.get("step") {
-        Some(_) => duration_param(query, "step", 0)?,
-        None => default_step(window),
-    };
-    Ok((window, step))
-}
-
 /// The query of `GET /api/v1/services/{id}/series`.
-#[derive(IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 pub struct SeriesQuery {
     /// Duration: 90m, 24h, 7d; at most the rollup retention less a day (store.rollup_ttl_secs, 35 days by default)
     #[param(pattern = r"^[1-9][0-9]{0,6}[mhd]$", default = "24h")]
@@ -55,18 +40,21 @@ pub struct SeriesQuery {
 pub async fn series(
     reader: web::Data<Reader>,
     path: web::Path<String>,
-    query: Query,
+    query: web::Query<SeriesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let service = reader.find_service(&path)?;
-    let (window, step) = series_params(&query)?;
+    let window = duration_param(&query.window, "window", 24 * 60)?;
+    let step = match &query.step {
+        Some(_) => duration_param(&query.step, "step", 0)?,
+        None => default_step(window),
+    };
     let series = reader.series(service, window, step, now_minute()).await?;
     Ok(HttpResponse::Ok().json(&*series))
 }
 
 /// The query of `GET /api/v1/services/{id}/breakdown`.
-#[derive(IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 pub struct BreakdownQuery {
     #[param(pattern = r"^[1-9][0-9]{0,6}[mhd]$", default = "1h")]
     window: Option<String>,
@@ -120,10 +108,10 @@ pub struct CountryShare {
 pub async fn breakdown(
     reader: web::Data<Reader>,
     path: web::Path<String>,
-    query: Query,
+    query: web::Query<BreakdownQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let service = reader.find_service(&path)?;
-    let window = duration_param(&query, "window", 60)?;
+    let window = duration_param(&query.window, "window", 60)?;
     let b = reader.breakdown(service, window, now_minute()).await?;
     let count = |s: &Share| (s.count, s.name.clone(), s.share);
     Ok(HttpResponse::Ok().json(Breakdown {
@@ -157,9 +145,8 @@ pub async fn breakdown(
 }
 
 /// The query of `GET /api/v1/services/{id}/history.csv`.
-#[derive(IntoParams)]
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 pub struct HistoryQuery {
     #[param(format = DateTime)]
     from: Option<String>,
@@ -187,12 +174,12 @@ pub struct HistoryQuery {
 pub async fn history_csv(
     reader: web::Data<Reader>,
     path: web::Path<String>,
-    query: Query,
+    query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let service = reader.find_service(&path)?;
     let now = now_minute();
-    let minute_of = |name: &str, default: i64| -> Result<i64, ApiError> {
-        match query.get(name) {
+    let minute_of = |value: &Option<String>, name: &str, default: i64| -> Result<i64, ApiError> {
+        match value {
             None => Ok(default),
             Some(t) => chrono::DateTime::parse_from_rfc3339(t)
                 .map(|d| d.timestamp().div_euclid(60))
@@ -204,9 +191,9 @@ pub async fn history_csv(
                 }),
         }
     };
-    let step = duration_param(&query, "step", 60)?;
-    let to = minute_of("to", now + 1)?.min(now + 1);
-    let from = minute_of("from", to - 7 * 1440)?.div_euclid(step) * step;
+    let step = duration_param(&query.step, "step", 60)?;
+    let to = minute_of(&query.to, "to", now + 1)?.min(now + 1);
+    let from = minute_of(&query.from, "from", to - 7 * 1440)?.div_euclid(step) * step;
     if from >= to {
         return Err(ApiError::new(
             Code::InvalidParameter,
@@ -265,13 +252,14 @@ pub async fn history_csv(
         .body(csv))
 }
 
-/// A duration like `90m`, `24h` or `7d`, in whole minutes.
+/// The parameter `name`, a duration like `90m`, `24h` or `7d`, in whole
+/// minutes.
 fn duration_param(
-    query: &HashMap<String, String>,
+    value: &Option<String>,
     name: &str,
     default_minutes: i64,
 ) -> Result<i64, ApiError> {
-    let Some(text) = query.get(name) else {
+    let Some(text) = value else {
         return Ok(default_minutes);
     };
     parse_minutes(text).ok_or_else(|| {

@@ -91,13 +91,3 @@ pub struct ServiceId(
 #[into_params(names("id"), parameter_in = Path)]
 #[allow(dead_code)]
 pub struct CompanyId(#[param(example = "meta")] String);
-
-/// The page size of a list.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct Limit {
-    /// Page size: api.default_page_size (100) when absent, at most api.max_page_size (1000)
-    #[param(minimum = 1, maximum = 1000, default = 100)]
-    limit: Option<u32>,
-}

@@ -188,6 +188,11 @@ impl ApiError {
         ApiError::new(e.code(), e.to_string())
     }
 
+    /// A query string that does not read as the route's parameters.
+    pub fn invalid_query(e: impl std::fmt::Display) -> Self {
+        ApiError::new(Code::InvalidParameter, format!("invalid query string: {e}"))
+    }
+
     pub fn with(mut self, key: &str, value: Value) -> Self {
         self.extra.insert(key.to_string(), value);
         self

@@ -3,19 +3,15 @@
 //! the web pages; a service's series, breakdown and export are in
 //! [`super::counts`].
 
-use std::collections::HashMap;
-
 use actix_web::{HttpResponse, web};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::doc::{BadRequest, CompanyId, CompanyNotFound, Limit, ServiceId, ServiceNotFound};
+use super::doc::{BadRequest, CompanyId, CompanyNotFound, ServiceId, ServiceNotFound};
 use super::{ApiError, sorted_json};
 use crate::domain::time::now_minute;
 use crate::domain::{Anomaly, Company, Service, Status};
-use crate::read::{self, OpenIncidents, Reader, Recent, Span, status_of};
-
-type Query = web::Query<HashMap<String, String>>;
+use crate::read::{self, Limit, OpenIncidents, Reader, Recent, Span, status_of};
 
 /// A service as the API shows it.
 #[derive(Serialize, ToSchema)]
@@ -54,11 +50,9 @@ impl<'a> ServiceView<'a> {
     }
 }
 
-/// The query of `GET /api/v1/services` (read as a map: the handler takes
-/// these names).
-#[derive(IntoParams)]
+/// The query of `GET /api/v1/services`, beside its [`Limit`].
+#[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 pub struct ListQuery {
     /// `next_cursor` of the previous page (the last service id it listed); empty: the first page
     cursor: Option<String>,
@@ -84,10 +78,14 @@ pub struct ServicePage<'a> {
     params(Limit, ListQuery),
     responses((status = 200, description = "A page of services", body = ServicePage), BadRequest)
 )]
-pub async fn list(reader: web::Data<Reader>, query: Query) -> Result<HttpResponse, ApiError> {
-    let limit = reader.page_limit(query.get("limit").map(String::as_str))?;
-    let after = query.get("cursor").map(String::as_str).unwrap_or("");
-    let category = query.get("category").map(|c| c.to_ascii_lowercase());
+pub async fn list(
+    reader: web::Data<Reader>,
+    limit: web::Query<Limit>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = reader.page_limit(limit.limit.as_deref())?;
+    let after = query.cursor.as_deref().unwrap_or("");
+    let category = query.category.as_ref().map(|c| c.to_ascii_lowercase());
     let mut matching = reader
         .registry()
         .services()

@@ -19,13 +19,12 @@ use bytes::Bytes;
 use futures_util::stream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast};
 
-use super::anomalies::FilterQuery;
 use super::doc::{BadRequest, FilterNotFound, Problem, Unavailable};
 use super::{ApiError, Code, Edge};
 use crate::config::WebSettings;
 use crate::domain::Anomaly;
 use crate::intake::limiter::source_key;
-use crate::read::{Filter, Reader};
+use crate::read::{Filter, FilterQuery, Reader};
 use crate::store::{AnyStore, FeedEvent, FeedStore, parse_event_id};
 use crate::telemetry::{Metrics, store_failed};
 
@@ -221,6 +220,14 @@ pub struct LastEventId {
     id: Option<String>,
 }
 
+/// Where a resumed stream starts, for clients that cannot set headers.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Resume {
+    /// As the Last-Event-ID header, which wins when both are sent
+    last_event_id: Option<String>,
+}
+
 /// `GET /api/v1/anomalies/stream?service&company` with an optional
 /// `Last-Event-ID` header (or `last_event_id` parameter).
 #[utoipa::path(
@@ -233,7 +240,7 @@ pub struct LastEventId {
     params(
         FilterQuery,
         LastEventId,
-        ("last_event_id" = Option<String>, Query)
+        Resume
     ),
     responses(
         (status = 200, description = "An event stream", body = String, content_type = "text/event-stream"),
@@ -248,16 +255,16 @@ pub async fn stream(
     reader: web::Data<Reader>,
     hub: web::Data<Hub>,
     edge: web::Data<Edge>,
-    query: web::Query<HashMap<String, String>>,
+    filter: web::Query<FilterQuery>,
+    query: web::Query<Resume>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut query = query.into_inner();
     let resume = req
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-        .or_else(|| query.remove("last_event_id"));
-    let filter = reader.parse_filter(&query)?;
+        .or_else(|| query.into_inner().last_event_id);
+    let filter = reader.filter(&filter)?;
     let last = match resume.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(id) => Some((

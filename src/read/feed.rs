@@ -1,7 +1,10 @@
 //! The anomaly feed as readers query it: filters, newest first, paged by an
 //! opaque cursor `<start>_<id>`, and one anomaly with its timeline.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::{ReadError, Reader};
 use crate::domain::{Anomaly, AnomalyStatus, Status};
@@ -26,15 +29,65 @@ impl Filter {
     }
 }
 
-/// The query parameters `GET /api/v1/anomalies` understands; any other is
-/// refused, so a misspelt filter is not silently no filter.
-const FEED_PARAMETERS: [&str; 8] = [
-    "service", "company", "status", "severity", "since", "until", "limit", "cursor",
-];
+/// The feed's filters as a query names them, checked by
+/// [`Reader::filter`]; the feed, the stream and the feed page take them.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FilterQuery {
+    pub service: Option<String>,
+    pub company: Option<String>,
+    #[param(inline, value_type = Option<AnomalyStatus>)]
+    pub status: Option<String>,
+    #[param(schema_with = crate::domain::anomaly::severity_schema)]
+    pub severity: Option<String>,
+}
 
-fn time_param(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ReadError> {
-    query
-        .get(name)
+/// The page size of a list, checked by [`Reader::page_limit`].
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Limit {
+    /// Page size: api.default_page_size (100) when absent, at most api.max_page_size (1000)
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000, default = 100)]
+    pub limit: Option<String>,
+}
+
+/// The query of `GET /api/v1/anomalies`: the filters, the page size, a
+/// time window and a cursor. Any other parameter is refused, so that a
+/// misspelt filter is not silently no filter.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FeedQuery {
+    #[serde(flatten)]
+    #[param(ignore)]
+    pub filter: FilterQuery,
+    #[serde(flatten)]
+    #[param(ignore)]
+    pub limit: Limit,
+    /// Only anomalies that started at or after this time (RFC 3339); an incident that started earlier and is still open is not included
+    #[param(format = DateTime)]
+    pub since: Option<String>,
+    /// Only anomalies that started at or before this time (RFC 3339); not before since
+    #[param(format = DateTime)]
+    pub until: Option<String>,
+    #[param(pattern = r"^[0-9]{1,18}_[\s\S]+$")]
+    pub cursor: Option<String>,
+    /// Whatever else the query named.
+    #[serde(flatten)]
+    #[param(ignore)]
+    pub others: BTreeMap<String, String>,
+}
+
+/// The names of the parameters `P` takes, as the document lists them.
+fn names<P: IntoParams>() -> Vec<String> {
+    P::into_params(|| None)
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
+fn time_param(value: &Option<String>, name: &str) -> Result<Option<i64>, ReadError> {
+    value
+        .as_ref()
         .map(|t| {
             chrono::DateTime::parse_from_rfc3339(t)
                 .map(|d| d.timestamp())
@@ -78,17 +131,18 @@ impl Reader {
         }
     }
 
-    /// The filters of `query` (`service`, `company`, `status`, `severity`).
-    pub fn parse_filter(&self, query: &HashMap<String, String>) -> Result<Filter, ReadError> {
-        let service = match query.get("service") {
+    /// The filters `query` asks for, checked: known services and
+    /// companies, a status and a severity there are.
+    pub fn filter(&self, query: &FilterQuery) -> Result<Filter, ReadError> {
+        let service = match &query.service {
             Some(s) => Some(self.find_service(s)?.id.clone()),
             None => None,
         };
-        let company = match query.get("company") {
+        let company = match &query.company {
             Some(c) => Some(self.find_company(c)?.id.clone()),
             None => None,
         };
-        let status = match query.get("status").map(String::as_str) {
+        let status = match query.status.as_deref() {
             None => None,
             Some("open") => Some(AnomalyStatus::Open),
             Some("resolved") => Some(AnomalyStatus::Resolved),
@@ -99,7 +153,7 @@ impl Reader {
                 ));
             }
         };
-        let severity = match query.get("severity") {
+        let severity = match &query.severity {
             None => None,
             Some(text) => Some(Status::parse_severity(text).ok_or_else(|| {
                 ReadError::parameter(
@@ -116,40 +170,37 @@ impl Reader {
         })
     }
 
-    /// A page of the feed as asked by `query`: `limit`, `cursor`, `since`,
-    /// `until` and the filters.
+    /// A page of the feed as `query` asks for it.
     pub async fn page_of(
         &self,
-        query: &HashMap<String, String>,
+        query: &FeedQuery,
     ) -> Result<(Vec<Anomaly>, Option<String>), ReadError> {
-        let mut unknown: Vec<&str> = query
-            .keys()
-            .map(String::as_str)
-            .filter(|k| !FEED_PARAMETERS.contains(k))
-            .collect();
-        unknown.sort_unstable();
-        if let Some(first) = unknown.first() {
+        if let Some(first) = query.others.keys().next() {
+            let mut known = names::<FilterQuery>();
+            known.extend(names::<Limit>());
+            known.extend(names::<FeedQuery>());
+            let unknown: Vec<&str> = query.others.keys().map(String::as_str).collect();
             let first: String = first.chars().take(64).collect();
             return Err(ReadError::parameter(
                 &first,
                 format!(
                     "unknown query parameter {:?}; this endpoint takes {}",
                     unknown.join(", "),
-                    FEED_PARAMETERS.join(", ")
+                    known.join(", ")
                 ),
             ));
         }
-        let filter = self.parse_filter(query)?;
-        let limit = self.page_limit(query.get("limit").map(String::as_str))?;
+        let filter = self.filter(&query.filter)?;
+        let limit = self.page_limit(query.limit.limit.as_deref())?;
         let range = FeedRange {
-            after: match query.get("cursor") {
+            after: match &query.cursor {
                 Some(c) => Some(parse_cursor(c).ok_or_else(|| {
                     ReadError::parameter("cursor", "cursor is not one this API gave")
                 })?),
                 None => None,
             },
-            since: time_param(query, "since")?,
-            until: time_param(query, "until")?,
+            since: time_param(&query.since, "since")?,
+            until: time_param(&query.until, "until")?,
             limit,
         };
         if let (Some(since), Some(until)) = (range.since, range.until)

@@ -24,7 +24,7 @@ use crate::store::{AnyStore, FeedStore, Retention, Store, StoreError};
 use crate::telemetry::{Metrics, store_failed};
 
 pub use self::breakdown::Breakdown;
-pub use self::feed::{Filter, parse_cursor};
+pub use self::feed::{FeedQuery, Filter, FilterQuery, Limit, parse_cursor};
 pub use self::series::{Point, Series};
 
 pub const MINUTES_PER_DAY: usize = 1440;

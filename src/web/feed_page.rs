@@ -1,21 +1,17 @@
 //! The feed for people, `/anomalies`: the API's feed query with a filter
 //! form, where an empty choice means "all", rendered on the server.
 
-use std::collections::HashMap;
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::pages::{Page, filters};
-use super::{PageError, Pages, render, shared_html};
+use super::{PageError, PageQuery, Pages, render, shared_html};
 use crate::config::WebSettings;
 use crate::domain::{Anomaly, Service};
 use crate::http::doc::{NotModified, one_of};
 use crate::http::{ApiError, Code};
-use crate::read::{Filter, Reader, parse_cursor};
+use crate::read::{Filter, FilterQuery, Reader, parse_cursor};
 use crate::store::FeedRange;
-
-type Query = web::Query<HashMap<String, String>>;
 
 #[derive(Template)]
 #[template(path = "anomalies.html")]
@@ -31,20 +27,32 @@ struct AnomaliesPage<'a> {
 
 /// The query of the feed page: the API's filters, where an empty value
 /// (the form's "all") is no filter.
-#[derive(utoipa::IntoParams)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-#[allow(dead_code)]
 pub struct FeedPageQuery {
     service: Option<String>,
     company: Option<String>,
     #[param(pattern = r"^$|^[0-9]{1,18}_[\s\S]+$")]
     cursor: Option<String>,
     /// An empty value (the form's "all") is no filter
-    #[param(inline)]
-    status: Option<AnyStatus>,
+    #[param(inline, value_type = Option<AnyStatus>)]
+    status: Option<String>,
     /// An empty value (the form's "all") is no filter
-    #[param(inline)]
-    severity: Option<AnySeverity>,
+    #[param(inline, value_type = Option<AnySeverity>)]
+    severity: Option<String>,
+}
+
+impl FeedPageQuery {
+    /// The API's filters, an empty value being none.
+    fn filter(&self) -> FilterQuery {
+        let set = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
+        FilterQuery {
+            service: set(&self.service),
+            company: set(&self.company),
+            status: set(&self.status),
+            severity: set(&self.severity),
+        }
+    }
 }
 
 /// The feed page's `status`: the API's, or empty.
@@ -90,13 +98,10 @@ pub async fn anomalies(
     req: HttpRequest,
     reader: web::Data<Reader>,
     pages: web::Data<Pages>,
-    query: Query,
+    PageQuery(query): PageQuery<FeedPageQuery>,
 ) -> Result<HttpResponse, PageError> {
-    // An empty choice in the filter form means "all".
-    let mut query: HashMap<String, String> = query.into_inner();
-    query.retain(|_, v| !v.is_empty());
-    let filter = reader.parse_filter(&query)?;
-    let after = match query.get("cursor") {
+    let filter = reader.filter(&query.filter())?;
+    let after = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(c) => Some(parse_cursor(c).ok_or_else(|| {
             ApiError::new(Code::InvalidParameter, "cursor is not one this site gave")
         })?),

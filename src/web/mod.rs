@@ -210,6 +210,23 @@ pub fn cached(
 
 pub const HTML: &str = "text/html; charset=utf-8";
 
+/// A page's query, as `web::Query` reads it, except that a query string
+/// that does not read (a parameter given twice, say) is answered as a page.
+pub struct PageQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> actix_web::FromRequest for PageQuery<T> {
+    type Error = PageError;
+    type Future = std::future::Ready<Result<Self, PageError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(
+            web::Query::<T>::from_query(req.query_string())
+                .map(|q| PageQuery(q.into_inner()))
+                .map_err(|e| PageError(ApiError::invalid_query(e))),
+        )
+    }
+}
+
 /// An [`ApiError`] shown to a person: the same status, as a page.
 #[derive(Debug, Clone)]
 pub struct PageError(pub ApiError);

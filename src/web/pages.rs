@@ -5,20 +5,16 @@
 //! Each handler gathers its numbers through [`crate::read`] and renders
 //! one template.
 
-use std::collections::HashMap;
-
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::chart;
-use super::{HTML, PageError, Pages, cached, render, shared_html};
+use super::{HTML, PageError, PageQuery, Pages, cached, render, shared_html};
 use crate::config::WebSettings;
 use crate::domain::time::now_minute;
 use crate::domain::{Problem, Service, Share, Status};
 use crate::http::doc::{CompanyId, NotModified};
 use crate::read::{self, Reader, Recent, Span, status_of};
-
-type Query = web::Query<HashMap<String, String>>;
 
 /// Longest search text looked at.
 const MAX_QUERY_CHARS: usize = 100;
@@ -102,6 +98,14 @@ struct HomePage<'a> {
     services: Vec<&'a Service>,
 }
 
+/// The home page's search.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Search {
+    /// A service's name, id or alias, or part of one
+    q: Option<String>,
+}
+
 /// `GET /?q=`.
 #[utoipa::path(
     get,
@@ -110,17 +114,18 @@ struct HomePage<'a> {
     operation_id = "homePage",
     summary = "Home page",
     description = "Services with problems now, company events, most reported, search (`q`).",
-    params(("q" = Option<String>, Query)),
+    params(Search),
     responses((status = 200, description = "Home page", body = String, content_type = "text/html"), NotModified)
 )]
 pub async fn home(
     req: HttpRequest,
     reader: web::Data<Reader>,
     pages: web::Data<Pages>,
-    query: Query,
+    PageQuery(query): PageQuery<Search>,
 ) -> Result<HttpResponse, PageError> {
     let q = query
-        .get("q")
+        .q
+        .as_deref()
         .map(|q| q.trim().to_string())
         .unwrap_or_default();
     if !q.is_empty() {

@@ -1,23 +1,19 @@
 //! The status page of one service (`/status/{id}`) and its chart alone
 //! for newsrooms (`/embed/{id}.svg`): what readers open during an outage.
 
-use std::collections::HashMap;
-
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
 use super::chart::{self, Chart};
 use super::pages::{Page, ShareRow, filters, problem_label, share_rows, status_words};
-use super::{HTML, PageError, Pages, cached, render, respond, shared_html};
+use super::{HTML, PageError, PageQuery, Pages, cached, render, respond, shared_html};
 use crate::config::WebSettings;
 use crate::domain::time::now_minute;
 use crate::domain::{Anomaly, Problem, Service, Status};
 use crate::http::doc::{NotModified, ServiceId, ServiceNotFound, Unavailable};
 use crate::http::{ApiError, Code};
 use crate::read::{Reader, Recent, Span, status_of};
-
-type Query = web::Query<HashMap<String, String>>;
 
 #[derive(Template)]
 #[template(path = "status.html")]
@@ -47,7 +43,7 @@ struct StatusPage<'a> {
     operation_id = "statusPage",
     summary = "Status page of a service",
     description = "Status, 24 h chart, problems, countries, report buttons. Aliases redirect (301) to the service id.",
-    params(ServiceId, ("reported" = Option<String>, Query, description = "Set by the report form's redirect: shows the thanks")),
+    params(ServiceId, Thanks),
     responses(
         (status = 200, description = "Status page of a service", body = String, content_type = "text/html"),
         NotModified,
@@ -60,7 +56,7 @@ pub async fn status(
     reader: web::Data<Reader>,
     pages: web::Data<Pages>,
     path: web::Path<String>,
-    query: Query,
+    PageQuery(query): PageQuery<Thanks>,
 ) -> Result<HttpResponse, PageError> {
     let service = reader.find_service(&path)?;
     if service.id != *path {
@@ -76,7 +72,7 @@ pub async fn status(
             .finish());
     }
     // A page with a thank-you is one person's; the rest is everyone's.
-    if let Some(thanks) = thanks(service, &query) {
+    if let Some(thanks) = query.words(service) {
         let body = status_page(&reader, &pages.settings, service, Some(thanks)).await?;
         let mut response = cached(&req, HTML, 0, body);
         response.headers_mut().insert(
@@ -91,18 +87,31 @@ pub async fn status(
     .await
 }
 
-/// The thank-you after a report posted without JavaScript, worded as the
-/// page's script words it; only for a problem the service offers.
-fn thanks(service: &Service, query: &HashMap<String, String>) -> Option<String> {
-    let problem: Problem = query.get("reported")?.parse().ok()?;
-    if !service.problems.contains(&problem) {
-        return None;
-    }
-    Some(match query.get("counted").map(String::as_str) {
+/// What the report form's redirect (`POST /api/v1/reports` from a browser
+/// without JavaScript) says of the report, for the page's thank-you.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Thanks {
+    /// The problem reported: shows the thanks
+    reported: Option<String>,
+    /// 1 when the report counted
+    counted: Option<String>,
+}
+
+impl Thanks {
+    /// The thank-you, worded as the page's script words it; only for a
+    /// problem the service offers.
+    fn words(&self, service: &Service) -> Option<String> {
+        let problem: Problem = self.reported.as_deref()?.parse().ok()?;
+        if !service.problems.contains(&problem) {
+            return None;
+        }
+        Some(match self.counted.as_deref() {
         Some("1") => format!("Thanks: your report ({}) is counted.", problem.label()),
         _ => "Thanks: you already reported this service recently, and we count one report per person."
             .to_string(),
-    })
+        })
+    }
 }
 
 async fn status_page(

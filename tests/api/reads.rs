@@ -91,6 +91,22 @@ async fn unknown_ids_and_bad_parameters_get_problem_json() {
         ("/api/v1/companies/enron", 404, "company_not_found"),
         ("/api/v1/nothing", 404, "not_found"),
         (
+            // A parameter given twice is ambiguous: refused, not one of them picked.
+            "/api/v1/services/x/series?window=1h&window=2h",
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/api/v1/anomalies?limit=5&limit=6",
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "/api/v1/services?category=chat&category=social",
+            400,
+            "invalid_parameter",
+        ),
+        (
             "/api/v1/services/x/series?window=abc",
             400,
             "invalid_parameter",

@@ -94,6 +94,21 @@ async fn the_status_page_works_without_javascript() {
     let (status, _, page) = text(&app, "/status/no-such-service").await;
     assert_eq!(status, 404);
     assert!(page.contains("No such service"), "{page}");
+    // A parameter given twice is ambiguous: refused, as a page.
+    for path in [
+        "/status/whatsapp?reported=login&reported=login",
+        "/anomalies?status=open&status=open",
+        "/?q=a&q=b",
+    ] {
+        let (status, headers, page) = text(&app, path).await;
+        assert_eq!(status, 400, "{path}: {page}");
+        let kind = headers[header::CONTENT_TYPE].to_str().unwrap();
+        assert!(kind.starts_with("text/html"), "{path}: {kind}");
+        assert!(
+            page.contains("given twice") || page.contains("duplicate"),
+            "{path}: {page}"
+        );
+    }
 
     // The form post of a browser without JavaScript: stored, then back to
     // the page, which thanks the person and counts the report.
