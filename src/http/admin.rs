@@ -155,13 +155,12 @@ pub struct Rejected {
     reason: String,
 }
 
+/// Import history
+///
+/// NDJSON lines `{"service","at","count","problem"?,"country"?}`; the answer
+/// lists rejected lines.
 #[utoipa::path(
-    post,
-    path = "/api/v1/admin/import",
-    tag = "admin",
-    operation_id = "importHistory",
-    summary = "Import history",
-    description = "NDJSON lines `{\"service\",\"at\",\"count\",\"problem\"?,\"country\"?}`; the answer lists rejected lines.",
+    post, path = "/api/v1/admin/import", tag = "admin", operation_id = "importHistory",
     request_body(content = String, content_type = "application/x-ndjson"),
     responses(
         (status = 200, description = "Import result", body = ImportSummary),

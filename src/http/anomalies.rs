@@ -19,14 +19,11 @@ pub struct AnomalyPage {
     next_cursor: Option<String>,
 }
 
-/// `GET /api/v1/anomalies`.
+/// The anomaly feed
+///
+/// Incidents newest first (by start), without timelines.
 #[utoipa::path(
-    get,
-    path = "/api/v1/anomalies",
-    tag = "anomalies",
-    operation_id = "listAnomalies",
-    summary = "The anomaly feed",
-    description = "Incidents newest first (by start), without timelines.",
+    get, path = "/api/v1/anomalies", tag = "anomalies", operation_id = "listAnomalies",
     params(FilterQuery, FeedQuery, Limit),
     responses((status = 200, description = "A page of anomalies", body = AnomalyPage), BadRequest, FilterNotFound, Unavailable)
 )]
@@ -38,14 +35,11 @@ pub async fn list(
     sorted_json(AnomalyPage { items, next_cursor })
 }
 
-/// `GET /api/v1/anomalies/{id}`.
+/// One anomaly
+///
+/// The anomaly with its minute-by-minute timeline.
 #[utoipa::path(
-    get,
-    path = "/api/v1/anomalies/{id}",
-    tag = "anomalies",
-    operation_id = "getAnomaly",
-    summary = "One anomaly",
-    description = "The anomaly with its minute-by-minute timeline.",
+    get, path = "/api/v1/anomalies/{id}", tag = "anomalies", operation_id = "getAnomaly",
     params(("id" = String, Path, example = "whatsapp-20240305T1502Z")),
     responses((status = 200, description = "The anomaly", body = Anomaly), AnomalyNotFound, Unavailable)
 )]

@@ -25,15 +25,12 @@ pub struct SeriesQuery {
     step: Option<String>,
 }
 
-/// `GET /api/v1/services/{id}/series?window=24h&step=15m`: one point per step,
-/// the last one being the current, partial step.
+/// Report counts per step
+///
+/// Counts per step with the detector's expected count (`baseline`) and alert
+/// threshold (`upper`). The last point is the current, partial step.
 #[utoipa::path(
-    get,
-    path = "/api/v1/services/{id}/series",
-    tag = "services",
-    operation_id = "getSeries",
-    summary = "Report counts per step",
-    description = "Counts per step with the detector's expected count (`baseline`) and alert threshold (`upper`). The last point is the current, partial step.",
+    get, path = "/api/v1/services/{id}/series", tag = "services", operation_id = "getSeries",
     params(ServiceId, SeriesQuery),
     responses((status = 200, description = "The series", body = read::Series), BadRequest, ServiceNotFound, Unavailable)
 )]
@@ -93,15 +90,12 @@ pub struct CountryShare {
     share: f64,
 }
 
-/// `GET /api/v1/services/{id}/breakdown?window=1h`: problems and countries
-/// of the counted reports, with shares of the total. Resolution is 5 minutes.
+/// Problems and countries
+///
+/// Problems and countries of the counted reports over a window, with shares of
+/// the total. Resolution is 5 minutes.
 #[utoipa::path(
-    get,
-    path = "/api/v1/services/{id}/breakdown",
-    tag = "services",
-    operation_id = "getBreakdown",
-    summary = "Problems and countries",
-    description = "Problems and countries of the counted reports over a window, with shares.",
+    get, path = "/api/v1/services/{id}/breakdown", tag = "services", operation_id = "getBreakdown",
     params(ServiceId, BreakdownQuery),
     responses((status = 200, description = "The breakdown", body = Breakdown), BadRequest, ServiceNotFound, Unavailable)
 )]
@@ -157,17 +151,13 @@ pub struct HistoryQuery {
     step: Option<String>,
 }
 
-/// `GET /api/v1/services/{id}/history.csv?from&to&step`: counts per step
-/// for analysis, as `timestamp,reports,baseline,upper` (the last two empty
-/// where the detector's numbers are not kept). `from` and `to` are RFC 3339
-/// (default: the last 7 days), `step` a duration (default 1h).
+/// Export counts as CSV
+///
+/// Counts per step for analysis, as `timestamp,reports,baseline,upper` (the
+/// last two empty where the detector's numbers are not kept). `from` and `to`
+/// are RFC 3339 (default: the last 7 days), `step` a duration (default 1h).
 #[utoipa::path(
-    get,
-    path = "/api/v1/services/{id}/history.csv",
-    tag = "services",
-    operation_id = "exportHistory",
-    summary = "Export counts as CSV",
-    description = "Columns `timestamp,reports,baseline,upper` (the last two empty where not kept). Defaults: the last 7 days per hour.",
+    get, path = "/api/v1/services/{id}/history.csv", tag = "services", operation_id = "exportHistory",
     params(ServiceId, HistoryQuery),
     responses((status = 200, description = "CSV", body = String, content_type = "text/csv"), BadRequest, ServiceNotFound, Unavailable)
 )]

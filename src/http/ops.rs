@@ -10,13 +10,11 @@ use super::{ApiError, ErrorCode};
 use crate::store::{AnyStore, Store};
 use crate::telemetry::Metrics;
 
+/// Liveness
+///
+/// Answers `ok` while the process runs.
 #[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "operations",
-    operation_id = "healthz",
-    summary = "Liveness",
-    description = "Answers `ok` while the process runs.",
+    get, path = "/healthz", tag = "operations", operation_id = "healthz",
     responses((status = 200, description = "ok", body = String, content_type = "text/plain"))
 )]
 pub async fn healthz() -> HttpResponse {
@@ -31,14 +29,11 @@ pub struct Ready {
     store: &'static str,
 }
 
+/// Readiness
+///
 /// Ready when the store answers a ping within `store.read_timeout_ms`.
 #[utoipa::path(
-    get,
-    path = "/readyz",
-    tag = "operations",
-    operation_id = "readyz",
-    summary = "Readiness",
-    description = "Ready when the store answers.",
+    get, path = "/readyz", tag = "operations", operation_id = "readyz",
     responses((status = 200, description = "Ready", body = Ready), Unavailable)
 )]
 pub async fn readyz(
@@ -61,13 +56,9 @@ pub async fn readyz(
     }
 }
 
+/// Prometheus metrics
 #[utoipa::path(
-    get,
-    path = "/metrics",
-    tag = "operations",
-    operation_id = "metrics",
-    summary = "Prometheus metrics",
-    description = "",
+    get, path = "/metrics", tag = "operations", operation_id = "metrics",
     responses((status = 200, description = "Metrics", body = String, content_type = "text/plain"))
 )]
 pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {

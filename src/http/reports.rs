@@ -57,13 +57,20 @@ pub struct IdempotencyKey {
     key: Option<String>,
 }
 
+/// Report a problem with a service
+///
+/// Counts one report. 202 means the report is stored. A reporter's first report
+/// per service per dedup window counts, while its network (IPv4 /24, IPv6 /48)
+/// has counted fewer than intake.max_counted_per_network (5) for the service in
+/// the clock window of that length, counted from the Unix epoch (with the
+/// default hour, 14:00-15:00 UTC, ...); other reports are accepted with
+/// `counted: false`. An HTML form post from a browser (Accept: text/html) is
+/// answered 303 back to the status page. A post from another site's page (a
+/// browser's `Sec-Fetch-Site` or `Origin` says so) is refused with 403 and
+/// counts nothing; apps that post directly send neither header and are
+/// unaffected.
 #[utoipa::path(
-    post,
-    path = "/api/v1/reports",
-    tag = "reports",
-    operation_id = "postReport",
-    summary = "Report a problem with a service",
-    description = "Counts one report. 202 means the report is stored. A reporter's first report per service per dedup window counts, while its network (IPv4 /24, IPv6 /48) has counted fewer than intake.max_counted_per_network (5) for the service in the clock window of that length, counted from the Unix epoch (with the default hour, 14:00-15:00 UTC, ...); other reports are accepted with `counted: false`. An HTML form post from a browser (Accept: text/html) is answered 303 back to the status page. A post from another site's page (a browser's `Sec-Fetch-Site` or `Origin` says so) is refused with 403 and counts nothing; apps that post directly send neither header and are unaffected.",
+    post, path = "/api/v1/reports", tag = "reports", operation_id = "postReport",
     params(IdempotencyKey),
     request_body(content(
         (RawReport = "application/json"),

@@ -67,14 +67,11 @@ pub struct ServicePage<'a> {
     pub next_cursor: Option<String>,
 }
 
-/// `GET /api/v1/services?category&limit&cursor`, sorted by id.
+/// List services
+///
+/// Services sorted by id, with status and recent counts.
 #[utoipa::path(
-    get,
-    path = "/api/v1/services",
-    tag = "services",
-    operation_id = "listServices",
-    summary = "List services",
-    description = "Services sorted by id, with status and recent counts.",
+    get, path = "/api/v1/services", tag = "services", operation_id = "listServices",
     params(Limit, ListQuery),
     responses((status = 200, description = "A page of services", body = ServicePage), BadRequest)
 )]
@@ -122,14 +119,11 @@ pub struct ServiceDetail<'a> {
     pub open_incident: Option<&'a Anomaly>,
 }
 
-/// `GET /api/v1/services/{id}`; ids and aliases in any case.
+/// One service
+///
+/// The service (id or alias, any case) with its status and open incident.
 #[utoipa::path(
-    get,
-    path = "/api/v1/services/{id}",
-    tag = "services",
-    operation_id = "getService",
-    summary = "One service",
-    description = "The service (id or alias, any case) with its status and open incident.",
+    get, path = "/api/v1/services/{id}", tag = "services", operation_id = "getService",
     params(ServiceId),
     responses((status = 200, description = "The service", body = ServiceDetail), ServiceNotFound)
 )]
@@ -174,14 +168,11 @@ pub struct CompanyEntry<'a> {
     services: Vec<&'a str>,
 }
 
-/// `GET /api/v1/companies`.
+/// List companies
+///
+/// Companies and their service ids.
 #[utoipa::path(
-    get,
-    path = "/api/v1/companies",
-    tag = "services",
-    operation_id = "listCompanies",
-    summary = "List companies",
-    description = "Companies and their service ids.",
+    get, path = "/api/v1/companies", tag = "services", operation_id = "listCompanies",
     responses((status = 200, description = "Companies", body = CompanyList))
 )]
 pub async fn companies(reader: web::Data<Reader>) -> HttpResponse {
@@ -221,14 +212,11 @@ pub struct CompanyView<'a> {
     status: Option<Status>,
 }
 
-/// `GET /api/v1/companies/{id}`: the company's services side by side.
+/// One company
+///
+/// The company's services side by side and its worst status.
 #[utoipa::path(
-    get,
-    path = "/api/v1/companies/{id}",
-    tag = "services",
-    operation_id = "getCompany",
-    summary = "One company",
-    description = "The company's services side by side and its worst status.",
+    get, path = "/api/v1/companies/{id}", tag = "services", operation_id = "getCompany",
     params(CompanyId),
     responses((status = 200, description = "The company", body = CompanyView), CompanyNotFound)
 )]

@@ -228,15 +228,13 @@ pub struct Resume {
     last_event_id: Option<String>,
 }
 
-/// `GET /api/v1/anomalies/stream?service&company` with an optional
-/// `Last-Event-ID` header (or `last_event_id` parameter).
+/// Live anomaly events (Server-Sent Events)
+///
+/// Events `opened`, `updated` and `resolved`, each with `id` (resume with the
+/// Last-Event-ID header or `last_event_id` parameter) and the anomaly (without
+/// timeline) as `data`. Comment lines keep idle streams open.
 #[utoipa::path(
-    get,
-    path = "/api/v1/anomalies/stream",
-    tag = "anomalies",
-    operation_id = "streamAnomalies",
-    summary = "Live anomaly events (Server-Sent Events)",
-    description = "Events `opened`, `updated` and `resolved`, each with `id` (resume with the Last-Event-ID header or `last_event_id` parameter) and the anomaly (without timeline) as `data`. Comment lines keep idle streams open.",
+    get, path = "/api/v1/anomalies/stream", tag = "anomalies", operation_id = "streamAnomalies",
     params(
         FilterQuery,
         LastEventId,

@@ -242,28 +242,20 @@ fn sections(doc: &Value) -> Vec<Section> {
     sections
 }
 
-/// `GET /api/openapi.json`.
+/// This document
 #[utoipa::path(
-    get,
-    path = "/api/openapi.json",
-    tag = "docs",
-    operation_id = "openapi",
-    summary = "This document",
-    description = "This document",
+    get, path = "/api/openapi.json", tag = "docs", operation_id = "openapi",
     responses((status = 200, description = "This document", body = String, content_type = "application/json"))
 )]
 pub async fn openapi(req: HttpRequest) -> HttpResponse {
     cached(&req, "application/json", 300, OPENAPI.clone())
 }
 
-/// `GET /api/docs`.
+/// API documentation page
+///
+/// Rendered from this document on the server.
 #[utoipa::path(
-    get,
-    path = "/api/docs",
-    tag = "docs",
-    operation_id = "docsPage",
-    summary = "API documentation page",
-    description = "Rendered from this document on the server.",
+    get, path = "/api/docs", tag = "docs", operation_id = "docsPage",
     responses((status = 200, description = "API documentation page", body = String, content_type = "text/html"))
 )]
 pub async fn docs(req: HttpRequest) -> Result<HttpResponse, PageError> {

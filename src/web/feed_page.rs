@@ -77,14 +77,11 @@ impl utoipa::PartialSchema for AnySeverity {
 
 impl utoipa::ToSchema for AnySeverity {}
 
-/// `GET /anomalies?service&company&cursor`: the feed for people.
+/// Incident feed page
+///
+/// Filterable by service and company.
 #[utoipa::path(
-    get,
-    path = "/anomalies",
-    tag = "pages",
-    operation_id = "anomaliesPage",
-    summary = "Incident feed page",
-    description = "Filterable by service and company.",
+    get, path = "/anomalies", tag = "pages", operation_id = "anomaliesPage",
     params(FeedPageQuery),
     responses(
         (status = 200, description = "Incident feed page", body = String, content_type = "text/html"),

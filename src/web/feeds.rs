@@ -17,14 +17,11 @@ use crate::store::FeedRange;
 
 const ATOM: &str = "application/atom+xml; charset=utf-8";
 
-/// `GET /feeds/anomalies.atom`.
+/// Atom feed of all incidents
+///
+/// Newest incidents first; each entry's title is the headline.
 #[utoipa::path(
-    get,
-    path = "/feeds/anomalies.atom",
-    tag = "feeds",
-    operation_id = "feedAll",
-    summary = "Atom feed of all incidents",
-    description = "Newest incidents first; each entry's title is the headline.",
+    get, path = "/feeds/anomalies.atom", tag = "feeds", operation_id = "feedAll",
     responses(
         (status = 200, description = "Atom feed of all incidents", body = String, content_type = "application/atom+xml"),
         NotModified,
@@ -48,14 +45,9 @@ pub async fn all(
     .await
 }
 
-/// `GET /feeds/services/{id}.atom`.
+/// Atom feed of one service
 #[utoipa::path(
-    get,
-    path = "/feeds/services/{id}.atom",
-    tag = "feeds",
-    operation_id = "feedService",
-    summary = "Atom feed of one service",
-    description = "Atom feed of one service",
+    get, path = "/feeds/services/{id}.atom", tag = "feeds", operation_id = "feedService",
     params(ServiceId),
     responses(
         (status = 200, description = "Atom feed of one service", body = String, content_type = "application/atom+xml"),
@@ -80,14 +72,9 @@ pub async fn service(
     feed(&req, &reader, &pages, filter, &s.name, &own, &page).await
 }
 
-/// `GET /feeds/companies/{id}.atom`.
+/// Atom feed of one company
 #[utoipa::path(
-    get,
-    path = "/feeds/companies/{id}.atom",
-    tag = "feeds",
-    operation_id = "feedCompany",
-    summary = "Atom feed of one company",
-    description = "Atom feed of one company",
+    get, path = "/feeds/companies/{id}.atom", tag = "feeds", operation_id = "feedCompany",
     params(CompanyId),
     responses(
         (status = 200, description = "Atom feed of one company", body = String, content_type = "application/atom+xml"),

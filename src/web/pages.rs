@@ -106,14 +106,11 @@ pub struct Search {
     q: Option<String>,
 }
 
-/// `GET /?q=`.
+/// Home page
+///
+/// Services with problems now, company events, most reported, search (`q`).
 #[utoipa::path(
-    get,
-    path = "/",
-    tag = "pages",
-    operation_id = "homePage",
-    summary = "Home page",
-    description = "Services with problems now, company events, most reported, search (`q`).",
+    get, path = "/", tag = "pages", operation_id = "homePage",
     params(Search),
     responses((status = 200, description = "Home page", body = String, content_type = "text/html"), NotModified)
 )]
@@ -236,14 +233,11 @@ struct CompanyPage<'a> {
     events: Vec<crate::domain::anomaly::Group>,
 }
 
-/// `GET /company/{id}`: the company's services side by side.
+/// Company page
+///
+/// The company's services side by side.
 #[utoipa::path(
-    get,
-    path = "/company/{id}",
-    tag = "pages",
-    operation_id = "companyPage",
-    summary = "Company page",
-    description = "The company's services side by side.",
+    get, path = "/company/{id}", tag = "pages", operation_id = "companyPage",
     params(CompanyId),
     responses(
         (status = 200, description = "Company page", body = String, content_type = "text/html"),

@@ -35,14 +35,12 @@ struct StatusPage<'a> {
     thanks: Option<String>,
 }
 
-/// `GET /status/{id}`.
+/// Status page of a service
+///
+/// Status, 24 h chart, problems, countries, report buttons. Aliases redirect
+/// (301) to the service id.
 #[utoipa::path(
-    get,
-    path = "/status/{id}",
-    tag = "pages",
-    operation_id = "statusPage",
-    summary = "Status page of a service",
-    description = "Status, 24 h chart, problems, countries, report buttons. Aliases redirect (301) to the service id.",
+    get, path = "/status/{id}", tag = "pages", operation_id = "statusPage",
     params(ServiceId, Thanks),
     responses(
         (status = 200, description = "Status page of a service", body = String, content_type = "text/html"),
@@ -173,14 +171,11 @@ async fn status_page(
     })
 }
 
-/// `GET /embed/{id}.svg`: the 24 h chart on its own, for newsrooms.
+/// Embeddable 24 h chart
+///
+/// An SVG chart for newsrooms, with attribution; cacheable.
 #[utoipa::path(
-    get,
-    path = "/embed/{id}.svg",
-    tag = "pages",
-    operation_id = "embedChart",
-    summary = "Embeddable 24 h chart",
-    description = "An SVG chart for newsrooms, with attribution; cacheable.",
+    get, path = "/embed/{id}.svg", tag = "pages", operation_id = "embedChart",
     params(ServiceId),
     responses(
         (status = 200, description = "Embeddable 24 h chart", body = String, content_type = "image/svg+xml"),
