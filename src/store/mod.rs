@@ -89,6 +89,19 @@ pub struct Breakdown {
     pub countries: BTreeMap<String, u64>,
 }
 
+impl Breakdown {
+    /// Adds `count` to a problem (`kind` `p`) or a country (`c`), the kinds
+    /// of [`keys::parse_breakdown_field`].
+    pub fn add(&mut self, kind: char, name: &str, count: u64) {
+        let map = if kind == 'p' {
+            &mut self.problems
+        } else {
+            &mut self.countries
+        };
+        *map.entry(name.to_string()).or_default() += count;
+    }
+}
+
 /// How long each kind of data is kept, and how much of it one reporter or
 /// network counts; from `[store]` and `[intake]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -235,12 +235,7 @@ impl Store for RedisStore {
                 if !slots.contains(&(hour * slots_per_hour + slot)) {
                     continue;
                 }
-                let map = if kind == 'p' {
-                    &mut out.problems
-                } else {
-                    &mut out.countries
-                };
-                *map.entry(name.to_string()).or_default() += value;
+                out.add(kind, name, value);
             }
         }
         Ok(out)
