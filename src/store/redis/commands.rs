@@ -134,21 +134,10 @@ impl Store for RedisStore {
                     expire,
                 );
                 let slot = keys::slot_of(minute);
-                if let Some(p) = row.problem {
-                    add(
-                        keys::breakdown(service, hour),
-                        keys::problem_field(slot, p.as_str()),
-                        row.count,
-                        expire,
-                    );
-                }
-                if let Some(c) = row.country {
-                    add(
-                        keys::breakdown(service, hour),
-                        keys::country_field(slot, c.as_str()),
-                        row.count,
-                        expire,
-                    );
+                let problem = row.problem.map(|p| keys::problem_field(slot, p.as_str()));
+                let country = row.country.map(|c| keys::country_field(slot, c.as_str()));
+                for field in [problem, country].into_iter().flatten() {
+                    add(keys::breakdown(service, hour), field, row.count, expire);
                 }
             }
         }
