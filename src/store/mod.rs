@@ -273,6 +273,8 @@ impl AnyStore {
     }
 }
 
+/// Awaits `$call` on whichever store `$self` is: the body of each of
+/// [`AnyStore`]'s [`Store`] and [`FeedStore`] methods.
 macro_rules! dispatch {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
@@ -281,6 +283,7 @@ macro_rules! dispatch {
         }
     };
 }
+use dispatch;
 
 impl Store for AnyStore {
     async fn record(&self, batch: &[ReportWrite]) -> StoreResult<Vec<StoreResult<Receipt>>> {
