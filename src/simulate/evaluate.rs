@@ -6,6 +6,7 @@
 //! and the hard cases ([`super::hard_score`]).
 
 use crate::config::DetectSettings;
+use crate::detect::baseline::median;
 use crate::detect::discovery::Discovery;
 use crate::detect::lifecycle::Event;
 use crate::detect::{Judgement, SeriesDetector};
@@ -98,17 +99,11 @@ pub fn found<'a>(outages: impl Iterator<Item = &'a OutageResult>) -> usize {
 
 /// The median of `outages`' delays from onset to `problem`.
 pub fn median_delay<'a>(outages: impl Iterator<Item = &'a OutageResult>) -> Option<f64> {
-    let mut d: Vec<i64> = outages.filter_map(|o| o.problem_after).collect();
-    if d.is_empty() {
-        return None;
-    }
-    d.sort_unstable();
-    let n = d.len();
-    Some(if n % 2 == 1 {
-        d[n / 2] as f64
-    } else {
-        (d[n / 2 - 1] + d[n / 2]) as f64 / 2.0
-    })
+    let mut d: Vec<f64> = outages
+        .filter_map(|o| o.problem_after)
+        .map(|m| m as f64)
+        .collect();
+    (!d.is_empty()).then(|| median(&mut d))
 }
 
 pub fn evaluate(sc: &Scenario, s: &DetectSettings, evaluate_from: i64) -> Evaluation {

@@ -2,7 +2,7 @@
 //! them leaves the ordinary services as they were.
 
 use super::evaluate::SeenIncident;
-use super::hard::{self, HardSpec, Kind};
+use super::hard::{self, HardCase, HardSpec, Kind};
 use super::hard_score::RecurringScore;
 use super::model::{Scenario, Spec};
 use crate::domain::Registry;
@@ -38,6 +38,14 @@ fn spec() -> Spec {
     }
 }
 
+/// The scenario's hard case of the kind named `name` (see [`Kind::name`]).
+fn case<'a>(sc: &'a Scenario, name: &str) -> &'a HardCase {
+    sc.hard
+        .iter()
+        .find(|h| h.kind.name() == name)
+        .unwrap_or_else(|| panic!("no {name} case"))
+}
+
 /// The index of the minute starting at `t`.
 fn minute(sc: &Scenario, t: i64) -> usize {
     ((t - sc.start) / 60) as usize
@@ -65,7 +73,7 @@ fn adding_hard_cases_leaves_the_ordinary_services_and_outages_as_they_were() {
 #[test]
 fn a_recurring_burst_service_bursts_4_to_12_times_a_day_from_its_start_and_never_before() {
     let sc = scenario();
-    let h = sc.hard.iter().find(|h| h.kind.name() == "recur").unwrap();
+    let h = case(&sc, "recur");
     let Kind::Recurring { from, .. } = h.kind else {
         unreachable!()
     };
@@ -96,7 +104,7 @@ fn a_recurring_burst_service_bursts_4_to_12_times_a_day_from_its_start_and_never
 #[test]
 fn a_step_multiplies_the_level_by_its_factor() {
     let sc = scenario();
-    let h = sc.hard.iter().find(|h| h.kind.name() == "step").unwrap();
+    let h = case(&sc, "step");
     let Kind::Step { at, factor } = h.kind else {
         unreachable!()
     };
@@ -115,7 +123,7 @@ fn a_step_multiplies_the_level_by_its_factor() {
 #[test]
 fn a_new_service_has_no_reports_before_its_start() {
     let sc = scenario();
-    let h = sc.hard.iter().find(|h| h.kind.name() == "new").unwrap();
+    let h = case(&sc, "new");
     let Kind::New { first } = h.kind else {
         unreachable!()
     };
@@ -137,7 +145,7 @@ fn a_new_service_has_no_reports_before_its_start() {
 #[test]
 fn a_gap_has_no_reports_for_its_hour_and_traffic_as_usual_around_it() {
     let sc = scenario();
-    let h = sc.hard.iter().find(|h| h.kind.name() == "gap").unwrap();
+    let h = case(&sc, "gap");
     let Kind::Gap { from, minutes } = h.kind else {
         unreachable!()
     };

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use super::{AnyStore, StoreResult};
+use super::{AnyStore, StoreResult, dispatch};
 
 /// What became of a worker's claim on a service's lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,15 +169,6 @@ pub trait FeedStore: Send + Sync + 'static {
     fn history_epoch(&self) -> impl Future<Output = StoreResult<u64>> + Send;
 
     fn bump_history_epoch(&self) -> impl Future<Output = StoreResult<()>> + Send;
-}
-
-macro_rules! dispatch {
-    ($self:ident, $s:ident => $call:expr) => {
-        match $self {
-            AnyStore::Redis($s) => $call.await,
-            AnyStore::Embedded($s) => $call.await,
-        }
-    };
 }
 
 impl FeedStore for AnyStore {

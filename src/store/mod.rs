@@ -89,6 +89,19 @@ pub struct Breakdown {
     pub countries: BTreeMap<String, u64>,
 }
 
+impl Breakdown {
+    /// Adds `count` to a problem (`kind` `p`) or a country (`c`), the kinds
+    /// of [`keys::parse_breakdown_field`].
+    pub fn add(&mut self, kind: char, name: &str, count: u64) {
+        let map = if kind == 'p' {
+            &mut self.problems
+        } else {
+            &mut self.countries
+        };
+        *map.entry(name.to_string()).or_default() += count;
+    }
+}
+
 /// How long each kind of data is kept, and how much of it one reporter or
 /// network counts; from `[store]` and `[intake]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -260,6 +273,8 @@ impl AnyStore {
     }
 }
 
+/// Awaits `$call` on whichever store `$self` is: the body of each of
+/// [`AnyStore`]'s [`Store`] and [`FeedStore`] methods.
 macro_rules! dispatch {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {
@@ -268,6 +283,7 @@ macro_rules! dispatch {
         }
     };
 }
+use dispatch;
 
 impl Store for AnyStore {
     async fn record(&self, batch: &[ReportWrite]) -> StoreResult<Vec<StoreResult<Receipt>>> {

@@ -223,12 +223,7 @@ impl Store for EmbeddedStore {
                 continue;
             }
             for ((kind, name), &n) in fields {
-                let map = if *kind == 'p' {
-                    &mut out.problems
-                } else {
-                    &mut out.countries
-                };
-                *map.entry(name.clone()).or_default() += n;
+                out.add(*kind, name, n);
             }
         }
         Ok(out)

@@ -30,6 +30,22 @@ impl RedisStore {
     }
 }
 
+/// Adds a hash of bucket counts into `series`, whose first bucket is `from`:
+/// each field is a bucket's number counted from `base` (a minute of the
+/// hash's hour, a quarter of its day). Fields that are not numbers, and
+/// buckets outside the series, are left out.
+fn add_buckets(series: &mut [u64], hash: HashMap<String, u64>, base: i64, from: i64) {
+    for (field, value) in hash {
+        let Ok(i) = field.parse::<i64>() else {
+            continue;
+        };
+        let offset = base + i - from;
+        if (0..series.len() as i64).contains(&offset) {
+            series[offset as usize] += value;
+        }
+    }
+}
+
 impl Store for RedisStore {
     async fn record(&self, batch: &[ReportWrite]) -> StoreResult<Vec<StoreResult<Receipt>>> {
         let groups = group_by_bucket(batch);
@@ -118,21 +134,10 @@ impl Store for RedisStore {
                     expire,
                 );
                 let slot = keys::slot_of(minute);
-                if let Some(p) = row.problem {
-                    add(
-                        keys::breakdown(service, hour),
-                        keys::problem_field(slot, p.as_str()),
-                        row.count,
-                        expire,
-                    );
-                }
-                if let Some(c) = row.country {
-                    add(
-                        keys::breakdown(service, hour),
-                        keys::country_field(slot, c.as_str()),
-                        row.count,
-                        expire,
-                    );
+                let problem = row.problem.map(|p| keys::problem_field(slot, p.as_str()));
+                let country = row.country.map(|c| keys::country_field(slot, c.as_str()));
+                for field in [problem, country].into_iter().flatten() {
+                    add(keys::breakdown(service, hour), field, row.count, expire);
                 }
             }
         }
@@ -177,15 +182,7 @@ impl Store for RedisStore {
             let mut series = vec![0u64; count];
             for hour in hours.clone() {
                 let hash = hashes.next().unwrap_or_default();
-                for (field, value) in hash {
-                    let Ok(m) = field.parse::<i64>() else {
-                        continue;
-                    };
-                    let offset = hour * MINUTES_PER_HOUR + m - from_minute;
-                    if (0..count as i64).contains(&offset) {
-                        series[offset as usize] += value;
-                    }
-                }
+                add_buckets(&mut series, hash, hour * MINUTES_PER_HOUR, from_minute);
             }
             out.push(series);
         }
@@ -203,15 +200,7 @@ impl Store for RedisStore {
         let keys: Vec<String> = days.clone().map(|d| keys::rollup(service, d)).collect();
         let mut series = vec![0u64; count];
         for (day, hash) in days.zip(self.hashes(&keys).await?) {
-            for (field, value) in hash {
-                let Ok(q) = field.parse::<i64>() else {
-                    continue;
-                };
-                let offset = day * quarters_per_day + q - from_quarter;
-                if (0..count as i64).contains(&offset) {
-                    series[offset as usize] += value;
-                }
-            }
+            add_buckets(&mut series, hash, day * quarters_per_day, from_quarter);
         }
         Ok(series)
     }
@@ -235,12 +224,7 @@ impl Store for RedisStore {
                 if !slots.contains(&(hour * slots_per_hour + slot)) {
                     continue;
                 }
-                let map = if kind == 'p' {
-                    &mut out.problems
-                } else {
-                    &mut out.countries
-                };
-                *map.entry(name.to_string()).or_default() += value;
+                out.add(kind, name, value);
             }
         }
         Ok(out)
