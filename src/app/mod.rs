@@ -45,13 +45,7 @@ impl Application {
     /// Binds the listener (port 0 picks one) but serves nothing until
     /// [`Application::run_until_stopped`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let registry = Arc::new(
-            Registry::load(&settings.registry.path).context("loading the services registry")?,
-        );
-        let store = Arc::new(
-            AnyStore::from_settings(&settings.store, &settings.intake)
-                .context("configuring the store")?,
-        );
+        let (registry, store) = registry_and_store(&settings)?;
         match store.kind() {
             "embedded" => tracing::warn!(
                 "using the embedded in-memory store: reports are lost on exit; set store.redis_url for Redis"
@@ -203,6 +197,16 @@ impl Application {
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
+}
+
+/// The registry and the store `settings` name, as every process starts
+/// with them.
+fn registry_and_store(settings: &Settings) -> anyhow::Result<(Arc<Registry>, Arc<AnyStore>)> {
+    let registry =
+        Registry::load(&settings.registry.path).context("loading the services registry")?;
+    let store = AnyStore::from_settings(&settings.store, &settings.intake)
+        .context("configuring the store")?;
+    Ok((Arc::new(registry), Arc::new(store)))
 }
 
 async fn shutdown_signal() {

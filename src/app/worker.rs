@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tokio::sync::watch;
 
-use super::shutdown_signal;
+use super::{registry_and_store, shutdown_signal};
 use crate::config::Settings;
 use crate::domain::Registry;
 use crate::http;
@@ -94,13 +94,7 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     pub async fn start(settings: Settings) -> anyhow::Result<Self> {
-        let registry = Arc::new(
-            Registry::load(&settings.registry.path).context("loading the services registry")?,
-        );
-        let store = Arc::new(
-            AnyStore::from_settings(&settings.store, &settings.intake)
-                .context("configuring the store")?,
-        );
+        let (registry, store) = registry_and_store(&settings)?;
         if store.kind() == "embedded" {
             anyhow::bail!(
                 "a worker on its own needs Redis (store.redis_url): the embedded store lives inside one process; \

@@ -38,38 +38,73 @@ pub fn one_of<'a>(values: impl IntoIterator<Item = &'a str>) -> RefOr<Schema> {
         .into()
 }
 
-/// Writes problem+json answers for the document: `Name, status,
-/// "description";`.
+/// Writes the error answers for the document: `Name / NamePage, status,
+/// "description";`, the first as the API answers (problem+json), the
+/// second as the pages do.
 macro_rules! problems {
-    ($($name:ident, $status:literal, $description:literal;)+) => {
+    ($($name:ident / $page:ident, $status:literal, $description:expr;)+) => {
         $(
             #[derive(IntoResponses)]
             #[response(status = $status, description = $description, content_type = "application/problem+json")]
             #[allow(dead_code)]
             pub struct $name(Problem);
+
+            #[derive(IntoResponses)]
+            #[response(status = $status, description = concat!($description, " (as a page)"), content_type = "text/html")]
+            #[allow(dead_code)]
+            pub struct $page(String);
         )+
     };
 }
 
 problems! {
-    BadRequest, 400, "Invalid parameter or body (`invalid_parameter`, `malformed_body`, `invalid_idempotency_key`)";
-    ServiceNotFound, 404, "No such service (`service_not_found`)";
-    CompanyNotFound, 404, "No such company (`company_not_found`)";
-    FilterNotFound, 404, "No such service or company (`service_not_found`, `company_not_found`)";
-    AnomalyNotFound, 404, "No such anomaly (`anomaly_not_found`)";
-    PayloadTooLarge, 413, "Body larger than the limit (`payload_too_large`)";
-    UnsupportedMediaType, 415, "Content-Type not accepted (`unsupported_media_type`)";
+    BadRequest / BadRequestPage, 400, "Invalid parameter or body (`invalid_parameter`, `malformed_body`, `invalid_idempotency_key`)";
+    ServiceNotFound / ServiceNotFoundPage, 404, "No such service (`service_not_found`)";
+    CompanyNotFound / CompanyNotFoundPage, 404, "No such company (`company_not_found`)";
+    FilterNotFound / FilterNotFoundPage, 404, "No such service or company (`service_not_found`, `company_not_found`)";
+    AnomalyNotFound / AnomalyNotFoundPage, 404, "No such anomaly (`anomaly_not_found`)";
+    PayloadTooLarge / PayloadTooLargePage, 413, "Body larger than the limit (`payload_too_large`)";
+    UnsupportedMediaType / UnsupportedMediaTypePage, 415, "Content-Type not accepted (`unsupported_media_type`)";
+}
+
+/// 503's description, as the API and the pages answer it.
+macro_rules! unavailable {
+    () => {
+        "The store cannot answer, or the server is overloaded (`store_unavailable`, `overloaded`, `too_many_streams`); retry after Retry-After"
+    };
 }
 
 #[derive(IntoResponses)]
 #[response(
     status = 503,
-    description = "The store cannot answer, or the server is overloaded (`store_unavailable`, `overloaded`, `too_many_streams`); retry after Retry-After",
+    description = unavailable!(),
     content_type = "application/problem+json",
     headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))
 )]
 #[allow(dead_code)]
 pub struct Unavailable(Problem);
+
+#[derive(IntoResponses)]
+#[response(
+    status = 503,
+    description = concat!(unavailable!(), " (as a page)"),
+    content_type = "text/html",
+    headers(("Retry-After" = u64, description = "Seconds to wait before retrying"))
+)]
+#[allow(dead_code)]
+pub struct UnavailablePage(String);
+
+/// A page
+#[derive(IntoResponses)]
+#[response(status = 200, content_type = "text/html")]
+#[allow(dead_code)]
+pub struct Html(String);
+
+/// An Atom feed
+#[derive(IntoResponses)]
+#[response(status = 200, content_type = "application/atom+xml")]
+#[allow(dead_code)]
+pub struct Atom(String);
 
 /// Not modified (If-None-Match matched the ETag)
 #[derive(IntoResponses)]

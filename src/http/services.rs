@@ -98,10 +98,7 @@ pub async fn list(
         (Some(_), Some(last)) => Some(last.id.clone()),
         _ => None,
     };
-    let (counts, open) = tokio::join!(
-        reader.recent_counts(&page, Span::Day, now_minute()),
-        reader.open_incidents()
-    );
+    let (counts, open) = reader.recent_and_open(&page, Span::Day, now_minute()).await;
     let items: Vec<ServiceView> = page
         .iter()
         .zip(counts)
@@ -133,10 +130,7 @@ pub async fn one(
 ) -> Result<HttpResponse, ApiError> {
     let service = reader.find_service(&path)?;
     let one = [service];
-    let (counts, open) = tokio::join!(
-        reader.recent_counts(&one, Span::Day, now_minute()),
-        reader.open_incidents()
-    );
+    let (counts, open) = reader.recent_and_open(&one, Span::Day, now_minute()).await;
     let detail = ServiceDetail {
         service: ServiceView::new(service, counts[0], &open),
         open_incident: open.as_ref().and_then(|o| o.get(&service.id)),
@@ -226,10 +220,9 @@ pub async fn company(
 ) -> Result<HttpResponse, ApiError> {
     let company: &Company = reader.find_company(&path)?;
     let services: Vec<&Service> = reader.registry().services_of(&company.id).collect();
-    let (counts, open) = tokio::join!(
-        reader.recent_counts(&services, Span::Day, now_minute()),
-        reader.open_incidents()
-    );
+    let (counts, open) = reader
+        .recent_and_open(&services, Span::Day, now_minute())
+        .await;
     let views: Vec<ServiceView> = services
         .iter()
         .zip(counts)

@@ -202,6 +202,20 @@ impl Reader {
             .ok_or_else(|| ReadError::CompanyNotFound(id.to_string()))
     }
 
+    /// [`Reader::recent_counts`] and [`Reader::open_incidents`] read
+    /// together: what a list of services shows.
+    pub async fn recent_and_open(
+        &self,
+        services: &[&Service],
+        span: Span,
+        now: i64,
+    ) -> (Vec<Option<Recent>>, Option<OpenIncidents>) {
+        tokio::join!(
+            self.recent_counts(services, span, now),
+            self.open_incidents()
+        )
+    }
+
     /// Recent counts of each service up to minute `now`, in one round trip;
     /// `None` for all when the store cannot answer (lists still serve).
     pub async fn recent_counts(

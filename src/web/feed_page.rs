@@ -8,7 +8,9 @@ use super::pages::{Page, filters};
 use super::{PageError, PageQuery, Pages, render, shared_html};
 use crate::config::WebSettings;
 use crate::domain::{Anomaly, Service};
-use crate::http::doc::{NotModified, one_of};
+use crate::http::doc::{
+    BadRequestPage, FilterNotFoundPage, Html, NotModified, UnavailablePage, one_of,
+};
 use crate::http::{ApiError, Code};
 use crate::read::{Filter, FilterQuery, Reader, parse_cursor};
 use crate::store::FeedRange;
@@ -81,15 +83,12 @@ impl utoipa::ToSchema for AnySeverity {}
 ///
 /// Filterable by service and company.
 #[utoipa::path(
-    get, path = "/anomalies", tag = "pages", operation_id = "anomaliesPage",
+    get,
+    path = "/anomalies",
+    tag = "pages",
+    operation_id = "anomaliesPage",
     params(FeedPageQuery),
-    responses(
-        (status = 200, description = "Incident feed page", body = String, content_type = "text/html"),
-        NotModified,
-        (status = 400, description = "Invalid parameter or body (`invalid_parameter`, `malformed_body`, `invalid_idempotency_key`) (as a page)", body = String, content_type = "text/html"),
-        (status = 404, description = "No such service or company (as a page)", body = String, content_type = "text/html"),
-        (status = 503, description = "The store cannot answer, or the server is overloaded (`store_unavailable`, `overloaded`, `too_many_streams`); retry after Retry-After (as a page)", body = String, content_type = "text/html")
-    )
+    responses(Html, NotModified, BadRequestPage, FilterNotFoundPage, UnavailablePage)
 )]
 pub async fn anomalies(
     req: HttpRequest,

@@ -10,7 +10,7 @@ use super::{Pages, respond};
 use crate::domain::Anomaly;
 use crate::http::ApiError;
 use crate::http::doc::{
-    CompanyId, CompanyNotFound, NotModified, ServiceId, ServiceNotFound, Unavailable,
+    Atom, CompanyId, CompanyNotFound, NotModified, ServiceId, ServiceNotFound, Unavailable,
 };
 use crate::read::{Filter, Reader};
 use crate::store::FeedRange;
@@ -21,12 +21,11 @@ const ATOM: &str = "application/atom+xml; charset=utf-8";
 ///
 /// Newest incidents first; each entry's title is the headline.
 #[utoipa::path(
-    get, path = "/feeds/anomalies.atom", tag = "feeds", operation_id = "feedAll",
-    responses(
-        (status = 200, description = "Atom feed of all incidents", body = String, content_type = "application/atom+xml"),
-        NotModified,
-        Unavailable
-    )
+    get,
+    path = "/feeds/anomalies.atom",
+    tag = "feeds",
+    operation_id = "feedAll",
+    responses(Atom, NotModified, Unavailable)
 )]
 pub async fn all(
     req: HttpRequest,
@@ -47,14 +46,12 @@ pub async fn all(
 
 /// Atom feed of one service
 #[utoipa::path(
-    get, path = "/feeds/services/{id}.atom", tag = "feeds", operation_id = "feedService",
+    get,
+    path = "/feeds/services/{id}.atom",
+    tag = "feeds",
+    operation_id = "feedService",
     params(ServiceId),
-    responses(
-        (status = 200, description = "Atom feed of one service", body = String, content_type = "application/atom+xml"),
-        NotModified,
-        ServiceNotFound,
-        Unavailable
-    )
+    responses(Atom, NotModified, ServiceNotFound, Unavailable)
 )]
 pub async fn service(
     req: HttpRequest,
@@ -74,14 +71,12 @@ pub async fn service(
 
 /// Atom feed of one company
 #[utoipa::path(
-    get, path = "/feeds/companies/{id}.atom", tag = "feeds", operation_id = "feedCompany",
+    get,
+    path = "/feeds/companies/{id}.atom",
+    tag = "feeds",
+    operation_id = "feedCompany",
     params(CompanyId),
-    responses(
-        (status = 200, description = "Atom feed of one company", body = String, content_type = "application/atom+xml"),
-        NotModified,
-        CompanyNotFound,
-        Unavailable
-    )
+    responses(Atom, NotModified, CompanyNotFound, Unavailable)
 )]
 pub async fn company(
     req: HttpRequest,

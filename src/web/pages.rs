@@ -13,7 +13,7 @@ use super::{HTML, PageError, PageQuery, Pages, cached, render, shared_html};
 use crate::config::WebSettings;
 use crate::domain::time::now_minute;
 use crate::domain::{Problem, Service, Share, Status};
-use crate::http::doc::{CompanyId, NotModified};
+use crate::http::doc::{CompanyId, CompanyNotFoundPage, Html, NotModified};
 use crate::read::{self, Reader, Recent, Span, status_of};
 
 /// Longest search text looked at.
@@ -110,9 +110,12 @@ pub struct Search {
 ///
 /// Services with problems now, company events, most reported, search (`q`).
 #[utoipa::path(
-    get, path = "/", tag = "pages", operation_id = "homePage",
+    get,
+    path = "/",
+    tag = "pages",
+    operation_id = "homePage",
     params(Search),
-    responses((status = 200, description = "Home page", body = String, content_type = "text/html"), NotModified)
+    responses(Html, NotModified)
 )]
 pub async fn home(
     req: HttpRequest,
@@ -139,10 +142,7 @@ pub async fn home(
 
 async fn home_page(reader: &Reader, web: &WebSettings, q: String) -> Result<String, PageError> {
     let all: Vec<&Service> = reader.registry().services().iter().collect();
-    let (recent, open) = tokio::join!(
-        reader.recent_counts(&all, Span::Hour, now_minute()),
-        reader.open_incidents()
-    );
+    let (recent, open) = reader.recent_and_open(&all, Span::Hour, now_minute()).await;
     let rows: Vec<ServiceRow> = all
         .iter()
         .zip(recent)
@@ -237,13 +237,12 @@ struct CompanyPage<'a> {
 ///
 /// The company's services side by side.
 #[utoipa::path(
-    get, path = "/company/{id}", tag = "pages", operation_id = "companyPage",
+    get,
+    path = "/company/{id}",
+    tag = "pages",
+    operation_id = "companyPage",
     params(CompanyId),
-    responses(
-        (status = 200, description = "Company page", body = String, content_type = "text/html"),
-        NotModified,
-        (status = 404, description = "No such company (`company_not_found`) (as a page)", body = String, content_type = "text/html")
-    )
+    responses(Html, NotModified, CompanyNotFoundPage)
 )]
 pub async fn company(
     req: HttpRequest,
@@ -265,10 +264,7 @@ async fn company_page(
 ) -> Result<String, PageError> {
     let services: Vec<&Service> = reader.registry().services_of(&company.id).collect();
     let now = now_minute();
-    let (recent, open) = tokio::join!(
-        reader.recent_counts(&services, Span::Day, now),
-        reader.open_incidents()
-    );
+    let (recent, open) = reader.recent_and_open(&services, Span::Day, now).await;
     let mut cards = Vec::new();
     for (s, r) in services.iter().zip(recent) {
         let chart = match reader.series(s, 24 * 60, 15, now).await {

@@ -11,7 +11,9 @@ use super::{HTML, PageError, PageQuery, Pages, cached, render, respond, shared_h
 use crate::config::WebSettings;
 use crate::domain::time::now_minute;
 use crate::domain::{Anomaly, Problem, Service, Status};
-use crate::http::doc::{NotModified, ServiceId, ServiceNotFound, Unavailable};
+use crate::http::doc::{
+    Html, NotModified, ServiceId, ServiceNotFound, ServiceNotFoundPage, Unavailable,
+};
 use crate::http::{ApiError, Code};
 use crate::read::{Reader, Recent, Span, status_of};
 
@@ -43,9 +45,9 @@ struct StatusPage<'a> {
     get, path = "/status/{id}", tag = "pages", operation_id = "statusPage",
     params(ServiceId, Thanks),
     responses(
-        (status = 200, description = "Status page of a service", body = String, content_type = "text/html"),
+        Html,
         NotModified,
-        (status = 404, description = "No such service (`service_not_found`) (as a page)", body = String, content_type = "text/html"),
+        ServiceNotFoundPage,
         (status = 301, description = "An alias or other spelling: the canonical address", headers(("Location" = String)))
     )
 )]
@@ -178,7 +180,7 @@ async fn status_page(
     get, path = "/embed/{id}.svg", tag = "pages", operation_id = "embedChart",
     params(ServiceId),
     responses(
-        (status = 200, description = "Embeddable 24 h chart", body = String, content_type = "image/svg+xml"),
+        (status = 200, description = "The chart", body = String, content_type = "image/svg+xml"),
         NotModified,
         ServiceNotFound,
         Unavailable
