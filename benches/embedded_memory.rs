@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use outagewatch::config::Settings;
 use outagewatch::domain::Problem;
 use outagewatch::intake::ReporterHasher;
-use outagewatch::store::{EmbeddedStore, ReportWrite, Retention, Store};
+use outagewatch::store::{Buckets, EmbeddedStore, ReportWrite, Retention, Store};
 
 /// Resident memory of this process, bytes (Linux).
 fn resident() -> anyhow::Result<u64> {
@@ -62,7 +62,7 @@ async fn run(reports: usize, bound: usize) -> anyhow::Result<(u64, u64)> {
         }
     }
     let after = resident()?;
-    let distinct = store.distinct("whatsapp", at / 60, 1).await?;
+    let distinct = store.distinct("whatsapp", Buckets::new(at / 60, 1)).await?;
     Ok((after.saturating_sub(before), distinct.networks))
 }
 

@@ -8,17 +8,21 @@ use std::time::Instant;
 use super::{ReadError, Reader};
 use crate::domain::time::rfc3339_minute;
 use crate::domain::{Service, Share};
-use crate::store::Store;
+use crate::store::{Buckets, Store};
 
 /// The breakdown of the reports counted over a window.
 #[derive(Debug, Clone)]
 pub struct Breakdown {
     pub service: String,
+    /// The window, from its first minute (RFC 3339) on.
     pub window_secs: i64,
     pub from: String,
+    /// Counted reports over the window.
     pub reports: u64,
+    /// Distinct reporters and networks, estimated (HyperLogLog).
     pub distinct_reporters: u64,
     pub distinct_networks: u64,
+    /// Each problem's and country's count and share, most first.
     pub problems: Vec<Share>,
     pub countries: Vec<Share>,
 }
@@ -61,9 +65,9 @@ impl Reader {
         let count = (now - from + 1) as usize;
         let ids = [service.id.as_str()];
         let (totals, breakdown, distinct) = tokio::join!(
-            self.store.minute_totals(&ids, from, count),
-            self.store.breakdown(&service.id, from, count),
-            self.store.distinct(&service.id, from, count),
+            self.store.minute_totals(&ids, Buckets::new(from, count)),
+            self.store.breakdown(&service.id, Buckets::new(from, count)),
+            self.store.distinct(&service.id, Buckets::new(from, count)),
         );
         let totals = totals.map_err(|e| self.unavailable("minute_totals", e))?;
         let breakdown = breakdown.map_err(|e| self.unavailable("breakdown", e))?;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use self::cache::TtlCache;
 use crate::config::{ApiSettings, WebSettings};
 use crate::domain::{Anomaly, Company, Registry, Service, Status};
-use crate::store::{AnyStore, FeedStore, Retention, Store, StoreError};
+use crate::store::{AnyStore, Buckets, FeedStore, Retention, Store, StoreError};
 use crate::telemetry::{Metrics, store_failed};
 
 pub use self::breakdown::Breakdown;
@@ -238,7 +238,10 @@ impl Reader {
             .recent
             .get(&key, Instant::now(), || async {
                 let from = now - minutes as i64 + 1;
-                let series = self.store.minute_totals(&ids, from, minutes).await?;
+                let series = self
+                    .store
+                    .minute_totals(&ids, Buckets::new(from, minutes))
+                    .await?;
                 Ok(Arc::new(
                     series
                         .iter()

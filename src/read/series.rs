@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::{ReadError, Reader};
 use crate::domain::Service;
 use crate::domain::time::rfc3339_minute;
-use crate::store::{FeedStore, Store};
+use crate::store::{Buckets, FeedStore, Store};
 
 /// One step of a series.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -124,8 +124,8 @@ impl Reader {
             let count = points * step as usize;
             let ids = [service.id.as_str()];
             let (minutes, per_minute) = tokio::join!(
-                self.store.minute_totals(&ids, start, count),
-                self.store.expected(&service.id, start, count),
+                self.store.minute_totals(&ids, Buckets::new(start, count)),
+                self.store.expected(&service.id, Buckets::new(start, count)),
             );
             let minutes = minutes.map_err(|e| self.unavailable("minute_totals", e))?;
             // Without the detector's numbers the counts still serve.
@@ -151,7 +151,10 @@ impl Reader {
         } else {
             let quarters = self
                 .store
-                .quarter_totals(&service.id, start / 15, points * (step / 15) as usize)
+                .quarter_totals(
+                    &service.id,
+                    Buckets::new(start / 15, points * (step / 15) as usize),
+                )
                 .await
                 .map_err(|e| self.unavailable("quarter_totals", e))?;
             quarters

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::feed::{FeedEvent, parse_event_id};
 use super::{
-    AnomalyRecord, EmbeddedStore, FeedRange, FeedStore, Lease, ServiceCommit, StoreResult,
+    AnomalyRecord, Buckets, EmbeddedStore, FeedRange, FeedStore, Lease, ServiceCommit, StoreResult,
 };
 
 #[derive(Default)]
@@ -227,9 +227,9 @@ impl FeedStore for EmbeddedStore {
     async fn expected(
         &self,
         service: &str,
-        from_minute: i64,
-        count: usize,
+        minutes: Buckets,
     ) -> StoreResult<Vec<Option<(f64, f64)>>> {
+        let (from_minute, count) = (minutes.first, minutes.count);
         let f = self.feed();
         Ok((0..count as i64)
             .map(|i| {

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use super::{AnyStore, StoreResult, dispatch};
+use super::{AnyStore, Buckets, StoreResult, forward};
 
 /// What became of a worker's claim on a service's lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,8 +160,7 @@ pub trait FeedStore: Send + Sync + 'static {
     fn expected(
         &self,
         service: &str,
-        from_minute: i64,
-        count: usize,
+        minutes: Buckets,
     ) -> impl Future<Output = StoreResult<Vec<Option<(f64, f64)>>>> + Send;
 
     /// A number that changes whenever history is imported, so workers know
@@ -171,66 +170,18 @@ pub trait FeedStore: Send + Sync + 'static {
     fn bump_history_epoch(&self) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
-impl FeedStore for AnyStore {
-    async fn acquire_leases(
-        &self,
-        services: &[&str],
-        holder: &str,
-        ttl_ms: u64,
-    ) -> StoreResult<Vec<Lease>> {
-        dispatch!(self, s => s.acquire_leases(services, holder, ttl_ms))
-    }
-
-    async fn release_leases(&self, services: &[&str], holder: &str) -> StoreResult<()> {
-        dispatch!(self, s => s.release_leases(services, holder))
-    }
-
-    async fn load_states(&self, services: &[&str]) -> StoreResult<Vec<Option<String>>> {
-        dispatch!(self, s => s.load_states(services))
-    }
-
-    async fn commit(&self, holder: &str, commits: &[ServiceCommit]) -> StoreResult<Vec<bool>> {
-        dispatch!(self, s => s.commit(holder, commits))
-    }
-
-    async fn put_anomalies(&self, records: &[AnomalyRecord]) -> StoreResult<()> {
-        dispatch!(self, s => s.put_anomalies(records))
-    }
-
-    async fn anomalies(&self, range: &FeedRange) -> StoreResult<Vec<(i64, String, String)>> {
-        dispatch!(self, s => s.anomalies(range))
-    }
-
-    async fn anomaly(&self, id: &str) -> StoreResult<Option<String>> {
-        dispatch!(self, s => s.anomaly(id))
-    }
-
-    async fn events_after(&self, after: &str, limit: usize) -> StoreResult<Vec<FeedEvent>> {
-        dispatch!(self, s => s.events_after(after, limit))
-    }
-
-    async fn last_event_id(&self) -> StoreResult<Option<String>> {
-        dispatch!(self, s => s.last_event_id())
-    }
-
-    async fn open_anomalies(&self) -> StoreResult<HashMap<String, String>> {
-        dispatch!(self, s => s.open_anomalies())
-    }
-
-    async fn expected(
-        &self,
-        service: &str,
-        from_minute: i64,
-        count: usize,
-    ) -> StoreResult<Vec<Option<(f64, f64)>>> {
-        dispatch!(self, s => s.expected(service, from_minute, count))
-    }
-
-    async fn history_epoch(&self) -> StoreResult<u64> {
-        dispatch!(self, s => s.history_epoch())
-    }
-
-    async fn bump_history_epoch(&self) -> StoreResult<()> {
-        dispatch!(self, s => s.bump_history_epoch())
-    }
+forward! { FeedStore:
+    fn acquire_leases(services: &[&str], holder: &str, ttl_ms: u64) -> Vec<Lease>;
+    fn release_leases(services: &[&str], holder: &str) -> ();
+    fn load_states(services: &[&str]) -> Vec<Option<String>>;
+    fn commit(holder: &str, commits: &[ServiceCommit]) -> Vec<bool>;
+    fn put_anomalies(records: &[AnomalyRecord]) -> ();
+    fn anomalies(range: &FeedRange) -> Vec<(i64, String, String)>;
+    fn anomaly(id: &str) -> Option<String>;
+    fn events_after(after: &str, limit: usize) -> Vec<FeedEvent>;
+    fn last_event_id() -> Option<String>;
+    fn open_anomalies() -> HashMap<String, String>;
+    fn expected(service: &str, minutes: Buckets) -> Vec<Option<(f64, f64)>>;
+    fn history_epoch() -> u64;
+    fn bump_history_epoch() -> ();
 }

@@ -214,36 +214,46 @@ pub trait Store: Send + Sync + 'static {
     fn minute_totals(
         &self,
         services: &[&str],
-        from_minute: i64,
-        count: usize,
+        minutes: Buckets,
     ) -> impl Future<Output = StoreResult<Vec<Vec<u64>>>> + Send;
 
-    /// Counted reports per 15 minutes; `from_quarter` is a Unix minute / 15.
+    /// Counted reports per 15 minutes (quarters: a Unix minute / 15).
     fn quarter_totals(
         &self,
         service: &str,
-        from_quarter: i64,
-        count: usize,
+        quarters: Buckets,
     ) -> impl Future<Output = StoreResult<Vec<u64>>> + Send;
 
     /// Problems and countries of the 5-minute slots overlapping the range.
     fn breakdown(
         &self,
         service: &str,
-        from_minute: i64,
-        count: usize,
+        minutes: Buckets,
     ) -> impl Future<Output = StoreResult<Breakdown>> + Send;
 
     /// Estimated distinct reporters and networks over the range.
     fn distinct(
         &self,
         service: &str,
-        from_minute: i64,
-        count: usize,
+        minutes: Buckets,
     ) -> impl Future<Output = StoreResult<Distinct>> + Send;
 
     /// Succeeds when the store can serve requests.
     fn ping(&self) -> impl Future<Output = StoreResult<()>> + Send;
+}
+
+/// Consecutive buckets of a series: the first one's number (a Unix minute,
+/// or for quarters a Unix minute / 15) and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buckets {
+    pub first: i64,
+    pub count: usize,
+}
+
+impl Buckets {
+    pub fn new(first: i64, count: usize) -> Self {
+        Buckets { first, count }
+    }
 }
 
 /// The configured store, chosen at start-up.
@@ -273,64 +283,30 @@ impl AnyStore {
     }
 }
 
-/// Awaits `$call` on whichever store `$self` is: the body of each of
-/// [`AnyStore`]'s [`Store`] and [`FeedStore`] methods.
-macro_rules! dispatch {
-    ($self:ident, $s:ident => $call:expr) => {
-        match $self {
-            AnyStore::Redis($s) => $call.await,
-            AnyStore::Embedded($s) => $call.await,
+/// Implements a store trait for [`AnyStore`]: each method, named once with
+/// its arguments and what it answers, calls the chosen store's.
+macro_rules! forward {
+    ($store:ident: $(fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)+) => {
+        impl $store for AnyStore {
+            $(
+                async fn $name(&self, $($arg: $ty),*) -> StoreResult<$out> {
+                    match self {
+                        AnyStore::Redis(s) => s.$name($($arg),*).await,
+                        AnyStore::Embedded(s) => s.$name($($arg),*).await,
+                    }
+                }
+            )+
         }
     };
 }
-use dispatch;
+use forward;
 
-impl Store for AnyStore {
-    async fn record(&self, batch: &[ReportWrite]) -> StoreResult<Vec<StoreResult<Receipt>>> {
-        dispatch!(self, s => s.record(batch))
-    }
-
-    async fn import(&self, rows: &[ImportRow], now: i64) -> StoreResult<()> {
-        dispatch!(self, s => s.import(rows, now))
-    }
-
-    async fn minute_totals(
-        &self,
-        services: &[&str],
-        from_minute: i64,
-        count: usize,
-    ) -> StoreResult<Vec<Vec<u64>>> {
-        dispatch!(self, s => s.minute_totals(services, from_minute, count))
-    }
-
-    async fn quarter_totals(
-        &self,
-        service: &str,
-        from_quarter: i64,
-        count: usize,
-    ) -> StoreResult<Vec<u64>> {
-        dispatch!(self, s => s.quarter_totals(service, from_quarter, count))
-    }
-
-    async fn breakdown(
-        &self,
-        service: &str,
-        from_minute: i64,
-        count: usize,
-    ) -> StoreResult<Breakdown> {
-        dispatch!(self, s => s.breakdown(service, from_minute, count))
-    }
-
-    async fn distinct(
-        &self,
-        service: &str,
-        from_minute: i64,
-        count: usize,
-    ) -> StoreResult<Distinct> {
-        dispatch!(self, s => s.distinct(service, from_minute, count))
-    }
-
-    async fn ping(&self) -> StoreResult<()> {
-        dispatch!(self, s => s.ping())
-    }
+forward! { Store:
+    fn record(batch: &[ReportWrite]) -> Vec<StoreResult<Receipt>>;
+    fn import(rows: &[ImportRow], now: i64) -> ();
+    fn minute_totals(services: &[&str], minutes: Buckets) -> Vec<Vec<u64>>;
+    fn quarter_totals(service: &str, quarters: Buckets) -> Vec<u64>;
+    fn breakdown(service: &str, minutes: Buckets) -> Breakdown;
+    fn distinct(service: &str, minutes: Buckets) -> Distinct;
+    fn ping() -> ();
 }

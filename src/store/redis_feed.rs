@@ -8,7 +8,9 @@ use std::collections::HashMap;
 
 use super::feed::FeedEvent;
 use super::keys::{self, MINUTES_PER_HOUR};
-use super::{AnomalyRecord, FeedRange, FeedStore, Lease, RedisStore, ServiceCommit, StoreResult};
+use super::{
+    AnomalyRecord, Buckets, FeedRange, FeedStore, Lease, RedisStore, ServiceCommit, StoreResult,
+};
 
 /// KEYS[1] lease; ARGV[1] holder, ARGV[2] ttl ms. Renews one's own lease
 /// (1) or takes a free one (2); 0 when another worker holds it.
@@ -347,9 +349,9 @@ impl FeedStore for RedisStore {
     async fn expected(
         &self,
         service: &str,
-        from_minute: i64,
-        count: usize,
+        minutes: Buckets,
     ) -> StoreResult<Vec<Option<(f64, f64)>>> {
+        let (from_minute, count) = (minutes.first, minutes.count);
         let hours = super::redis::spanned(from_minute, count, MINUTES_PER_HOUR);
         let mut pipe = redis::pipe();
         for hour in hours.clone() {

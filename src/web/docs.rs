@@ -129,19 +129,24 @@ fn validators_on_cacheable(operation: &mut utoipa::openapi::path::Operation) {
 pub static OPENAPI: LazyLock<String> =
     LazyLock::new(|| document().to_pretty_json().unwrap_or_default());
 
+/// What the docs page shows of an operation's parameter.
 pub struct Parameter {
     pub name: String,
+    /// `path`, `query` or `header`.
     pub place: String,
     pub required: bool,
     pub description: String,
 }
 
+/// What the docs page shows of one of an operation's answers.
 pub struct Response {
     pub status: String,
     pub description: String,
 }
 
+/// What the docs page shows of an operation.
 pub struct Operation {
+    /// `GET`, `POST`.
     pub method: String,
     pub path: String,
     pub summary: String,
@@ -150,6 +155,7 @@ pub struct Operation {
     pub responses: Vec<Response>,
 }
 
+/// The operations of one tag, as the docs page groups them.
 pub struct Section {
     pub tag: String,
     pub operations: Vec<Operation>,

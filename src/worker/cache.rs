@@ -7,7 +7,7 @@ use super::{ServiceState, Worker};
 use crate::config::DetectSettings;
 use crate::detect::history::BucketHistory;
 use crate::store::keys::MINUTES_PER_QUARTER;
-use crate::store::{FeedStore, Store, StoreResult};
+use crate::store::{Buckets, FeedStore, Store, StoreResult};
 
 /// History of one service cached in memory.
 pub(super) struct Cached {
@@ -74,7 +74,7 @@ impl Worker {
             let quarter_start = quarter_end - quarters_kept;
             let quarters = self
                 .store
-                .quarter_totals(s, quarter_start, quarters_kept as usize)
+                .quarter_totals(s, Buckets::new(quarter_start, quarters_kept as usize))
                 .await?;
             if let Some(c) = self.cache.get_mut(s) {
                 c.quarter_start = quarter_start;
@@ -107,7 +107,10 @@ impl Worker {
             }
             let names: Vec<&str> = group.iter().map(|s| s.as_str()).collect();
             let count = (target - from + 1) as usize;
-            let series = self.store.minute_totals(&names, from, count).await?;
+            let series = self
+                .store
+                .minute_totals(&names, Buckets::new(from, count))
+                .await?;
             for (s, values) in names.iter().zip(series) {
                 if let Some(c) = self.cache.get_mut(*s) {
                     merge_minutes(c, from, &values, window_start);

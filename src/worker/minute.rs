@@ -17,7 +17,7 @@ use crate::domain::Service;
 use crate::domain::Status;
 use crate::domain::anomaly::AnomalyStatus;
 use crate::store::keys::MINUTES_PER_QUARTER;
-use crate::store::{Distinct, ExpectedMinute, Store, StoreResult};
+use crate::store::{Buckets, Distinct, ExpectedMinute, Store, StoreResult};
 
 /// What one minute did to one service.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +108,10 @@ impl Worker {
         {
             let minutes = w.floor_minutes(d);
             let from = minute + 1 - minutes as i64;
-            let counted = self.store.distinct(service, from, minutes).await;
+            let counted = self
+                .store
+                .distinct(service, Buckets::new(from, minutes))
+                .await;
             // A hit must wait for the count (the tick fails and is judged
             // again); an episode alone is not worth the minute.
             distinct = if candidate {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use super::{Worker, incident};
 use crate::domain::anomaly::{Anomaly, AnomalyStatus};
-use crate::store::{Store, StoreResult};
+use crate::store::{Buckets, Store, StoreResult};
 
 impl Worker {
     /// Shares and headlines of the open incidents of `services` (those
@@ -32,7 +32,7 @@ impl Worker {
             let until = doc.updated_unix.div_euclid(60).min(now.div_euclid(60));
             let from = doc.started_unix.div_euclid(60).max(until - 1440);
             let count = (until - from).max(1) as usize;
-            let breakdown = self.store.breakdown(s, from, count).await?;
+            let breakdown = self.store.breakdown(s, Buckets::new(from, count)).await?;
             incident::refresh(doc, &service, Some(&breakdown));
         }
         // Other workers may hold other services of the same companies: their

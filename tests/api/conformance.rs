@@ -7,8 +7,8 @@ use chrono::Utc;
 use outagewatch::config::Settings;
 use outagewatch::domain::{Country, NetworkKey, Problem, ReporterKey};
 use outagewatch::store::{
-    AnomalyRecord, AnyStore, ExpectedMinute, FeedRange, FeedStore, ImportRow, Lease, Receipt,
-    ReportWrite, ServiceCommit, Store,
+    AnomalyRecord, AnyStore, Buckets, ExpectedMinute, FeedRange, FeedStore, ImportRow, Lease,
+    Receipt, ReportWrite, ServiceCommit, Store,
 };
 use uuid::Uuid;
 
@@ -60,7 +60,7 @@ async fn record(store: &AnyStore, batch: &[ReportWrite]) -> Vec<Receipt> {
 
 async fn totals(store: &AnyStore, service: &str, from: i64, count: usize) -> Vec<u64> {
     store
-        .minute_totals(&[service], from, count)
+        .minute_totals(&[service], Buckets::new(from, count))
         .await
         .expect("totals")
         .remove(0)
@@ -126,7 +126,7 @@ async fn series_of_several_services_come_back_minute_by_minute(store: AnyStore) 
     record(&store, &batch).await;
     let minute = batch[0].minute();
     let both = store
-        .minute_totals(&["reddit", "x", "threads"], minute - 100, 101)
+        .minute_totals(&["reddit", "x", "threads"], Buckets::new(minute - 100, 101))
         .await
         .expect("totals");
     let sums: Vec<u64> = both.iter().map(|s| s.iter().sum()).collect();
@@ -145,7 +145,7 @@ async fn breakdown_and_distinct_reporters_follow_counted_reports(store: AnyStore
     record(&store, &batch).await;
     let minute = batch[0].minute();
     let b = store
-        .breakdown("discord", minute - 10, 11)
+        .breakdown("discord", Buckets::new(minute - 10, 11))
         .await
         .expect("breakdown");
     assert_eq!(b.problems.get("login"), Some(&2));
@@ -153,7 +153,7 @@ async fn breakdown_and_distinct_reporters_follow_counted_reports(store: AnyStore
     assert_eq!(b.countries.get("DE"), Some(&2));
     assert_eq!(b.countries.get("FR"), Some(&1));
     let distinct = store
-        .distinct("discord", minute - 10, 11)
+        .distinct("discord", Buckets::new(minute - 10, 11))
         .await
         .expect("pfcount");
     assert_eq!((distinct.reporters, distinct.networks), (3, 3));
@@ -201,7 +201,10 @@ async fn one_network_counts_at_most_its_cap(store: AnyStore) {
     assert_eq!(counted, [false, false, true, true]);
     let minute = first[0].minute();
     assert_eq!(totals(&store, "slack", minute, 1).await, [cap as u64 + 1]);
-    let distinct = store.distinct("slack", minute, 1).await.expect("pfcount");
+    let distinct = store
+        .distinct("slack", Buckets::new(minute, 1))
+        .await
+        .expect("pfcount");
     assert_eq!((distinct.reporters, distinct.networks), (cap as u64 + 5, 2));
     // The cap holds per clock window of the dedup window: the network's
     // first report in the next window counts again.
@@ -249,17 +252,17 @@ async fn import_fills_minutes_and_rollups_within_retention(store: AnyStore) {
         "older than minute retention: rollups only"
     );
     let quarter = store
-        .quarter_totals("netflix", week_ago / 15, 1)
+        .quarter_totals("netflix", Buckets::new(week_ago / 15, 1))
         .await
         .expect("quarters");
     assert_eq!(quarter, [500]);
     let recent_quarter = store
-        .quarter_totals("netflix", (minute - 30) / 15, 1)
+        .quarter_totals("netflix", Buckets::new((minute - 30) / 15, 1))
         .await
         .expect("quarters");
     assert_eq!(recent_quarter, [42]);
     let b = store
-        .breakdown("netflix", minute - 30, 1)
+        .breakdown("netflix", Buckets::new(minute - 30, 1))
         .await
         .expect("breakdown");
     assert_eq!(b.problems.get("connection"), Some(&40));
@@ -274,7 +277,7 @@ async fn reports_count_into_rollups_too(store: AnyStore) {
     let q = batch[0].minute() / 15;
     assert_eq!(
         store
-            .quarter_totals("steam", q - 1, 2)
+            .quarter_totals("steam", Buckets::new(q - 1, 2))
             .await
             .expect("quarters"),
         [0, 5]
@@ -360,7 +363,7 @@ async fn a_lease_is_exclusive_and_guards_commits(store: AnyStore) {
     );
     assert_eq!(
         store
-            .expected("whatsapp", minute - 1, 2)
+            .expected("whatsapp", Buckets::new(minute - 1, 2))
             .await
             .expect("store"),
         [None, Some((2.5, 9.0))]

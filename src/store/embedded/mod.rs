@@ -20,7 +20,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use self::state::{DEDUP, Entry, IDEMPOTENCY, NETWORK_COUNTS, NETWORKS, REPORTERS, State};
 use super::keys::{MINUTES_PER_QUARTER, MINUTES_PER_SLOT};
-use super::{Breakdown, Distinct, ImportRow, Receipt, ReportWrite, Retention, Store, StoreResult};
+use super::{
+    Breakdown, Buckets, Distinct, ImportRow, Receipt, ReportWrite, Retention, Store, StoreResult,
+};
 
 pub struct EmbeddedStore {
     pub(super) retention: Retention,
@@ -160,9 +162,9 @@ impl Store for EmbeddedStore {
     async fn minute_totals(
         &self,
         services: &[&str],
-        from_minute: i64,
-        count: usize,
+        minutes: Buckets,
     ) -> StoreResult<Vec<Vec<u64>>> {
+        let (from_minute, count) = (minutes.first, minutes.count);
         let now = wall_clock();
         let state = self.lock();
         let to = from_minute + count as i64;
@@ -182,12 +184,8 @@ impl Store for EmbeddedStore {
             .collect())
     }
 
-    async fn quarter_totals(
-        &self,
-        service: &str,
-        from_quarter: i64,
-        count: usize,
-    ) -> StoreResult<Vec<u64>> {
+    async fn quarter_totals(&self, service: &str, quarters: Buckets) -> StoreResult<Vec<u64>> {
+        let (from_quarter, count) = (quarters.first, quarters.count);
         let now = wall_clock();
         let state = self.lock();
         let mut series = vec![0u64; count];
@@ -204,12 +202,8 @@ impl Store for EmbeddedStore {
         Ok(series)
     }
 
-    async fn breakdown(
-        &self,
-        service: &str,
-        from_minute: i64,
-        count: usize,
-    ) -> StoreResult<Breakdown> {
+    async fn breakdown(&self, service: &str, minutes: Buckets) -> StoreResult<Breakdown> {
+        let (from_minute, count) = (minutes.first, minutes.count);
         let now = wall_clock();
         let state = self.lock();
         let mut out = Breakdown::default();
@@ -229,12 +223,8 @@ impl Store for EmbeddedStore {
         Ok(out)
     }
 
-    async fn distinct(
-        &self,
-        service: &str,
-        from_minute: i64,
-        count: usize,
-    ) -> StoreResult<Distinct> {
+    async fn distinct(&self, service: &str, minutes: Buckets) -> StoreResult<Distinct> {
+        let (from_minute, count) = (minutes.first, minutes.count);
         let now = wall_clock();
         let state = self.lock();
         let Some(data) = state.services.get(service) else {

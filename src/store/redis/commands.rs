@@ -11,7 +11,7 @@ use super::super::keys::{
     self, MINUTES_PER_DAY, MINUTES_PER_HOUR, MINUTES_PER_QUARTER, MINUTES_PER_SLOT,
 };
 use super::super::{
-    Breakdown, Distinct, ImportRow, Receipt, ReportWrite, Store, StoreError, StoreResult,
+    Breakdown, Buckets, Distinct, ImportRow, Receipt, ReportWrite, Store, StoreError, StoreResult,
 };
 use super::record::{group_by_bucket, parse_receipt};
 use super::{RedisStore, spanned};
@@ -114,9 +114,9 @@ impl Store for RedisStore {
         };
         for row in rows.iter().filter(|row| row.count > 0) {
             let (service, minute) = (row.service.as_str(), row.minute);
-            let day = minute.div_euclid(MINUTES_PER_DAY);
-            if r.rollup_expiry(minute) > now {
-                let expire = r.rollup_expiry(minute);
+            let expire = r.rollup_expiry(minute);
+            if expire > now {
+                let day = minute.div_euclid(MINUTES_PER_DAY);
                 add(
                     keys::rollup(service, day),
                     keys::quarter_field(minute),
@@ -124,9 +124,9 @@ impl Store for RedisStore {
                     expire,
                 );
             }
-            if r.minute_expiry(minute) > now {
+            let expire = r.minute_expiry(minute);
+            if expire > now {
                 let hour = minute.div_euclid(MINUTES_PER_HOUR);
-                let expire = r.minute_expiry(minute);
                 add(
                     keys::totals(service, hour),
                     keys::minute_field(minute),
@@ -168,9 +168,9 @@ impl Store for RedisStore {
     async fn minute_totals(
         &self,
         services: &[&str],
-        from_minute: i64,
-        count: usize,
+        minutes: Buckets,
     ) -> StoreResult<Vec<Vec<u64>>> {
+        let (from_minute, count) = (minutes.first, minutes.count);
         let hours = spanned(from_minute, count, MINUTES_PER_HOUR);
         let keys: Vec<String> = services
             .iter()
@@ -189,12 +189,8 @@ impl Store for RedisStore {
         Ok(out)
     }
 
-    async fn quarter_totals(
-        &self,
-        service: &str,
-        from_quarter: i64,
-        count: usize,
-    ) -> StoreResult<Vec<u64>> {
+    async fn quarter_totals(&self, service: &str, quarters: Buckets) -> StoreResult<Vec<u64>> {
+        let (from_quarter, count) = (quarters.first, quarters.count);
         let quarters_per_day = MINUTES_PER_DAY / MINUTES_PER_QUARTER;
         let days = spanned(from_quarter, count, quarters_per_day);
         let keys: Vec<String> = days.clone().map(|d| keys::rollup(service, d)).collect();
@@ -205,12 +201,8 @@ impl Store for RedisStore {
         Ok(series)
     }
 
-    async fn breakdown(
-        &self,
-        service: &str,
-        from_minute: i64,
-        count: usize,
-    ) -> StoreResult<Breakdown> {
+    async fn breakdown(&self, service: &str, minutes: Buckets) -> StoreResult<Breakdown> {
+        let (from_minute, count) = (minutes.first, minutes.count);
         let hours = spanned(from_minute, count, MINUTES_PER_HOUR);
         let slots = spanned(from_minute, count, MINUTES_PER_SLOT);
         let slots_per_hour = MINUTES_PER_HOUR / MINUTES_PER_SLOT;
@@ -230,12 +222,8 @@ impl Store for RedisStore {
         Ok(out)
     }
 
-    async fn distinct(
-        &self,
-        service: &str,
-        from_minute: i64,
-        count: usize,
-    ) -> StoreResult<Distinct> {
+    async fn distinct(&self, service: &str, minutes: Buckets) -> StoreResult<Distinct> {
+        let (from_minute, count) = (minutes.first, minutes.count);
         if count == 0 {
             return Ok(Distinct::default());
         }
