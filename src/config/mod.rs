@@ -226,6 +226,11 @@ mod tests {
             ),
             (&[("OUTAGEWATCH_HTTP__NOPE", "1")], "http.nope"),
             (
+                // Past it, the stream's semaphore could not be made.
+                &[("OUTAGEWATCH_WEB__MAX_STREAMS", "2000000")],
+                "web.max_streams",
+            ),
+            (
                 &[("OUTAGEWATCH_INTAKE__NETWORK_PREFIX_V4", "33")],
                 "intake.network_prefix_v4",
             ),

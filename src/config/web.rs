@@ -69,13 +69,17 @@ pub struct WebSettings {
     pub stream_poll_ms: u64,
     /// A comment line keeps idle streams open through proxies this often.
     pub stream_keepalive_secs: u64,
-    /// Most streams open at once; past it, 503.
+    /// Most streams open at once (at most 1,000,000); past it, 503.
     pub max_streams: usize,
     /// Most streams open at once from one address (IPv6: its /64).
     pub max_streams_per_address: usize,
     /// Most rows of one history.csv export.
     pub max_export_rows: usize,
 }
+
+/// The most `web.max_streams` may be: each stream holds a connection,
+/// and the server's own limits come long before.
+const MAX_STREAMS: usize = 1_000_000;
 
 impl WebSettings {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -84,6 +88,12 @@ impl WebSettings {
             return Err(invalid(
                 "web.public_url",
                 format!("{url:?} must start with http:// or https://"),
+            ));
+        }
+        if self.max_streams > MAX_STREAMS {
+            return Err(invalid(
+                "web.max_streams",
+                format!("{} is more than {MAX_STREAMS}", self.max_streams),
             ));
         }
         all_positive(&[

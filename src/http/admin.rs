@@ -20,10 +20,14 @@ use crate::telemetry::{Metrics, store_failed};
 pub struct Admin {
     /// `admin.token`; empty disables the endpoints.
     pub token: String,
+    /// The import's limits (`import.*`).
     pub import: ImportSettings,
+    /// What imported lines are checked against: known services, and times
+    /// the store still keeps.
     pub registry: Arc<Registry>,
-    pub store: Arc<AnyStore>,
     pub retention: Retention,
+    /// Where imported rows are written, and their failures counted.
+    pub store: Arc<AnyStore>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -250,5 +254,6 @@ pub async fn import(
         reports = summary.reports,
         "history imported"
     );
-    Ok(HttpResponse::Ok().json(summary))
+    // Keys sorted, as the summary inside a refusal has them.
+    super::sorted_json(summary)
 }

@@ -40,19 +40,21 @@ pub fn one_of<'a>(values: impl IntoIterator<Item = &'a str>) -> RefOr<Schema> {
 
 /// Writes the error answers for the document: `Name / NamePage, status,
 /// "description";`, the first as the API answers (problem+json), the
-/// second as the pages do.
+/// second, where a page answers it too, as the pages do.
 macro_rules! problems {
-    ($($name:ident / $page:ident, $status:literal, $description:expr;)+) => {
+    ($($name:ident $(/ $page:ident)?, $status:literal, $description:expr;)+) => {
         $(
             #[derive(IntoResponses)]
             #[response(status = $status, description = $description, content_type = "application/problem+json")]
             #[allow(dead_code)]
             pub struct $name(Problem);
 
-            #[derive(IntoResponses)]
-            #[response(status = $status, description = concat!($description, " (as a page)"), content_type = "text/html")]
-            #[allow(dead_code)]
-            pub struct $page(String);
+            $(
+                #[derive(IntoResponses)]
+                #[response(status = $status, description = concat!($description, " (as a page)"), content_type = "text/html")]
+                #[allow(dead_code)]
+                pub struct $page(String);
+            )?
         )+
     };
 }
@@ -62,9 +64,9 @@ problems! {
     ServiceNotFound / ServiceNotFoundPage, 404, "No such service (`service_not_found`)";
     CompanyNotFound / CompanyNotFoundPage, 404, "No such company (`company_not_found`)";
     FilterNotFound / FilterNotFoundPage, 404, "No such service or company (`service_not_found`, `company_not_found`)";
-    AnomalyNotFound / AnomalyNotFoundPage, 404, "No such anomaly (`anomaly_not_found`)";
-    PayloadTooLarge / PayloadTooLargePage, 413, "Body larger than the limit (`payload_too_large`)";
-    UnsupportedMediaType / UnsupportedMediaTypePage, 415, "Content-Type not accepted (`unsupported_media_type`)";
+    AnomalyNotFound, 404, "No such anomaly (`anomaly_not_found`)";
+    PayloadTooLarge, 413, "Body larger than the limit (`payload_too_large`)";
+    UnsupportedMediaType, 415, "Content-Type not accepted (`unsupported_media_type`)";
 }
 
 /// 503's description, as the API and the pages answer it.

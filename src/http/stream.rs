@@ -38,11 +38,14 @@ pub struct Hub {
     position: Arc<Mutex<Option<String>>>,
     /// Where streams that resume or fall behind read what they missed.
     store: Arc<AnyStore>,
+    /// Where a corrupt stored event is counted.
     metrics: Arc<Metrics>,
-    /// A permit per stream open here, `web.max_streams` of them.
+    /// A permit per stream open here, `max_streams` (`web.max_streams`) of
+    /// them.
     slots: Arc<Semaphore>,
     max_streams: usize,
-    /// Streams open per source (address, IPv6 /64).
+    /// Streams open per source (address, IPv6 /64), each at most
+    /// `max_per_source` (`web.max_streams_per_address`).
     per_source: Mutex<HashMap<u128, usize>>,
     max_per_source: usize,
     /// `web.stream_keepalive_secs`.

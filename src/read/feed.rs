@@ -71,7 +71,8 @@ pub struct FeedQuery {
     pub until: Option<String>,
     #[param(pattern = r"^[0-9]{1,18}_[\s\S]+$")]
     pub cursor: Option<String>,
-    /// Whatever else the query named.
+    /// Whatever else the query named. Last: serde gives each flattened
+    /// field, in order, the parameters the earlier ones did not take.
     #[serde(flatten)]
     #[param(ignore)]
     pub others: BTreeMap<String, String>,

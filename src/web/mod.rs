@@ -119,6 +119,8 @@ impl Rendered {
 /// and answered with.
 pub struct Pages {
     cache: TtlCache<Arc<Rendered>, PageError>,
+    /// `web.*`: how pages are rendered (refresh, feed entries, the public
+    /// URL) and how long answers may be cached.
     pub settings: WebSettings,
 }
 

@@ -13,7 +13,7 @@ use super::{HTML, PageError, PageQuery, Pages, cached, render, shared_html};
 use crate::config::WebSettings;
 use crate::domain::time::now_minute;
 use crate::domain::{Problem, Service, Share, Status};
-use crate::http::doc::{CompanyId, CompanyNotFoundPage, Html, NotModified};
+use crate::http::doc::{BadRequestPage, CompanyId, CompanyNotFoundPage, Html, NotModified};
 use crate::read::{self, Reader, Recent, Span, status_of};
 
 /// Longest search text looked at.
@@ -115,7 +115,7 @@ pub struct Search {
     tag = "pages",
     operation_id = "homePage",
     params(Search),
-    responses(Html, NotModified)
+    responses(Html, NotModified, BadRequestPage)
 )]
 pub async fn home(
     req: HttpRequest,

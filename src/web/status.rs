@@ -12,7 +12,7 @@ use crate::config::WebSettings;
 use crate::domain::time::now_minute;
 use crate::domain::{Anomaly, Problem, Service, Status};
 use crate::http::doc::{
-    Html, NotModified, ServiceId, ServiceNotFound, ServiceNotFoundPage, Unavailable,
+    BadRequestPage, Html, NotModified, ServiceId, ServiceNotFound, ServiceNotFoundPage, Unavailable,
 };
 use crate::http::{ApiError, Code};
 use crate::read::{Reader, Recent, Span, status_of};
@@ -47,6 +47,7 @@ struct StatusPage<'a> {
     responses(
         Html,
         NotModified,
+        BadRequestPage,
         ServiceNotFoundPage,
         (status = 301, description = "An alias or other spelling: the canonical address", headers(("Location" = String)))
     )
@@ -106,10 +107,13 @@ impl Thanks {
         if !service.problems.contains(&problem) {
             return None;
         }
-        Some(match self.counted.as_deref() {
-        Some("1") => format!("Thanks: your report ({}) is counted.", problem.label()),
-        _ => "Thanks: you already reported this service recently, and we count one report per person."
-            .to_string(),
+        let counted = self.counted.as_deref() == Some("1");
+        Some(if counted {
+            format!("Thanks: your report ({}) is counted.", problem.label())
+        } else {
+            "Thanks: you already reported this service recently, and we count one report per \
+             person."
+                .to_string()
         })
     }
 }
