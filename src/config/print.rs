@@ -33,6 +33,24 @@ impl Settings {
             store.insert("redis_url".into(), toml::Value::String(url));
             notes.push("# store.redis_url has a password, not shown: add it again".into());
         }
+        let nodes: Vec<(String, bool)> = self
+            .store
+            .redis_cluster_nodes
+            .iter()
+            .map(|n| without_password(n).unwrap_or_else(|| (n.clone(), false)))
+            .collect();
+        if nodes.iter().any(|(_, had)| *had)
+            && let Some(toml::Value::Table(store)) = table.get_mut("store")
+        {
+            let shown = nodes
+                .into_iter()
+                .map(|(n, _)| toml::Value::String(n))
+                .collect();
+            store.insert("redis_cluster_nodes".into(), toml::Value::Array(shown));
+            notes.push(
+                "# store.redis_cluster_nodes have a password, not shown: add it again".into(),
+            );
+        }
         let mut out = String::from("# outagewatch: the effective settings\n");
         for note in notes {
             out.push_str(&note);

@@ -9,8 +9,11 @@ use super::{ConfigError, all_positive, invalid};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSettings {
-    /// Empty means the embedded store.
+    /// One Redis; empty (and no cluster nodes) means the embedded store.
     pub redis_url: String,
+    /// Seed nodes of a Redis Cluster (`redis://host:port` each; a few are
+    /// enough, the rest are discovered). Set instead of `redis_url`.
+    pub redis_cluster_nodes: Vec<String>,
     /// Limit of one connection attempt to Redis.
     pub connect_timeout_ms: u64,
     /// Budget of one intake request waiting for its write to be acknowledged.
@@ -33,10 +36,26 @@ pub struct StoreSettings {
 }
 
 impl StoreSettings {
+    /// Whether the settings name Redis (one node or a cluster) rather than
+    /// the embedded store.
+    pub fn uses_redis(&self) -> bool {
+        !self.redis_url.is_empty() || !self.redis_cluster_nodes.is_empty()
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if !self.redis_url.is_empty() {
+            if !self.redis_cluster_nodes.is_empty() {
+                return Err(invalid(
+                    "store.redis_cluster_nodes",
+                    "set either store.redis_url (one Redis) or store.redis_cluster_nodes (a cluster), not both",
+                ));
+            }
             redis::Client::open(self.redis_url.as_str())
                 .map_err(|e| invalid("store.redis_url", e.to_string()))?;
+        }
+        if !self.redis_cluster_nodes.is_empty() {
+            redis::cluster::ClusterClient::new(self.redis_cluster_nodes.clone())
+                .map_err(|e| invalid("store.redis_cluster_nodes", e.to_string()))?;
         }
         all_positive(&[
             ("store.connect_timeout_ms", self.connect_timeout_ms),

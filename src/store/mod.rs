@@ -265,7 +265,7 @@ pub enum AnyStore {
 impl AnyStore {
     pub fn from_settings(store: &StoreSettings, intake: &IntakeSettings) -> StoreResult<Self> {
         let retention = Retention::new(store, intake);
-        if store.redis_url.is_empty() {
+        if !store.uses_redis() {
             Ok(AnyStore::Embedded(EmbeddedStore::new(
                 retention,
                 store.embedded_max_entries,

@@ -20,6 +20,12 @@ fn settings(redis_url: Option<&str>) -> Settings {
     s
 }
 
+fn cluster_settings(seeds: &[String]) -> Settings {
+    let mut s = Settings::defaults();
+    s.store.redis_cluster_nodes = seeds.to_vec();
+    s
+}
+
 fn store(settings: &Settings) -> AnyStore {
     AnyStore::from_settings(&settings.store, &settings.intake).expect("store")
 }
@@ -539,6 +545,23 @@ macro_rules! conformance {
             async fn dedup_ends_with_its_window() {
                 let redis = RedisServer::start().expect("redis-server");
                 super::dedup_ends_with_its_window(super::settings(Some(&redis.url()))).await;
+            }
+        }
+
+        mod cluster {
+            use crate::helpers::RedisCluster;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let cluster = RedisCluster::start().expect("redis cluster");
+                    super::$name(super::store(&super::cluster_settings(&cluster.seeds()))).await;
+                }
+            )*
+
+            #[tokio::test]
+            async fn dedup_ends_with_its_window() {
+                let cluster = RedisCluster::start().expect("redis cluster");
+                super::dedup_ends_with_its_window(super::cluster_settings(&cluster.seeds())).await;
             }
         }
     };

@@ -11,6 +11,9 @@ use serde_json::Value;
 #[path = "../support/redis_server.rs"]
 mod redis_server;
 pub use self::redis_server::RedisServer;
+#[path = "../support/redis_cluster.rs"]
+mod redis_cluster;
+pub use self::redis_cluster::RedisCluster;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 

@@ -33,6 +33,8 @@ pub struct RedisServer {
     process: Child,
     dir: tempfile::TempDir,
     listen: Listen,
+    /// Arguments beyond the defaults, kept for a restart.
+    extra: Vec<String>,
     /// SIGSTOPped: it must run again to die cleanly.
     stopped: bool,
 }
@@ -58,12 +60,27 @@ impl RedisServer {
         Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no attempt made")))
     }
 
+    /// On `port` of 127.0.0.1, with `extra` arguments (a cluster node's).
+    pub fn start_on_port_with(port: u16, extra: &[&str]) -> anyhow::Result<RedisServer> {
+        Self::start_in_with(temp_dir()?, Listen::Port(port), extra)
+    }
+
     fn start_in(dir: tempfile::TempDir, listen: Listen) -> anyhow::Result<RedisServer> {
-        let process = spawn(dir.path(), &listen)?;
+        Self::start_in_with(dir, listen, &[])
+    }
+
+    fn start_in_with(
+        dir: tempfile::TempDir,
+        listen: Listen,
+        extra: &[&str],
+    ) -> anyhow::Result<RedisServer> {
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        let process = spawn(dir.path(), &listen, &extra)?;
         let mut server = RedisServer {
             process,
             dir,
             listen,
+            extra,
             stopped: false,
         };
         server.wait_until_answering()?;
@@ -97,7 +114,7 @@ impl RedisServer {
         if let Listen::Socket(socket) = &self.listen {
             let _ = std::fs::remove_file(socket);
         }
-        self.process = spawn(self.dir.path(), &self.listen)?;
+        self.process = spawn(self.dir.path(), &self.listen, &self.extra)?;
         self.wait_until_answering()
     }
 
@@ -180,12 +197,12 @@ fn temp_dir() -> anyhow::Result<tempfile::TempDir> {
 }
 
 /// A port of 127.0.0.1 free when asked (it may be taken before use).
-fn free_port() -> anyhow::Result<u16> {
+pub fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("binding 127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
 
-fn spawn(dir: &Path, listen: &Listen) -> anyhow::Result<Child> {
+fn spawn(dir: &Path, listen: &Listen, extra: &[String]) -> anyhow::Result<Child> {
     let binary = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
     let mut command = Command::new(&binary);
     match listen {
@@ -201,6 +218,7 @@ fn spawn(dir: &Path, listen: &Listen) -> anyhow::Result<Child> {
         .arg(dir)
         .arg("--logfile")
         .arg(dir.join("redis.log"))
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -248,9 +248,7 @@ impl Store for RedisStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("PING");
-        let (_pong,): (String,) = self.query(&pipe, self.read_timeout).await?;
-        Ok(())
+        let mut conn = self.conn.clone();
+        self.bounded(self.read_timeout, conn.ping()).await
     }
 }

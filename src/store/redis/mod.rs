@@ -13,13 +13,15 @@
 //! in `record.rs`.
 
 mod commands;
+mod conn;
 mod record;
 
 use std::future::Future;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Pipeline, RedisError};
+
+use self::conn::Conn;
 
 use super::{Retention, StoreError, StoreResult};
 use crate::config::StoreSettings;
@@ -27,7 +29,7 @@ use crate::config::StoreSettings;
 const RECORD_LUA: &str = include_str!("../record.lua");
 
 pub struct RedisStore {
-    pub(super) conn: ConnectionManager,
+    pub(super) conn: Conn,
     record_script: redis::Script,
     pub(super) retention: Retention,
     pub(super) write_timeout: Duration,
@@ -35,20 +37,12 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Does not connect: the first command does, and the manager reconnects
-    /// after failures, so the service starts (not ready) while Redis is down.
+    /// Does not connect: the first command does, and the connection
+    /// reconnects after failures, so the service starts (not ready) while
+    /// Redis is down. One Redis (`store.redis_url`) or a cluster
+    /// (`store.redis_cluster_nodes`).
     pub fn new(settings: &StoreSettings, retention: Retention) -> StoreResult<Self> {
-        let client = redis::Client::open(settings.redis_url.as_str())
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(settings.connect_timeout_ms)))
-            // Our own timeouts bound every call (write, read, import); the
-            // driver's default of 500 ms would silently cut them all shorter.
-            .set_response_timeout(None)
-            .set_max_delay(Duration::from_secs(1))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let conn = Conn::new(settings).map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(RedisStore {
             conn,
             record_script: redis::Script::new(RECORD_LUA),

@@ -1,0 +1,181 @@
+//! The connection: one Redis through a connection manager, or a Redis
+//! Cluster. On a cluster a pipeline may hold commands for many services,
+//! so many hash slots, which a cluster refuses in one pipeline: it is split
+//! by slot, the parts sent to their masters at once, and the answers put
+//! back in the pipeline's order, so every caller reads a pipeline's answer
+//! as from one Redis.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, try_join_all};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
+use redis::{Arg, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+
+use crate::config::StoreSettings;
+
+#[derive(Clone)]
+pub enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    /// Does not connect: the first command does, and both kinds reconnect
+    /// (and a cluster follows redirects and failovers) on their own. The
+    /// store's own deadlines bound every call; the driver's retries are
+    /// kept few and short, so that they fit inside them.
+    pub fn new(settings: &StoreSettings) -> RedisResult<Conn> {
+        let connect = Duration::from_millis(settings.connect_timeout_ms);
+        if !settings.redis_cluster_nodes.is_empty() {
+            let client = ClusterClientBuilder::new(settings.redis_cluster_nodes.clone())
+                .connection_timeout(connect)
+                .retries(4)
+                .min_retry_wait(20)
+                .max_retry_wait(250)
+                .build()?;
+            let config = redis::cluster::ClusterConfig::new().set_connection_timeout(connect);
+            return Ok(Conn::Cluster(
+                client.get_pending_async_connection_with_config(config),
+            ));
+        }
+        let client = redis::Client::open(settings.redis_url.as_str())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(connect))
+            // Our own timeouts bound every call (write, read, import); the
+            // driver's default of 500 ms would silently cut them all shorter.
+            .set_response_timeout(None)
+            .set_max_delay(Duration::from_secs(1))
+            .set_number_of_retries(2);
+        Ok(Conn::Single(ConnectionManager::new_lazy_with_config(
+            client, config,
+        )?))
+    }
+
+    /// PING every master (one Redis: the one), succeeding when all answer.
+    pub async fn ping(&mut self) -> RedisResult<()> {
+        match self {
+            Conn::Single(c) => redis::cmd("PING").query_async(c).await,
+            Conn::Cluster(c) => {
+                let all = RoutingInfo::MultiNode((
+                    MultipleNodeRoutingInfo::AllMasters,
+                    Some(ResponsePolicy::AllSucceeded),
+                ));
+                c.route_command(redis::cmd("PING"), all).await.map(|_| ())
+            }
+        }
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            // A transaction (offset > 0) must be one slot: sent whole.
+            Conn::Cluster(c) => {
+                if offset > 0 {
+                    c.req_packed_commands(pipeline, offset, count)
+                } else {
+                    by_slot(c.clone(), pipeline)
+                }
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The pipeline's commands grouped by the master of their slot (a command
+/// without a key goes with the one before it), the groups sent at once,
+/// and every command's answer in the pipeline's order.
+fn by_slot(
+    conn: ClusterConnection,
+    pipeline: &Pipeline,
+) -> BoxFuture<'static, RedisResult<Vec<Value>>> {
+    let mut groups: Vec<(Option<Route>, Pipeline, Vec<usize>)> = Vec::new();
+    let mut group_of: HashMap<Route, usize> = HashMap::new();
+    let mut last: Option<usize> = None;
+    for (index, cmd) in pipeline.cmd_iter().enumerate() {
+        let route = first_key(cmd).map(|key| Route::with_key(key, SlotAddr::Master));
+        let group = match (route, last) {
+            (Some(route), _) => *group_of.entry(route).or_insert_with(|| {
+                groups.push((Some(route), Pipeline::new(), Vec::new()));
+                groups.len() - 1
+            }),
+            (None, Some(previous)) => previous,
+            (None, None) => {
+                groups.push((None, Pipeline::new(), Vec::new()));
+                groups.len() - 1
+            }
+        };
+        groups[group].1.add_command(cmd.clone());
+        groups[group].2.push(index);
+        last = Some(group);
+    }
+    let count = pipeline.len();
+    async move {
+        let sent = groups.into_iter().map(|(route, part, positions)| {
+            let mut conn = conn.clone();
+            async move {
+                let n = part.len();
+                let target = match route {
+                    Some(route) => SingleNodeRoutingInfo::SpecificNode(route),
+                    None => SingleNodeRoutingInfo::Random,
+                };
+                let values = conn.route_pipeline(part, 0, n, target).await?;
+                Ok::<_, redis::RedisError>((positions, values))
+            }
+        });
+        let mut answers = vec![Value::Nil; count];
+        for (positions, values) in try_join_all(sent).await? {
+            for (position, value) in positions.into_iter().zip(values) {
+                answers[position] = value;
+            }
+        }
+        Ok(answers)
+    }
+    .boxed()
+}
+
+/// The first key of one of the store's commands, which decides its slot
+/// (all of a command's keys share their hash tag): the third argument of a
+/// script call with keys, none for PING, WAIT and SCRIPT, else the first.
+fn first_key(cmd: &Cmd) -> Option<&[u8]> {
+    let mut args = cmd.args_iter().filter_map(|a| match a {
+        Arg::Simple(bytes) => Some(bytes),
+        _ => None,
+    });
+    let name = args.next()?.to_ascii_uppercase();
+    match name.as_slice() {
+        b"EVAL" | b"EVALSHA" | b"EVAL_RO" | b"EVALSHA_RO" => {
+            let _script = args.next()?;
+            let keys: usize = std::str::from_utf8(args.next()?).ok()?.parse().ok()?;
+            (keys > 0).then(|| args.next()).flatten()
+        }
+        b"PING" | b"WAIT" | b"SCRIPT" | b"INFO" => None,
+        _ => args.next(),
+    }
+}
