@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need, then runs them.
 #
-# - redis-server: the integration tests start their own (own socket, own
-#   temp dir), so the binary must be on PATH.
+# - redis-server and redis-cli (redis-tools): the integration tests start
+#   their own servers (own socket or port, own temp dir) and their own
+#   Redis Cluster (`redis-cli --cluster create`), so both must be on PATH.
 # - chromium and chromium-driver: the browser test drives a headless
 #   Chromium through chromedriver.
 # - Python with feedparser, openapi-spec-validator and schemathesis, in a
@@ -14,6 +15,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
