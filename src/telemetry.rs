@@ -189,6 +189,7 @@ impl Metrics {
             crate::store::StoreError::Timeout => "timeout",
             crate::store::StoreError::Unavailable(_) => "unavailable",
             crate::store::StoreError::Protocol(_) => "protocol",
+            crate::store::StoreError::Unreplicated { .. } => "unreplicated",
         };
         self.store_errors.with_label_values(&[op, kind]).inc();
     }

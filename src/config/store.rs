@@ -18,6 +18,10 @@ pub struct StoreSettings {
     pub connect_timeout_ms: u64,
     /// Budget of one intake request waiting for its write to be acknowledged.
     pub write_timeout_ms: u64,
+    /// With N >= 1 a batch of reports is acknowledged (202) only once N
+    /// replicas of every master it wrote to have it (Redis `WAIT`, within
+    /// the write budget); else 503, as a write that may stand.
+    pub ack_replicas: u32,
     /// Limit of one read (series, breakdown, readiness ping).
     pub read_timeout_ms: u64,
     /// Retention of minute buckets (totals, problems, countries).
@@ -34,6 +38,9 @@ pub struct StoreSettings {
     /// counts (each, across services).
     pub embedded_max_entries: usize,
 }
+
+/// The most replicas a write may wait for.
+const MAX_ACK_REPLICAS: u32 = 8;
 
 impl StoreSettings {
     /// Whether the settings name Redis (one node or a cluster) rather than
@@ -56,6 +63,12 @@ impl StoreSettings {
         if !self.redis_cluster_nodes.is_empty() {
             redis::cluster::ClusterClient::new(self.redis_cluster_nodes.clone())
                 .map_err(|e| invalid("store.redis_cluster_nodes", e.to_string()))?;
+        }
+        if self.ack_replicas > MAX_ACK_REPLICAS {
+            return Err(invalid(
+                "store.ack_replicas",
+                format!("{} is more than {MAX_ACK_REPLICAS}", self.ack_replicas),
+            ));
         }
         all_positive(&[
             ("store.connect_timeout_ms", self.connect_timeout_ms),

@@ -160,7 +160,9 @@ async fn run(
                     );
                 }
                 match err {
-                    StoreError::Timeout => WriteError::TimedOut,
+                    // Both may have been stored: the client is told to retry,
+                    // and its retry counts once (dedup, idempotency key).
+                    StoreError::Timeout | StoreError::Unreplicated { .. } => WriteError::TimedOut,
                     _ => WriteError::Unavailable,
                 }
             });

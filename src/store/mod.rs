@@ -171,6 +171,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("unexpected answer from the store: {0}")]
     Protocol(String),
+    /// Written, but fewer replicas than `store.ack_replicas` had it by the
+    /// deadline: the write may stand, or be lost with its master.
+    #[error("written, but {acked} of the {wanted} replicas asked for acknowledged it in time")]
+    Unreplicated { acked: i64, wanted: u32 },
 }
 
 impl From<::redis::RedisError> for StoreError {

@@ -38,7 +38,12 @@ fn now() -> i64 {
 /// straddles a minute boundary.
 static AT: std::sync::LazyLock<i64> = std::sync::LazyLock::new(now);
 
-fn report(service: &str, reporter: &str, problem: Problem, country: Option<&str>) -> ReportWrite {
+pub(crate) fn report(
+    service: &str,
+    reporter: &str,
+    problem: Problem,
+    country: Option<&str>,
+) -> ReportWrite {
     ReportWrite {
         id: Uuid::now_v7(),
         service: service.into(),

@@ -4,6 +4,7 @@
 mod abuse;
 mod admin;
 mod browser;
+mod cluster;
 mod conformance;
 mod demo;
 mod detection;

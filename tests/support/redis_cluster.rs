@@ -98,19 +98,29 @@ impl RedisCluster {
         Ok(())
     }
 
-    /// Until every live node says the cluster is ok and all 16384 slots
-    /// are served.
+    /// Until every node says the cluster is ok and all 16384 slots are
+    /// served, and every replica has its master's data (its link is up).
     pub fn wait_until_formed(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + FORM_LIMIT;
         loop {
-            let states: Vec<anyhow::Result<String>> = self
+            let states: Vec<anyhow::Result<(String, String)>> = self
                 .nodes
                 .values()
-                .map(|n| n.command(&["CLUSTER", "INFO"]))
+                .map(|n| {
+                    Ok((
+                        n.command(&["CLUSTER", "INFO"])?,
+                        n.command(&["INFO", "replication"])?,
+                    ))
+                })
                 .collect();
             let ok = states.iter().all(|s| {
-                s.as_ref().is_ok_and(|info| {
-                    info.contains("cluster_state:ok") && info.contains("cluster_slots_ok:16384")
+                s.as_ref().is_ok_and(|(info, replication)| {
+                    info.contains("cluster_state:ok")
+                        && info.contains("cluster_slots_ok:16384")
+                        && (replication.contains("role:master")
+                            && replication.contains("connected_slaves:1")
+                            || replication.contains("master_link_status:up")
+                                && !replication.contains("master_sync_in_progress:1"))
                 })
             });
             if ok {

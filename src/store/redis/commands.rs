@@ -57,12 +57,32 @@ impl Store for RedisStore {
             if pending.is_empty() {
                 break;
             }
-            let pipe = self.record_pipeline(batch, &groups, &pending);
-            let answers: Vec<redis::RedisResult<Vec<String>>> =
-                self.query(&pipe, self.write_timeout).await?;
+            let mut pipe = self.record_pipeline(batch, &groups, &pending);
+            if self.ack_replicas > 0 {
+                // Most of the write budget, the rest for the writes before.
+                let wait_ms = self.write_timeout.as_millis() as u64 * 2 / 3;
+                pipe.cmd("WAIT").arg(self.ack_replicas).arg(wait_ms.max(1));
+            }
+            let mut answers: Vec<redis::Value> = self.query(&pipe, self.write_timeout).await?;
+            if self.ack_replicas > 0 {
+                let acked = match answers.pop() {
+                    Some(redis::Value::Int(n)) => n,
+                    other => return Err(StoreError::Protocol(format!("WAIT answered {other:?}"))),
+                };
+                if acked < i64::from(self.ack_replicas) {
+                    return Err(StoreError::Unreplicated {
+                        acked,
+                        wanted: self.ack_replicas,
+                    });
+                }
+            }
             if answers.len() != pending.len() {
                 return Err(StoreError::Protocol("pipeline answer count".into()));
             }
+            let answers = answers
+                .into_iter()
+                .map(redis::from_redis_value::<redis::RedisResult<Vec<String>>>)
+                .map(|a| a.unwrap_or_else(|e| Err(e.into())));
             let mut unknown_script = Vec::new();
             for (&g, answer) in pending.iter().zip(answers) {
                 let group = &groups[g];

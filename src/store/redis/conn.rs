@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use futures_util::future::{BoxFuture, try_join_all};
+use futures_util::future::try_join_all;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
@@ -110,15 +110,19 @@ impl ConnectionLike for Conn {
 
 /// The pipeline's commands grouped by the master of their slot (a command
 /// without a key goes with the one before it), the groups sent at once,
-/// and every command's answer in the pipeline's order.
-fn by_slot(
-    conn: ClusterConnection,
-    pipeline: &Pipeline,
-) -> BoxFuture<'static, RedisResult<Vec<Value>>> {
+/// and every command's answer in the pipeline's order. A `WAIT` waits on
+/// every master the pipeline wrote to: it is sent in each group, and
+/// answers the fewest replicas any of them reached.
+fn by_slot(conn: ClusterConnection, pipeline: &Pipeline) -> RedisFuture<'static, Vec<Value>> {
     let mut groups: Vec<(Option<Route>, Pipeline, Vec<usize>)> = Vec::new();
     let mut group_of: HashMap<Route, usize> = HashMap::new();
+    let mut waits: Vec<(usize, Cmd)> = Vec::new();
     let mut last: Option<usize> = None;
     for (index, cmd) in pipeline.cmd_iter().enumerate() {
+        if name_of(cmd).as_deref() == Some(b"WAIT".as_slice()) {
+            waits.push((index, cmd.clone()));
+            continue;
+        }
         let route = first_key(cmd).map(|key| Route::with_key(key, SlotAddr::Master));
         let group = match (route, last) {
             (Some(route), _) => *group_of.entry(route).or_insert_with(|| {
@@ -135,6 +139,15 @@ fn by_slot(
         groups[group].2.push(index);
         last = Some(group);
     }
+    if groups.is_empty() && !waits.is_empty() {
+        groups.push((None, Pipeline::new(), Vec::new()));
+    }
+    for (_, part, positions) in &mut groups {
+        for (index, wait) in &waits {
+            part.add_command(wait.clone());
+            positions.push(*index);
+        }
+    }
     let count = pipeline.len();
     async move {
         let sent = groups.into_iter().map(|(route, part, positions)| {
@@ -149,15 +162,34 @@ fn by_slot(
                 Ok::<_, redis::RedisError>((positions, values))
             }
         });
-        let mut answers = vec![Value::Nil; count];
+        let mut answers: Vec<Option<Value>> = vec![None; count];
         for (positions, values) in try_join_all(sent).await? {
             for (position, value) in positions.into_iter().zip(values) {
-                answers[position] = value;
+                let answer = &mut answers[position];
+                *answer = Some(match (answer.take(), value) {
+                    (None, value) => value,
+                    // A WAIT's answers: the fewest replicas reached, or
+                    // the first that is not a count (an error).
+                    (Some(Value::Int(a)), Value::Int(b)) => Value::Int(a.min(b)),
+                    (Some(Value::Int(_)), other) => other,
+                    (Some(first), _) => first,
+                });
             }
         }
-        Ok(answers)
+        Ok(answers
+            .into_iter()
+            .map(|a| a.unwrap_or(Value::Nil))
+            .collect())
     }
     .boxed()
+}
+
+/// A command's name, upper-cased.
+fn name_of(cmd: &Cmd) -> Option<Vec<u8>> {
+    match cmd.args_iter().next()? {
+        Arg::Simple(name) => Some(name.to_ascii_uppercase()),
+        _ => None,
+    }
 }
 
 /// The first key of one of the store's commands, which decides its slot
@@ -168,8 +200,8 @@ fn first_key(cmd: &Cmd) -> Option<&[u8]> {
         Arg::Simple(bytes) => Some(bytes),
         _ => None,
     });
-    let name = args.next()?.to_ascii_uppercase();
-    match name.as_slice() {
+    let _name = args.next()?;
+    match name_of(cmd)?.as_slice() {
         b"EVAL" | b"EVALSHA" | b"EVAL_RO" | b"EVALSHA_RO" => {
             let _script = args.next()?;
             let keys: usize = std::str::from_utf8(args.next()?).ok()?.parse().ok()?;

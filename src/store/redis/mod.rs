@@ -33,6 +33,8 @@ pub struct RedisStore {
     record_script: redis::Script,
     pub(super) retention: Retention,
     pub(super) write_timeout: Duration,
+    /// `store.ack_replicas`: replicas a write waits for.
+    pub(super) ack_replicas: u32,
     pub(super) read_timeout: Duration,
 }
 
@@ -48,6 +50,7 @@ impl RedisStore {
             record_script: redis::Script::new(RECORD_LUA),
             retention,
             write_timeout: Duration::from_millis(settings.write_timeout_ms),
+            ack_replicas: settings.ack_replicas,
             read_timeout: Duration::from_millis(settings.read_timeout_ms),
         })
     }
