@@ -251,6 +251,28 @@ mod tests {
                 "store.redis_url",
             ),
             (
+                // One Redis or a cluster, not both.
+                &[
+                    ("OUTAGEWATCH_STORE__REDIS_URL", "redis://10.0.0.1:6379"),
+                    (
+                        "OUTAGEWATCH_STORE__REDIS_CLUSTER_NODES",
+                        "redis://10.0.0.2:6379,redis://10.0.0.3:6379",
+                    ),
+                ],
+                "store.redis_cluster_nodes",
+            ),
+            (
+                &[(
+                    "OUTAGEWATCH_STORE__REDIS_CLUSTER_NODES",
+                    "redis://a:1,mysql://b",
+                )],
+                "store.redis_cluster_nodes",
+            ),
+            (
+                &[("OUTAGEWATCH_STORE__ACK_REPLICAS", "9")],
+                "store.ack_replicas",
+            ),
+            (
                 &[("OUTAGEWATCH_STORE__MINUTE_TTL_SECS", "3600")],
                 "store.minute_ttl_secs",
             ),

@@ -156,6 +156,25 @@ mod tests {
             !socket.contains("hunter2") && socket.contains("redis+unix:///tmp/r.sock?db=0"),
             "{socket}"
         );
+        // A cluster's seed nodes each lose theirs, and load back.
+        let cluster = Settings::load_from(
+            None,
+            env(&[(
+                "OUTAGEWATCH_STORE__REDIS_CLUSTER_NODES",
+                "redis://:hunter2@10.0.0.1:6379,redis://:hunter2@10.0.0.2:6379",
+            )]),
+        )
+        .unwrap()
+        .to_redacted_toml();
+        assert!(!cluster.contains("hunter2"), "{cluster}");
+        assert!(
+            cluster.contains("redis_cluster_nodes have a password"),
+            "{cluster}"
+        );
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, &cluster).unwrap();
+        let back = Settings::load_from(Some(&path), env(&[])).unwrap();
+        assert_eq!(back.store.redis_cluster_nodes.len(), 2, "{cluster}");
         // Without secrets, what is printed is what was set.
         let plain = Settings::defaults().to_redacted_toml();
         assert!(!plain.contains("is set and not shown"), "{plain}");
