@@ -5,7 +5,7 @@ use std::fmt::Write;
 use chrono::{Duration, SecondsFormat, Utc};
 use serde_json::json;
 
-use crate::helpers::{RedisServer, TestApp, test_settings};
+use crate::helpers::{Backend, RedisServer, TestApp, on_each_backend, test_settings};
 
 #[tokio::test]
 async fn import_needs_the_bearer_token_and_is_off_without_one() {
@@ -42,10 +42,8 @@ async fn import_needs_the_bearer_token_and_is_off_without_one() {
     disabled.stop().await;
 }
 
-#[tokio::test]
-async fn import_adds_counts_and_lists_rejected_lines_with_reasons() {
-    let redis = RedisServer::start().expect("redis-server");
-    let app = TestApp::with_redis(&redis).await;
+async fn import_adds_counts_and_lists_rejected_lines_with_reasons(backend: Backend) {
+    let app = TestApp::on(&backend).await;
     let at = |ago: Duration| (Utc::now() - ago).to_rfc3339_opts(SecondsFormat::Secs, true);
     let lines = [
         json!({"service": "whatsapp", "at": at(Duration::minutes(5)), "count": 30, "problem": "login", "country": "BR"}).to_string(),
@@ -127,3 +125,5 @@ async fn four_weeks_of_minute_history_imports_in_one_request() {
     );
     app.stop().await;
 }
+
+on_each_backend!(import_adds_counts_and_lists_rejected_lines_with_reasons);

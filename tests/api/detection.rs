@@ -9,7 +9,7 @@ use outagewatch::store::{FeedStore, Lease, Store};
 use serde_json::{Value, json};
 
 use crate::fixtures::{history, shaped_history, spike, wave};
-use crate::helpers::{RedisServer, TestApp, eventually};
+use crate::helpers::{Backend, RedisServer, TestApp, eventually, on_each_backend};
 
 /// 150 WhatsApp reports, then `worker` steps a minute later and opens the
 /// incident (with history imported and a quiet step before). Returns the
@@ -217,10 +217,10 @@ async fn a_burst_of_the_kind_of_the_last_reopens_it_as_one_recurring_feed_entry(
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_spike_over_imported_history_opens_one_incident_that_survives_a_worker_restart() {
-    let redis = RedisServer::start().expect("redis-server");
-    let app = TestApp::with_redis(&redis).await;
+async fn a_spike_over_imported_history_opens_one_incident_that_survives_a_worker_restart(
+    backend: Backend,
+) {
+    let app = TestApp::on(&backend).await;
     let now = chrono::Utc::now().timestamp();
     let (status, body) = app.import(history("whatsapp", now)).await;
     assert_eq!(status, 200, "{body}");
@@ -511,10 +511,8 @@ async fn a_takeover_after_the_feed_but_before_the_state_keeps_the_incident_open(
     app.stop().await;
 }
 
-#[tokio::test]
-async fn only_one_worker_holds_a_service_at_a_time() {
-    let redis = RedisServer::start().expect("redis-server");
-    let app = TestApp::with_redis(&redis).await;
+async fn only_one_worker_holds_a_service_at_a_time(backend: Backend) {
+    let app = TestApp::on(&backend).await;
     let now = chrono::Utc::now().timestamp();
     let (mut a, mut b) = (app.worker(), app.worker());
     let first = a.step(now).await.expect("tick");
@@ -716,3 +714,7 @@ async fn a_worker_on_its_own_serves_its_metrics_and_releases_its_leases_on_stop(
         .expect("store");
     assert_eq!(leases, [Lease::Taken]);
 }
+
+on_each_backend!(only_one_worker_holds_a_service_at_a_time);
+
+on_each_backend!(a_spike_over_imported_history_opens_one_incident_that_survives_a_worker_restart);

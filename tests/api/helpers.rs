@@ -82,6 +82,56 @@ pub fn test_settings(redis_url: Option<&str>) -> Settings {
     settings
 }
 
+/// What a test that needs Redis runs on: one server, or a cluster of three
+/// masters and three replicas. [`on_each_backend!`] runs a test on both.
+pub enum Backend {
+    One(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Backend {
+    pub fn one() -> Backend {
+        Backend::One(RedisServer::start().expect("redis-server"))
+    }
+
+    pub fn cluster() -> Backend {
+        Backend::Cluster(RedisCluster::start().expect("redis cluster"))
+    }
+
+    /// [`test_settings`] pointed at it.
+    pub fn settings(&self) -> Settings {
+        match self {
+            Backend::One(redis) => test_settings(Some(&redis.url())),
+            Backend::Cluster(cluster) => {
+                let mut s = test_settings(None);
+                s.store.redis_cluster_nodes = cluster.seeds();
+                s
+            }
+        }
+    }
+}
+
+/// `on_each_backend!(name)`: runs `async fn name(backend: Backend)` as two
+/// tests, `name::one` and `name::cluster`.
+macro_rules! on_each_backend {
+    ($($name:ident),+ $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test]
+                async fn one() {
+                    super::$name(crate::helpers::Backend::one()).await;
+                }
+
+                #[tokio::test]
+                async fn cluster() {
+                    super::$name(crate::helpers::Backend::cluster()).await;
+                }
+            }
+        )+
+    };
+}
+pub(crate) use on_each_backend;
+
 impl TestApp {
     pub async fn spawn(settings: Settings) -> TestApp {
         let app = Application::build(settings.clone())
@@ -120,6 +170,11 @@ impl TestApp {
 
     pub async fn with_redis(redis: &RedisServer) -> TestApp {
         TestApp::spawn(test_settings(Some(&redis.url()))).await
+    }
+
+    /// On `backend`: one Redis or a cluster.
+    pub async fn on(backend: &Backend) -> TestApp {
+        TestApp::spawn(backend.settings()).await
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{RedisServer, TestApp, address};
+use crate::helpers::{Backend, TestApp, address, on_each_backend};
 
 #[tokio::test]
 async fn posted_report_shows_up_in_the_series_on_the_embedded_store() {
@@ -243,10 +243,8 @@ async fn each_bad_input_gets_its_status_and_a_problem_json_body() {
 
 /// The acceptance check: 10,000 reports over 20 services from
 /// distinct client_ids (on as many networks), against a real Redis.
-#[tokio::test]
-async fn ten_thousand_distinct_reports_sum_to_the_counted_answers_in_redis() {
-    let redis = RedisServer::start().expect("redis-server");
-    let app = TestApp::with_redis(&redis).await;
+async fn ten_thousand_distinct_reports_sum_to_the_counted_answers_in_redis(backend: Backend) {
+    let app = TestApp::on(&backend).await;
     let services: Vec<String> = {
         let (_, body) = app.get("/api/v1/services?limit=20").await;
         body["items"]
@@ -370,3 +368,5 @@ async fn one_address_past_its_burst_gets_429_with_retry_after_and_others_are_una
     );
     app.stop().await;
 }
+
+on_each_backend!(ten_thousand_distinct_reports_sum_to_the_counted_answers_in_redis);

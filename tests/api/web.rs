@@ -10,7 +10,7 @@ use std::time::Duration;
 use reqwest::header;
 
 use crate::fixtures::{app_with_incident, history, spike};
-use crate::helpers::{RedisServer, TestApp};
+use crate::helpers::{Backend, RedisServer, TestApp, on_each_backend};
 
 /// The Python with feedparser and openapi-spec-validator that the README's
 /// test command installs.
@@ -341,10 +341,8 @@ async fn read_events(response: &mut reqwest::Response, n: usize) -> Vec<(String,
     events
 }
 
-#[tokio::test]
-async fn the_stream_delivers_an_opened_event_and_resumes_from_last_event_id() {
-    let redis = RedisServer::start().expect("redis-server");
-    let app = TestApp::with_redis(&redis).await;
+async fn the_stream_delivers_an_opened_event_and_resumes_from_last_event_id(backend: Backend) {
+    let app = TestApp::on(&backend).await;
     let now = chrono::Utc::now().timestamp();
     app.import(history("whatsapp", now)).await;
     let mut worker = app.worker();
@@ -560,3 +558,5 @@ async fn a_flood_of_readers_costs_redis_a_few_commands_not_one_per_view() {
     text(&app, "/status/instagram").await;
     assert!(calls().await > before + 3, "a cold page reads Redis");
 }
+
+on_each_backend!(the_stream_delivers_an_opened_event_and_resumes_from_last_event_id);
