@@ -42,6 +42,8 @@ async fn import_needs_the_bearer_token_and_is_off_without_one() {
     disabled.stop().await;
 }
 
+// A test body (run by `on_each_backend!`): unwraps as in a test.
+#[allow(clippy::unwrap_used)]
 async fn import_adds_counts_and_lists_rejected_lines_with_reasons(backend: Backend) {
     let app = TestApp::on(&backend).await;
     let at = |ago: Duration| (Utc::now() - ago).to_rfc3339_opts(SecondsFormat::Secs, true);

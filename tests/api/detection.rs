@@ -511,6 +511,8 @@ async fn a_takeover_after_the_feed_but_before_the_state_keeps_the_incident_open(
     app.stop().await;
 }
 
+// A test body (run by `on_each_backend!`): unwraps as in a test.
+#[allow(clippy::unwrap_used)]
 async fn only_one_worker_holds_a_service_at_a_time(backend: Backend) {
     let app = TestApp::on(&backend).await;
     let now = chrono::Utc::now().timestamp();

@@ -243,6 +243,8 @@ async fn each_bad_input_gets_its_status_and_a_problem_json_body() {
 
 /// The acceptance check: 10,000 reports over 20 services from
 /// distinct client_ids (on as many networks), against a real Redis.
+// A test body (run by `on_each_backend!`): unwraps as in a test.
+#[allow(clippy::unwrap_used)]
 async fn ten_thousand_distinct_reports_sum_to_the_counted_answers_in_redis(backend: Backend) {
     let app = TestApp::on(&backend).await;
     let services: Vec<String> = {

@@ -341,6 +341,8 @@ async fn read_events(response: &mut reqwest::Response, n: usize) -> Vec<(String,
     events
 }
 
+// A test body (run by `on_each_backend!`): unwraps as in a test.
+#[allow(clippy::unwrap_used)]
 async fn the_stream_delivers_an_opened_event_and_resumes_from_last_event_id(backend: Backend) {
     let app = TestApp::on(&backend).await;
     let now = chrono::Utc::now().timestamp();
