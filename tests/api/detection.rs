@@ -217,6 +217,8 @@ async fn a_burst_of_the_kind_of_the_last_reopens_it_as_one_recurring_feed_entry(
     app.stop().await;
 }
 
+// A test body (run by `on_each_backend!`): unwraps as in a test.
+#[allow(clippy::unwrap_used)]
 async fn a_spike_over_imported_history_opens_one_incident_that_survives_a_worker_restart(
     backend: Backend,
 ) {
