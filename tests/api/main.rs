@@ -8,6 +8,7 @@ mod cluster;
 mod conformance;
 mod demo;
 mod detection;
+mod failover;
 mod faults;
 mod fixtures;
 mod helpers;

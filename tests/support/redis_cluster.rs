@@ -62,6 +62,10 @@ impl RedisCluster {
                     // A replica may be promoted however long it was cut off.
                     "--cluster-replica-validity-factor",
                     "0",
+                    // A replica (re)joining syncs at once, not after
+                    // Redis's default wait of 5 s for others to join.
+                    "--repl-diskless-sync-delay",
+                    "0",
                 ],
             )?;
             nodes.insert(port, node);
