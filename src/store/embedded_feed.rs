@@ -14,6 +14,8 @@ use super::{
 #[derive(Default)]
 pub struct FeedData {
     leases: HashMap<String, (String, Instant)>,
+    /// Worker → alive until.
+    workers: HashMap<String, Instant>,
     states: HashMap<String, String>,
     /// (service, minute) → (expected, upper).
     expected: BTreeMap<(String, i64), (f64, f64)>,
@@ -114,6 +116,21 @@ impl FeedStore for EmbeddedStore {
             }
         }
         Ok(())
+    }
+
+    async fn workers(&self, holder: &str, ttl_ms: u64) -> StoreResult<Vec<String>> {
+        let now = Instant::now();
+        let mut f = self.feed();
+        f.workers.retain(|_, until| *until > now);
+        if ttl_ms == 0 {
+            f.workers.remove(holder);
+        } else {
+            f.workers
+                .insert(holder.to_string(), now + Duration::from_millis(ttl_ms));
+        }
+        let mut alive: Vec<String> = f.workers.keys().cloned().collect();
+        alive.sort();
+        Ok(alive)
     }
 
     async fn load_states(&self, services: &[&str]) -> StoreResult<Vec<Option<String>>> {

@@ -113,6 +113,15 @@ pub trait FeedStore: Send + Sync + 'static {
         holder: &str,
     ) -> impl Future<Output = StoreResult<()>> + Send;
 
+    /// Says `holder` is alive for `ttl_ms` more (0: it is leaving) and
+    /// answers the workers alive now, sorted: how workers share the
+    /// services between them.
+    fn workers(
+        &self,
+        holder: &str,
+        ttl_ms: u64,
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+
     /// The stored worker state of each service.
     fn load_states(
         &self,
@@ -173,6 +182,7 @@ pub trait FeedStore: Send + Sync + 'static {
 forward! { FeedStore:
     fn acquire_leases(services: &[&str], holder: &str, ttl_ms: u64) -> Vec<Lease>;
     fn release_leases(services: &[&str], holder: &str) -> ();
+    fn workers(holder: &str, ttl_ms: u64) -> Vec<String>;
     fn load_states(services: &[&str]) -> Vec<Option<String>>;
     fn commit(holder: &str, commits: &[ServiceCommit]) -> Vec<bool>;
     fn put_anomalies(records: &[AnomalyRecord]) -> ();

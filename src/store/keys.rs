@@ -89,6 +89,9 @@ pub const FEED_OPEN: &str = "ow:{feed}:open";
 /// `store.event_backlog` entries.
 pub const FEED_EVENTS: &str = "ow:{feed}:events";
 pub const HISTORY_EPOCH: &str = "ow:{feed}:epoch";
+/// The detection workers alive: a sorted set of worker id → until when
+/// (Unix ms, the Redis clock).
+pub const FEED_WORKERS: &str = "ow:{feed}:workers";
 
 /// Field of a minute in its hour's totals hash.
 pub fn minute_field(minute: i64) -> String {

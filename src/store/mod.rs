@@ -12,6 +12,7 @@
 pub mod embedded;
 mod embedded_feed;
 pub mod feed;
+mod feed_lua;
 pub mod keys;
 pub mod redis;
 mod redis_feed;

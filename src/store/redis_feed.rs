@@ -7,79 +7,11 @@
 use std::collections::HashMap;
 
 use super::feed::FeedEvent;
+use super::feed_lua::{COMMIT_LUA, LEASE_LUA, PUT_ANOMALY_LUA, RELEASE_LUA, WORKERS_LUA};
 use super::keys::{self, MINUTES_PER_HOUR};
 use super::{
     AnomalyRecord, Buckets, FeedRange, FeedStore, Lease, RedisStore, ServiceCommit, StoreResult,
 };
-
-/// KEYS[1] lease; ARGV[1] holder, ARGV[2] ttl ms. Renews one's own lease
-/// (1) or takes a free one (2); 0 when another worker holds it.
-const LEASE_LUA: &str = r"
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-if cur == false then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 2
-end
-return 0";
-
-/// KEYS[1] lease, KEYS[2] state, KEYS[3..] expected-hour hashes.
-/// ARGV[1] holder, ARGV[2] state, ARGV[3] expiry of the hashes, then per
-/// hash: a field count n and n field/value pairs. Writes only for the holder.
-const COMMIT_LUA: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[2], ARGV[2])
-local a = 4
-for k = 3, #KEYS do
-  local n = tonumber(ARGV[a]); a = a + 1
-  for _ = 1, n do
-    redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1]); a = a + 2
-  end
-  redis.call('EXPIREAT', KEYS[k], ARGV[3])
-end
-return 1";
-
-/// KEYS: docs, index, open, events. ARGV: id, doc, started, updated,
-/// service, open (1/0), event backlog, summary. A document older than the
-/// stored one (`updated_unix`) is not written: a worker that lost its lease
-/// mid-tick cannot undo the newer holder's work. The open set only ever
-/// points at the service's newest open anomaly. A changed document adds an
-/// event: opened (new, or open again), updated, or resolved.
-const PUT_ANOMALY_LUA: &str = r"
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-local now_open = ARGV[6] == '1'
-local kind = now_open and 'opened' or 'resolved'
-if old then
-  if old == ARGV[2] then return 0 end
-  local ok, d = pcall(cjson.decode, old)
-  if ok and type(d) == 'table' then
-    if tonumber(d.updated_unix) and tonumber(d.updated_unix) > tonumber(ARGV[4]) then
-      return 0
-    end
-    local was_open = d.status == 'open'
-    if now_open then
-      kind = was_open and 'updated' or 'opened'
-    else
-      kind = was_open and 'resolved' or 'updated'
-    end
-  end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[7], '*', 'kind', kind, 'doc', ARGV[8])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-if ARGV[6] == '1' then
-  redis.call('HSET', KEYS[3], ARGV[5], ARGV[1])
-elseif redis.call('HGET', KEYS[3], ARGV[5]) == ARGV[1] then
-  redis.call('HDEL', KEYS[3], ARGV[5])
-end
-return 1";
-
-const RELEASE_LUA: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 0";
 
 /// Index entries read per round trip while paging the feed.
 const SCAN_BATCH: usize = 200;
@@ -128,6 +60,19 @@ impl FeedStore for RedisStore {
                 .ignore();
         }
         self.query::<()>(&pipe, self.write_timeout).await
+    }
+
+    async fn workers(&self, holder: &str, ttl_ms: u64) -> StoreResult<Vec<String>> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("EVAL")
+            .arg(WORKERS_LUA)
+            .arg(1)
+            .arg(keys::FEED_WORKERS)
+            .arg(holder)
+            .arg(ttl_ms);
+        let (mut alive,): (Vec<String>,) = self.query(&pipe, self.write_timeout).await?;
+        alive.sort();
+        Ok(alive)
     }
 
     async fn load_states(&self, services: &[&str]) -> StoreResult<Vec<Option<String>>> {

@@ -14,6 +14,7 @@ mod cache;
 mod incident;
 mod minute;
 mod refresh;
+pub mod share;
 mod takeover;
 #[cfg(test)]
 mod tests;
@@ -144,6 +145,10 @@ impl Worker {
         if let Err(e) = self.store.release_leases(&held, &self.id).await {
             tracing::warn!(error = %e, "could not release leases");
         }
+        // The others share its services from their next tick on.
+        if let Err(e) = self.store.workers(&self.id, 0).await {
+            tracing::warn!(error = %e, "could not say this worker is leaving");
+        }
     }
 
     /// One tick at `now` (Unix seconds): judges every completed minute not
@@ -197,13 +202,25 @@ impl Worker {
 
     async fn tick(&mut self, now: i64) -> StoreResult<TickReport> {
         let target = now.div_euclid(60) - 1;
-        let ids: Vec<&str> = self
+        let lease_ms = self.settings.lease_secs * 1000;
+        // The workers alive share the services: this one takes its share
+        // and gives back what is now another's (which takes it at its next
+        // tick). A worker that stops ticking drops out with its lease.
+        let alive = self.store.workers(&self.id, lease_ms).await?;
+        let (ids, others): (Vec<&str>, Vec<&str>) = self
             .registry
             .services()
             .iter()
             .map(|s| s.id.as_str())
+            .partition(|s| share::winner(s, &alive).is_none_or(|w| w == self.id));
+        let given_back: Vec<&str> = others
+            .into_iter()
+            .filter(|s| self.cache.contains_key(*s))
             .collect();
-        let lease_ms = self.settings.lease_secs * 1000;
+        if !given_back.is_empty() {
+            self.store.release_leases(&given_back, &self.id).await?;
+            self.cache.retain(|s, _| !given_back.contains(&s.as_str()));
+        }
         let leases = self.store.acquire_leases(&ids, &self.id, lease_ms).await?;
         let mut held: Vec<String> = Vec::with_capacity(ids.len());
         let mut keep: HashSet<&str> = HashSet::with_capacity(ids.len());

@@ -116,6 +116,7 @@ async fn a_spike_from_many_networks_opens_one_incident_the_next_worker_carries_o
         .release_leases(&held, worker.id())
         .await
         .expect("release");
+    bench.store.workers(worker.id(), 0).await.expect("leave");
     let mut next = bench.worker();
     let tick = next.step(bench.now + 120).await.expect("tick");
     assert!(!tick.events.contains(&opened_whatsapp()[0]), "{tick:?}");

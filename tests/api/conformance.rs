@@ -319,6 +319,33 @@ async fn ping_answers(store: AnyStore) {
     store.ping().await.expect("ping");
 }
 
+async fn workers_say_they_are_alive_and_drop_out(store: AnyStore) {
+    let alive = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        store.workers("w-b", 60_000).await.expect("store"),
+        alive(&["w-b"])
+    );
+    assert_eq!(
+        store.workers("w-a", 60_000).await.expect("store"),
+        alive(&["w-a", "w-b"])
+    );
+    // One that leaves is gone at once.
+    assert_eq!(
+        store.workers("w-b", 0).await.expect("store"),
+        alive(&["w-a"])
+    );
+    // One that stops saying so is gone when its time is up.
+    store.workers("w-c", 50).await.expect("store");
+    eventually("w-c to drop out", Duration::from_secs(5), || {
+        let store = &store;
+        async move {
+            let now = store.workers("w-a", 60_000).await.expect("store");
+            (now == ["w-a"]).then_some(())
+        }
+    })
+    .await;
+}
+
 async fn a_lease_is_exclusive_and_guards_commits(store: AnyStore) {
     let services = ["whatsapp", "facebook"];
     assert_eq!(
@@ -638,6 +665,7 @@ async fn each_change_of_an_incident_is_an_event_in_order(store: AnyStore) {
 conformance!(
     each_change_of_an_incident_is_an_event_in_order,
     a_lease_is_exclusive_and_guards_commits,
+    workers_say_they_are_alive_and_drop_out,
     the_feed_pages_newest_first_and_tracks_open_incidents,
     first_report_per_reporter_counts_and_repeats_do_not,
     idempotent_retry_gets_the_first_answer_and_counts_once,

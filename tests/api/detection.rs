@@ -385,18 +385,28 @@ async fn services_of_one_company_on_two_workers_form_one_company_event() {
             settings.clone(),
         )
     };
-    // A holds everything but WhatsApp, which a probe keeps from it; then B
-    // gets WhatsApp alone.
-    let (mut a, mut b) = (worker(), worker());
-    let probe = app.store.acquire_leases(&["whatsapp"], "probe", 600_000);
-    assert!(probe.await.expect("store")[0].held());
-    let held = a.step(now).await.expect("tick").services_held;
-    assert_eq!(held, app.registry.services().len() - 1);
-    app.store
-        .release_leases(&["whatsapp"], "probe")
-        .await
-        .expect("store");
-    assert_eq!(b.step(now).await.expect("tick").services_held, 1);
+    // Two workers between which Facebook and WhatsApp fall apart (the
+    // share of each follows from the workers' ids), ticking until each
+    // holds its share.
+    let (mut a, mut b) = (0..64)
+        .map(|_| (worker(), worker()))
+        .find(|(a, b)| {
+            let alive = [a.id().to_string(), b.id().to_string()];
+            let of = |s| outagewatch::worker::share::winner(s, &alive);
+            of("facebook") != of("whatsapp")
+        })
+        .expect("a pair of workers splitting the two");
+    let all = app.registry.services().len();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let held = a.step(now).await.expect("tick").services_held
+            + b.step(now).await.expect("tick").services_held;
+        if held == all {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{held} of {all} held");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     spike(&app, "facebook", 150, "fb").await;
     spike(&app, "whatsapp", 150, "wa").await;
@@ -722,3 +732,48 @@ async fn a_worker_on_its_own_serves_its_metrics_and_releases_its_leases_on_stop(
 on_each_backend!(only_one_worker_holds_a_service_at_a_time);
 
 on_each_backend!(a_spike_over_imported_history_opens_one_incident_that_survives_a_worker_restart);
+
+/// Two workers share the services, each held by one; when one dies (its
+/// ticks stop, its leases unreleased) the other has them all within the
+/// lease (1 s in the tests) and a tick.
+// A test body (run by `on_each_backend!`): unwraps as in a test.
+#[allow(clippy::unwrap_used)]
+async fn two_workers_share_the_services_and_one_takes_over_when_the_other_dies(backend: Backend) {
+    let app = TestApp::on(&backend).await;
+    let all = app.registry.services().len();
+    let (mut a, mut b) = (app.worker(), app.worker());
+    let now = chrono::Utc::now().timestamp();
+    // Each announces itself; the first alone takes everything.
+    a.step(now).await.expect("tick");
+    b.step(now).await.expect("tick");
+    // Then the first gives back the second's share, which takes it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let held = loop {
+        let ha = a.step(now).await.expect("tick").services_held;
+        let hb = b.step(now).await.expect("tick").services_held;
+        if ha + hb == all && ha > 0 && hb > 0 {
+            break (ha, hb);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not shared: {ha} + {hb} of {all}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(held.0 > all / 4 && held.1 > all / 4, "{held:?} of {all}");
+    // The first dies without a word: the second ends up with all of them.
+    drop(a);
+    let started = std::time::Instant::now();
+    let lease = std::time::Duration::from_secs(app.settings.worker.lease_secs);
+    while b.step(now).await.expect("tick").services_held < all {
+        assert!(
+            started.elapsed() < lease * 3,
+            "not taken over in {:?}",
+            started.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    app.stop().await;
+}
+
+on_each_backend!(two_workers_share_the_services_and_one_takes_over_when_the_other_dies);
