@@ -1,5 +1,6 @@
 //! Shared by the benches: a throwaway `redis-server` on a free loopback TCP
-//! port (the tests' own, `tests/support/redis_server.rs`), servers on their own actix system thread (as `main.rs` runs them),
+//! port (the tests' own, `tests/support/redis_server.rs`) or Redis Cluster
+//! (`tests/support/redis_cluster.rs`), servers on their own actix system thread (as `main.rs` runs them),
 //! a tiny HTTP GET, Prometheus text parsing, Redis `INFO commandstats` and
 //! per-thread CPU accounting from `/proc`, and a report's first lines (the
 //! command, the machine, the date).
@@ -22,6 +23,11 @@ use outagewatch::config::Settings;
 #[path = "../../tests/support/redis_server.rs"]
 mod redis_server;
 pub use self::redis_server::RedisServer;
+#[path = "../../tests/support/redis_cluster.rs"]
+mod redis_cluster;
+// Only the cluster bench uses it.
+#[allow(unused_imports)]
+pub use self::redis_cluster::RedisCluster;
 
 pub const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
@@ -258,6 +264,13 @@ fn group_of(comm: &str) -> &'static str {
     }
 }
 
+/// CPU seconds process `pid` has used (all its threads), from `/proc`.
+pub fn process_cpu_secs(pid: u32) -> Option<f64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, ticks) = stat_ticks(&text)?;
+    Some(ticks as f64 / clock_ticks_per_sec())
+}
+
 impl CpuSample {
     pub fn take(redis_pid: Option<u32>) -> CpuSample {
         let mut ticks: BTreeMap<String, u64> = BTreeMap::new();
@@ -341,7 +354,7 @@ impl CpuSample {
     }
 }
 
-fn clock_ticks_per_sec() -> f64 {
+pub fn clock_ticks_per_sec() -> f64 {
     static HZ: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *HZ.get_or_init(|| {
         Command::new("getconf")
