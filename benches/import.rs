@@ -90,6 +90,8 @@ struct RunResult {
     imported_metric: f64,
     redis_stats: BTreeMap<String, (u64, u64)>,
     dbsize: u64,
+    /// Bytes Redis holds after the import, less what it held empty.
+    memory: u64,
     cpu: Vec<(String, f64)>,
 }
 
@@ -101,6 +103,7 @@ async fn run_once(
 ) -> anyhow::Result<RunResult> {
     redis.flushall()?;
     redis.reset_stats()?;
+    let empty = redis.used_memory()?;
     let before = support::scrape(ow.addr())?;
     let cpu_before = CpuSample::take(Some(redis.pid()));
     let url = format!("http://{}/api/v1/admin/import", ow.addr());
@@ -131,6 +134,7 @@ async fn run_once(
         imported_metric: support::delta(&before, &after, "outagewatch_reports_imported_total"),
         redis_stats: redis.command_stats()?,
         dbsize: redis.dbsize()?,
+        memory: redis.used_memory()?.saturating_sub(empty),
         cpu,
     })
 }
@@ -189,6 +193,13 @@ fn main() -> anyhow::Result<()> {
             field("rejected_count"),
             field("reports"),
             r.dbsize
+        );
+        println!(
+            "       Redis holds {:.1} MB for the {} services: {:.0} KB per service ({:.1} days of history)",
+            r.memory as f64 / 1e6,
+            SERVICES.len(),
+            r.memory as f64 / 1e3 / SERVICES.len() as f64,
+            (lines / SERVICES.len()) as f64 / 1440.0
         );
         if field("accepted") != lines as u64 || field("rejected_count") != 0 {
             bail!(

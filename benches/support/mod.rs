@@ -56,6 +56,15 @@ impl RedisServer {
         self.command(&["CONFIG", "RESETSTAT"]).map(drop)
     }
 
+    /// `INFO memory`'s `used_memory`: bytes the data takes.
+    pub fn used_memory(&self) -> anyhow::Result<u64> {
+        let info = self.command(&["INFO", "memory"])?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .context("no used_memory in INFO memory")
+    }
+
     /// `INFO commandstats`: command name → (calls, microseconds).
     pub fn command_stats(&self) -> anyhow::Result<BTreeMap<String, (u64, u64)>> {
         let info = self.command(&["INFO", "commandstats"])?;
