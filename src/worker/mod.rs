@@ -138,8 +138,11 @@ impl Worker {
                 break;
             }
             let now = chrono::Utc::now().timestamp();
-            // The next tick retries.
-            let _ = self.step(now).await;
+            // The next tick retries. Meanwhile this worker is not one the
+            // others should leave a share to: it could not hold it.
+            if self.step(now).await.is_err() {
+                let _ = self.store.workers(&self.id, 0).await;
+            }
         }
         let held: Vec<&str> = self.cache.keys().map(String::as_str).collect();
         if let Err(e) = self.store.release_leases(&held, &self.id).await {

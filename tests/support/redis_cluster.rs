@@ -73,6 +73,15 @@ impl RedisCluster {
         let cluster = RedisCluster { nodes };
         cluster.create()?;
         cluster.wait_until_formed()?;
+        // And each master's replica acknowledges a write: a replica can be
+        // online and still not answer WAIT for a moment.
+        let deadline = Instant::now() + FORM_LIMIT;
+        while !cluster.replicas_acknowledge()? {
+            if Instant::now() > deadline {
+                bail!("the replicas did not acknowledge writes within {FORM_LIMIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Ok(cluster)
     }
 
@@ -135,6 +144,21 @@ impl RedisCluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Whether every master's replica acknowledges a write at once: a
+    /// replicated, keyless one (FLUSHALL: only for the new, empty cluster),
+    /// then `WAIT 1` on the same connection.
+    fn replicas_acknowledge(&self) -> anyhow::Result<bool> {
+        for port in self.masters()? {
+            let answers = self
+                .node(port)
+                .commands(&[&["FLUSHALL"], &["WAIT", "1", "200"]])?;
+            if answers.last().map(String::as_str) != Some("1") {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Seed URLs, one per node, as `store.redis_cluster_nodes` takes them.

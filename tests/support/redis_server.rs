@@ -170,16 +170,27 @@ impl RedisServer {
     /// One command over a fresh blocking connection; the answer as text
     /// (an integer as its digits, nil as empty).
     pub fn command(&self, args: &[&str]) -> anyhow::Result<String> {
+        Ok(self.commands(&[args])?.remove(0))
+    }
+
+    /// Commands one after the other over one fresh blocking connection
+    /// (as `WAIT` needs the writes before it on its own connection); the
+    /// answers as [`RedisServer::command`] gives them.
+    pub fn commands(&self, commands: &[&[&str]]) -> anyhow::Result<Vec<String>> {
         let client = redis::Client::open(self.url())?;
         let mut conn = client.get_connection_with_timeout(Duration::from_secs(1))?;
         conn.set_read_timeout(Some(Duration::from_secs(30)))?;
-        let (name, rest) = args.split_first().context("no command")?;
-        let answer: redis::Value = redis::cmd(name).arg(rest).query(&mut conn)?;
-        Ok(match answer {
-            redis::Value::Nil => String::new(),
-            redis::Value::Int(n) => n.to_string(),
-            other => redis::from_redis_value(other)?,
-        })
+        let mut answers = Vec::with_capacity(commands.len());
+        for args in commands {
+            let (name, rest) = args.split_first().context("no command")?;
+            let answer: redis::Value = redis::cmd(name).arg(rest).query(&mut conn)?;
+            answers.push(match answer {
+                redis::Value::Nil => String::new(),
+                redis::Value::Int(n) => n.to_string(),
+                other => redis::from_redis_value(other)?,
+            });
+        }
+        Ok(answers)
     }
 }
 

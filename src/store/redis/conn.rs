@@ -40,7 +40,14 @@ impl Conn {
                 .min_retry_wait(20)
                 .max_retry_wait(250)
                 .build()?;
-            let config = redis::cluster::ClusterConfig::new().set_connection_timeout(connect);
+            // A node that hangs (a host gone, a partition) must not hold
+            // the client forever: the driver refreshes its slots on one
+            // connection at a time. The longest call the store makes (an
+            // import's chunk) fits in this.
+            let longest = settings.write_timeout_ms.max(settings.read_timeout_ms) * 10;
+            let config = redis::cluster::ClusterConfig::new()
+                .set_connection_timeout(connect)
+                .set_response_timeout(Duration::from_millis(longest));
             return Ok(Conn::Cluster(
                 client.get_pending_async_connection_with_config(config),
             ));
@@ -108,11 +115,13 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// The pipeline's commands grouped by the master of their slot (a command
-/// without a key goes with the one before it), the groups sent at once,
+/// The pipeline's commands grouped by their slot (a command without a key
+/// goes with the one before it), the groups sent at once,
 /// and every command's answer in the pipeline's order. A `WAIT` waits on
 /// every master the pipeline wrote to: it is sent in each group, and
-/// answers the fewest replicas any of them reached.
+/// answers the fewest replicas any of them reached. (A master with several
+/// of the pipeline's slots runs their WAITs one after the other; one WAIT
+/// per master needs the slot map, which the driver does not expose.)
 fn by_slot(conn: ClusterConnection, pipeline: &Pipeline) -> RedisFuture<'static, Vec<Value>> {
     let mut groups: Vec<(Option<Route>, Pipeline, Vec<usize>)> = Vec::new();
     let mut group_of: HashMap<Route, usize> = HashMap::new();
