@@ -362,11 +362,12 @@ async fn an_incident_resolved_after_a_long_pause_ends_with_its_last_hit() {
     app.stop().await;
 }
 
-/// Facebook held by one worker and WhatsApp by another: their incidents
-/// still form one Meta event, with one id.
-#[tokio::test]
-async fn services_of_one_company_on_two_workers_form_one_company_event() {
-    let app = TestApp::embedded().await;
+/// Facebook held by one worker and WhatsApp by another: one incident each
+/// (however many workers tick), and together one Meta event, with one id.
+// A test body (run by `on_each_backend!`): unwraps as in a test.
+#[allow(clippy::unwrap_used)]
+async fn services_of_one_company_on_two_workers_form_one_company_event(backend: Backend) {
+    let app = TestApp::on(&backend).await;
     let now = chrono::Utc::now().timestamp();
     for service in ["facebook", "whatsapp"] {
         let (status, body) = app.import(history(service, now)).await;
@@ -777,3 +778,5 @@ async fn two_workers_share_the_services_and_one_takes_over_when_the_other_dies(b
 }
 
 on_each_backend!(two_workers_share_the_services_and_one_takes_over_when_the_other_dies);
+
+on_each_backend!(services_of_one_company_on_two_workers_form_one_company_event);
