@@ -222,7 +222,9 @@ impl Worker {
             .collect();
         if !given_back.is_empty() {
             self.store.release_leases(&given_back, &self.id).await?;
-            self.cache.retain(|s, _| !given_back.contains(&s.as_str()));
+            for s in &given_back {
+                self.cache.remove(*s);
+            }
         }
         let leases = self.store.acquire_leases(&ids, &self.id, lease_ms).await?;
         let mut held: Vec<String> = Vec::with_capacity(ids.len());

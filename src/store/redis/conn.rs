@@ -116,8 +116,8 @@ impl ConnectionLike for Conn {
 }
 
 /// The pipeline's commands grouped by their slot (a command without a key
-/// goes with the one before it), the groups sent at once,
-/// and every command's answer in the pipeline's order. A `WAIT` waits on
+/// goes with the one before it), the groups sent at once, and every
+/// command's answer in the pipeline's order. A `WAIT` waits on
 /// every master the pipeline wrote to: it is sent in each group, and
 /// answers the fewest replicas any of them reached. (A master with several
 /// of the pipeline's slots runs their WAITs one after the other; one WAIT
@@ -128,11 +128,12 @@ fn by_slot(conn: ClusterConnection, pipeline: &Pipeline) -> RedisFuture<'static,
     let mut waits: Vec<(usize, Cmd)> = Vec::new();
     let mut last: Option<usize> = None;
     for (index, cmd) in pipeline.cmd_iter().enumerate() {
-        if name_of(cmd).as_deref() == Some(b"WAIT".as_slice()) {
+        let name = name_of(cmd).unwrap_or_default();
+        if name == b"WAIT" {
             waits.push((index, cmd.clone()));
             continue;
         }
-        let route = first_key(cmd).map(|key| Route::with_key(key, SlotAddr::Master));
+        let route = first_key(cmd, &name).map(|key| Route::with_key(key, SlotAddr::Master));
         let group = match (route, last) {
             (Some(route), _) => *group_of.entry(route).or_insert_with(|| {
                 groups.push((Some(route), Pipeline::new(), Vec::new()));
@@ -204,13 +205,13 @@ fn name_of(cmd: &Cmd) -> Option<Vec<u8>> {
 /// The first key of one of the store's commands, which decides its slot
 /// (all of a command's keys share their hash tag): the third argument of a
 /// script call with keys, none for PING, WAIT and SCRIPT, else the first.
-fn first_key(cmd: &Cmd) -> Option<&[u8]> {
+fn first_key<'a>(cmd: &'a Cmd, name: &[u8]) -> Option<&'a [u8]> {
     let mut args = cmd.args_iter().filter_map(|a| match a {
         Arg::Simple(bytes) => Some(bytes),
         _ => None,
     });
     let _name = args.next()?;
-    match name_of(cmd)?.as_slice() {
+    match name {
         b"EVAL" | b"EVALSHA" | b"EVAL_RO" | b"EVALSHA_RO" => {
             let _script = args.next()?;
             let keys: usize = std::str::from_utf8(args.next()?).ok()?.parse().ok()?;
